@@ -1,0 +1,287 @@
+"""The `hubspot-relay` command: serve, status, send."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .config import Config, ConfigError, load
+from .logs import configure as configure_logs
+
+app = typer.Typer(
+    name="hubspot-relay",
+    help="A self-hosted, Segment-compatible HubSpot destination.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="HUBSPOT_RELAY_CONFIG",
+        help="TOML file with sources and HubSpot accounts (default: environment variables).",
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where the queue lives (env HUBSPOT_RELAY_DATA_DIR).")
+]
+
+
+def _load_config(config: Path | None, data_dir: Path | None = None) -> Config:
+    try:
+        cfg = load(config)
+    except ConfigError as e:
+        err.print(f"[bold red]configuration error:[/] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    if data_dir is not None:
+        from dataclasses import replace
+
+        cfg = replace(cfg, data_dir=data_dir)
+    return cfg
+
+
+def _banner(cfg: Config, host: str, port: int) -> None:
+    err.print(f"[bold]hubspot-relay {__version__}[/] listening on http://{host}:{port}", highlight=False)
+    err.print(f"  queue: {cfg.data_dir / 'queue.sqlite3'} (SQLite, WAL, group commit)", highlight=False)
+    for src in cfg.sources:
+        acc = cfg.account(src.account)
+        state = "" if src.enabled else " (HubSpot off)"
+        err.print(
+            f"  source {src.name!r} -> account {acc.name!r} hub {acc.hub_id} "
+            f"\\[{acc.api_mode}] at {acc.api_base}{state}",
+            highlight=False,
+        )
+    if cfg.open_ingest:
+        err.print("  [yellow]no HUBSPOT_RELAY_WRITE_KEY set: any write key is accepted (development only)[/]")
+    if cfg.uses_sandbox:
+        err.print(
+            "[bold yellow]  NO HUBSPOT CREDENTIALS CONFIGURED: the target is the local HubSpot sandbox "
+            f"({cfg.accounts[0].api_base}), not a real HubSpot account.[/]"
+        )
+    err.print(
+        "  ingest: POST /v1/{identify,track,page,screen,group,alias,batch} and /v1/{i,t,p,s,g,a,b}",
+        highlight=False,
+    )
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env HUBSPOT_RELAY_PORT; default 8088).")] = None,
+    data_dir: DataDirOpt = None,
+    log_format: Annotated[str, typer.Option(help="console or json")] = "console",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Accept Segment messages and store them durably for delivery to HubSpot."""
+    import uvicorn
+
+    from .server import create_app
+
+    configure_logs("json" if log_format == "json" else "console", log_level)
+    cfg = _load_config(config, data_dir)
+    host = host or cfg.host
+    port = port or cfg.port
+    _banner(cfg, host, port)
+    uvicorn.run(
+        create_app(cfg),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=log_level.lower(),
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def status(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Queued, in-flight, retrying, delivered and dead-lettered messages, per source."""
+    from .server import build_queue, queue_path
+
+    cfg = _load_config(config, data_dir)
+    path = queue_path(cfg)
+    if not path.exists():
+        err.print(f"no queue at {path} yet: nothing has been received", highlight=False)
+        raise typer.Exit(1)
+
+    async def read() -> dict[str, Any]:
+        q = build_queue(cfg)
+        await q.open()
+        try:
+            return {src: c.as_dict() for src, c in (await q.counts()).items()}
+        finally:
+            await q.close()
+
+    counts = asyncio.run(read())
+    if as_json:
+        sys.stdout.write(orjson.dumps({"queue": str(path), "sources": counts}).decode() + "\n")
+        return
+    table = Table(title=f"hubspot-relay queue ({path})")
+    columns = ["queued", "in_flight", "retrying", "delivered", "dead"]
+    table.add_column("source")
+    for col in columns:
+        table.add_column(col.replace("_", " "), justify="right")
+    for src in sorted(counts):
+        table.add_row(src, *(str(counts[src][c]) for c in columns))
+    if not counts:
+        table.add_row("(none)", *("0" for _ in columns))
+    out.print(table)
+
+
+class MessageType(StrEnum):
+    identify = "identify"
+    track = "track"
+    page = "page"
+    screen = "screen"
+    group = "group"
+    alias = "alias"
+
+
+def _pairs(items: list[str], what: str) -> dict[str, Any]:
+    """`key=value` options; values that parse as JSON (numbers, true, lists) keep their type."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{what} must look like key=value, got {item!r}")
+        try:
+            result[key] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            result[key] = value
+    return result
+
+
+def build_message(
+    mtype: MessageType,
+    *,
+    user_id: str | None,
+    anonymous_id: str | None,
+    email: str | None,
+    event: str | None,
+    name: str | None,
+    group_id: str | None,
+    previous_id: str | None,
+    traits: dict[str, Any],
+    properties: dict[str, Any],
+) -> dict[str, Any]:
+    """The Segment message `send` posts; the email goes where the HubSpot mapping looks for it."""
+    msg: dict[str, Any] = {
+        "type": mtype.value,
+        "messageId": f"cli-{uuid.uuid4()}",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "context": {"library": {"name": "hubspot-relay-cli", "version": __version__}},
+    }
+    uid = user_id or email
+    if uid:
+        msg["userId"] = uid
+    if anonymous_id or not uid:
+        msg["anonymousId"] = anonymous_id or f"cli-{uuid.uuid4()}"
+    if mtype in (MessageType.identify, MessageType.group):
+        if email:
+            traits.setdefault("email", email)
+        msg["traits"] = traits
+    elif traits:
+        msg["context"]["traits"] = traits
+    if mtype is MessageType.track:
+        if not event:
+            raise typer.BadParameter("track needs --event")
+        msg["event"] = event
+        if email:
+            properties.setdefault("email", email)
+    if mtype in (MessageType.page, MessageType.screen):
+        if name:
+            msg["name"] = name
+        if email:
+            msg["context"].setdefault("traits", {}).setdefault("email", email)
+    if mtype is MessageType.group:
+        if not group_id:
+            raise typer.BadParameter("group needs --group-id")
+        msg["groupId"] = group_id
+    if mtype is MessageType.alias:
+        if not (previous_id and uid):
+            raise typer.BadParameter("alias needs --previous-id and --user-id")
+        msg["previousId"] = previous_id
+        msg.pop("anonymousId", None)
+    if mtype in (MessageType.track, MessageType.page, MessageType.screen):
+        msg["properties"] = properties
+    return msg
+
+
+@app.command()
+def send(
+    mtype: Annotated[
+        MessageType, typer.Argument(metavar="TYPE", help="identify, track, page, screen, group, alias")
+    ],
+    email: Annotated[str | None, typer.Option(help="The contact's email.")] = None,
+    user_id: Annotated[str | None, typer.Option(help="userId (default: the email).")] = None,
+    anonymous_id: Annotated[str | None, typer.Option(help="anonymousId.")] = None,
+    event: Annotated[str | None, typer.Option(help="Event name, for track.")] = None,
+    name: Annotated[str | None, typer.Option(help="Page or screen name.")] = None,
+    group_id: Annotated[str | None, typer.Option(help="groupId, for group.")] = None,
+    previous_id: Annotated[str | None, typer.Option(help="previousId, for alias.")] = None,
+    trait: Annotated[list[str] | None, typer.Option("--trait", "-t", help="key=value (repeatable).")] = None,
+    prop: Annotated[
+        list[str] | None, typer.Option("--property", "-p", help="key=value (repeatable).")
+    ] = None,
+    url: Annotated[str, typer.Option(envvar="HUBSPOT_RELAY_URL", help="The relay's base URL.")] = "",
+    write_key: Annotated[
+        str | None, typer.Option(envvar="HUBSPOT_RELAY_WRITE_KEY", help="Write key.")
+    ] = None,
+) -> None:
+    """Send one test message to a running relay, as a Segment client would."""
+    url = url or f"http://127.0.0.1:{os.environ.get('HUBSPOT_RELAY_PORT', '8088')}"
+    msg = build_message(
+        mtype,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        email=email,
+        event=event,
+        name=name,
+        group_id=group_id,
+        previous_id=previous_id,
+        traits=_pairs(trait or [], "--trait"),
+        properties=_pairs(prop or [], "--property"),
+    )
+    try:
+        resp = httpx.post(
+            f"{url.rstrip('/')}/v1/{mtype.value}",
+            content=orjson.dumps(msg),
+            headers={"Content-Type": "application/json"},
+            auth=(write_key or "dev", ""),
+            timeout=10,
+        )
+    except httpx.HTTPError as e:
+        err.print(f"[red]could not reach the relay at {url}:[/] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    if resp.status_code != 200:
+        err.print(f"[red]{resp.status_code}[/] {resp.text}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"sent {mtype.value} {msg['messageId']}: {resp.text}", highlight=False)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)

@@ -1,0 +1,397 @@
+"""Configuration: which write keys are accepted and which HubSpot account each one feeds.
+
+Single-tenant set-ups use environment variables; several sources and accounts use a TOML
+file (`--config`). Everything is validated at start-up, and every error names the key at
+fault without ever echoing a credential.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from .secrets import Secret
+
+ApiMode = Literal["v3", "legacy"]
+
+DEFAULT_API_BASE = "https://api.hubapi.com"
+DEFAULT_TRACK_BASE = "https://track.hubspot.com"
+DEFAULT_PORT = 8088
+SANDBOX_PORT = 8089
+SANDBOX_HUB_ID = "997086"
+SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_API_KEY = "dfdbfe6f-e7bf-4938-8e82-7d1938e48ab8"
+
+# HubSpot's budgets per key or token (DESIGN.md): the seed's legacy figures, and a private
+# app on a Free/Starter portal, the safe default when the tier is unknown.
+DEFAULT_LIMITS: dict[str, tuple[int, int]] = {"legacy": (100, 40_000), "v3": (100, 250_000)}
+
+_HUB_ID = re.compile(r"^[0-9]{1,12}$")
+_API_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who has to fix it."""
+
+
+# ---- the file's schema (unknown keys are errors) -------------------------------------------
+
+
+class _Limits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    per_10s: int | None = None
+    per_second: int | None = None
+    per_day: int | None = None
+
+
+class _Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    hub_id: int | str
+    access_token: str | None = None
+    api_key: str | None = None
+    api_mode: ApiMode | None = None
+    api_base: str = DEFAULT_API_BASE
+    track_base: str = DEFAULT_TRACK_BASE
+    eu: bool = False
+    limits: _Limits = msgspec.field(default_factory=_Limits)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class _Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    write_key: str
+    account: str
+    enabled: bool = True
+
+
+class _Relay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    data_dir: str | None = None
+    host: str | None = None
+    port: int | None = None
+    queue: Literal["sqlite"] = "sqlite"
+    admin_token: str | None = None
+
+
+class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    relay: _Relay = msgspec.field(default_factory=_Relay)
+    accounts: list[_Account] = msgspec.field(default_factory=list)
+    sources: list[_Source] = msgspec.field(default_factory=list)
+
+
+# ---- the validated configuration ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    per_10s: int
+    per_day: int
+    per_second: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One HubSpot portal we deliver to, with the credentials and budget that go with it."""
+
+    name: str
+    hub_id: str
+    api_mode: ApiMode
+    access_token: Secret | None
+    api_key: Secret | None
+    api_base: str
+    track_base: str
+    limits: RateLimits
+    eu: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+    sandbox: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A write key clients send with, routed to one account."""
+
+    name: str
+    write_key: Secret
+    account: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    host: str
+    port: int
+    accounts: tuple[Account, ...]
+    sources: tuple[Source, ...]
+    queue: str = "sqlite"
+    admin_token: Secret | None = None
+    # With no write key configured (development against the sandbox only) any key is let in.
+    open_ingest: bool = False
+    _by_write_key: dict[str, Source] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_write_key", {s.write_key.reveal(): s for s in self.sources})
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return any(a.sandbox for a in self.accounts)
+
+    def source_for_write_key(self, write_key: str) -> Source | None:
+        """The source a write key belongs to; in open-ingest mode every key maps to the default."""
+        if self.open_ingest:
+            return self.sources[0] if write_key else None
+        return self._by_write_key.get(write_key)
+
+    def account(self, name: str) -> Account:
+        for acc in self.accounts:
+            if acc.name == name:
+                return acc
+        raise KeyError(name)
+
+
+def _where(path: str) -> str:
+    """Turn msgspec's `$.accounts[0].limits` into `accounts[0].limits`."""
+    return path.removeprefix("$").lstrip(".") or "(top level)"
+
+
+def _validation_message(err: msgspec.ValidationError) -> str:
+    text = str(err)
+    if " - at `" in text:
+        msg, _, at = text.partition(" - at `")
+        return f"{_where(at.rstrip('`'))}: {msg}"
+    return text
+
+
+def _expand_env(value: str | None, key: str, env: Mapping[str, str]) -> str | None:
+    """`${NAME}` takes the value from the environment, so secrets can stay out of the file."""
+    if value is None:
+        return None
+    m = _ENV_REF.match(value)
+    if not m:
+        return value
+    var = m.group(1)
+    if var not in env or env[var] == "":
+        raise ConfigError(f"{key}: refers to environment variable {var}, which is not set")
+    return env[var]
+
+
+def validate_hub_id(value: object, key: str) -> str:
+    text = str(value).strip()
+    if not _HUB_ID.match(text):
+        raise ConfigError(
+            f"{key}: a Hub ID is a series of digits, like 997086 (find it on your HubSpot account's "
+            "Settings page)"
+        )
+    return text
+
+
+def validate_api_key(value: str, key: str) -> Secret:
+    if not _API_KEY.match(value.strip()):
+        raise ConfigError(
+            f"{key}: does not look like a HubSpot API key, which looks like "
+            "dfdbfe6f-e7bf-4938-8e82-7d1938e48ab8. Don't use the temporary authorization code "
+            "from Settings > API Access."
+        )
+    return Secret(value.strip().lower())
+
+
+def validate_access_token(value: str, key: str) -> Secret:
+    token = value.strip()
+    if not token or any(c.isspace() for c in token):
+        raise ConfigError(f"{key}: an access token is one word with no spaces")
+    return Secret(token)
+
+
+def _validate_url(value: str, key: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ConfigError(f"{key}: must be an http(s) URL, like https://api.hubapi.com")
+    return value.rstrip("/")
+
+
+def _limits(raw: _Limits, mode: ApiMode, key: str) -> RateLimits:
+    per_10s_default, per_day_default = DEFAULT_LIMITS[mode]
+    for name in ("per_10s", "per_second", "per_day"):
+        v = getattr(raw, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"{key}.{name}: must be a positive whole number")
+    per_10s = raw.per_10s if raw.per_10s is not None else per_10s_default
+    if raw.per_second is not None:
+        per_10s = min(per_10s, raw.per_second * 10)
+    return RateLimits(
+        per_10s=per_10s,
+        per_day=raw.per_day if raw.per_day is not None else per_day_default,
+        per_second=raw.per_second,
+    )
+
+
+def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
+    key = f"accounts[{i}]"
+    if not _NAME.match(raw.name):
+        raise ConfigError(f"{key}.name: use letters, digits, '-', '_' or '.' (at most 64)")
+    hub_id = validate_hub_id(raw.hub_id, f"{key}.hub_id")
+    token_raw = _expand_env(raw.access_token, f"{key}.access_token", env)
+    api_key_raw = _expand_env(raw.api_key, f"{key}.api_key", env)
+    token = validate_access_token(token_raw, f"{key}.access_token") if token_raw else None
+    api_key = validate_api_key(api_key_raw, f"{key}.api_key") if api_key_raw else None
+    mode: ApiMode = raw.api_mode or ("v3" if token or not api_key else "legacy")
+    if mode == "v3" and token is None:
+        raise ConfigError(f"{key}: api_mode v3 needs access_token (a private app token)")
+    if mode == "legacy" and api_key is None:
+        raise ConfigError(f"{key}: api_mode legacy needs api_key")
+    return Account(
+        name=raw.name,
+        hub_id=hub_id,
+        api_mode=mode,
+        access_token=token,
+        api_key=api_key,
+        api_base=_validate_url(raw.api_base, f"{key}.api_base"),
+        track_base=_validate_url(raw.track_base, f"{key}.track_base"),
+        limits=_limits(raw.limits, mode, f"{key}.limits"),
+        eu=raw.eu,
+        options=dict(raw.options),
+    )
+
+
+def _check_routes(accounts: tuple[Account, ...], sources: tuple[Source, ...]) -> None:
+    names = [a.name for a in accounts]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"accounts[{i}].name: {name!r} is used by another account")
+    seen_keys: set[str] = set()
+    seen_names: set[str] = set()
+    for i, src in enumerate(sources):
+        if src.name in seen_names:
+            raise ConfigError(f"sources[{i}].name: {src.name!r} is used by another source")
+        seen_names.add(src.name)
+        if src.write_key.reveal() in seen_keys:
+            raise ConfigError(f"sources[{i}].write_key: the same write key is given to another source")
+        seen_keys.add(src.write_key.reveal())
+        if src.account not in names:
+            raise ConfigError(f"sources[{i}].account: no account is named {src.account!r}")
+
+
+def sandbox_account(port: int = SANDBOX_PORT) -> Account:
+    """The bundled sandbox's default portal, used when no HubSpot credentials are configured."""
+    base = f"http://127.0.0.1:{port}"
+    return Account(
+        name="sandbox",
+        hub_id=SANDBOX_HUB_ID,
+        api_mode="v3",
+        access_token=Secret(SANDBOX_TOKEN),
+        api_key=None,
+        api_base=base,
+        track_base=base,
+        limits=RateLimits(*DEFAULT_LIMITS["v3"]),
+        sandbox=True,
+    )
+
+
+def load_file(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Load a multi-tenant TOML configuration."""
+    env = os.environ if env is None else env
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        raw = msgspec.convert(data, _File)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{path}: {_validation_message(e)}") from None
+    try:
+        accounts = tuple(_account(a, i, env) for i, a in enumerate(raw.accounts))
+        sources = []
+        for i, s in enumerate(raw.sources):
+            wk = _expand_env(s.write_key, f"sources[{i}].write_key", env) or ""
+            if not wk.strip():
+                raise ConfigError(f"sources[{i}].write_key: must not be empty")
+            sources.append(
+                Source(name=s.name, write_key=Secret(wk.strip()), account=s.account, enabled=s.enabled)
+            )
+        if not sources:
+            raise ConfigError("sources: at least one [[sources]] entry is needed")
+        _check_routes(accounts, tuple(sources))
+        admin = _expand_env(raw.relay.admin_token, "relay.admin_token", env)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return _with_relay_settings(
+        Config(
+            data_dir=Path(raw.relay.data_dir or ".hubspot-relay"),
+            host=raw.relay.host or "127.0.0.1",
+            port=raw.relay.port or DEFAULT_PORT,
+            accounts=accounts,
+            sources=tuple(sources),
+            queue=raw.relay.queue,
+            admin_token=Secret(admin) if admin else None,
+        ),
+        env,
+    )
+
+
+def load_env(env: Mapping[str, str] | None = None) -> Config:
+    """Single-tenant configuration from HUBSPOT_* environment variables."""
+    env = os.environ if env is None else env
+    token = env.get("HUBSPOT_ACCESS_TOKEN", "").strip()
+    api_key = env.get("HUBSPOT_API_KEY", "").strip()
+    write_key = env.get("HUBSPOT_RELAY_WRITE_KEY", "").strip()
+    if token or api_key:
+        if "HUBSPOT_HUB_ID" not in env:
+            raise ConfigError("HUBSPOT_HUB_ID: needed with HubSpot credentials (like 997086)")
+        hub_id = validate_hub_id(env["HUBSPOT_HUB_ID"], "HUBSPOT_HUB_ID")
+        mode: ApiMode = "v3" if token else "legacy"
+        account = Account(
+            name="default",
+            hub_id=hub_id,
+            api_mode=mode,
+            access_token=validate_access_token(token, "HUBSPOT_ACCESS_TOKEN") if token else None,
+            api_key=validate_api_key(api_key, "HUBSPOT_API_KEY") if api_key else None,
+            api_base=_validate_url(env.get("HUBSPOT_API_BASE", DEFAULT_API_BASE), "HUBSPOT_API_BASE"),
+            track_base=_validate_url(env.get("HUBSPOT_TRACK_BASE", DEFAULT_TRACK_BASE), "HUBSPOT_TRACK_BASE"),
+            limits=RateLimits(*DEFAULT_LIMITS[mode]),
+        )
+        if not write_key:
+            raise ConfigError(
+                "HUBSPOT_RELAY_WRITE_KEY: needed when delivering to a real HubSpot account, "
+                "so that only your clients can send"
+            )
+    else:
+        account = sandbox_account()
+    source = Source(name="default", write_key=Secret(write_key), account=account.name)
+    admin = env.get("HUBSPOT_RELAY_ADMIN_TOKEN", "").strip()
+    return _with_relay_settings(
+        Config(
+            data_dir=Path(".hubspot-relay"),
+            host="127.0.0.1",
+            port=DEFAULT_PORT,
+            accounts=(account,),
+            sources=(source,),
+            admin_token=Secret(admin) if admin else None,
+            open_ingest=not write_key,
+        ),
+        env,
+    )
+
+
+def _with_relay_settings(cfg: Config, env: Mapping[str, str]) -> Config:
+    """Environment variables override the file for the relay process itself."""
+    changes: dict[str, Any] = {}
+    if env.get("HUBSPOT_RELAY_DATA_DIR"):
+        changes["data_dir"] = Path(env["HUBSPOT_RELAY_DATA_DIR"])
+    if env.get("HUBSPOT_RELAY_PORT"):
+        port = env["HUBSPOT_RELAY_PORT"]
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError("HUBSPOT_RELAY_PORT: must be a port number (1-65535)")
+        changes["port"] = int(port)
+    return replace(cfg, **changes) if changes else cfg
+
+
+def load(config_path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    return load_file(config_path, env) if config_path else load_env(env)

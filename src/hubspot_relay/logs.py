@@ -1,0 +1,37 @@
+"""Structured logs (structlog), with every credential masked before it is written."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Literal
+
+import structlog
+
+from .secrets import scrub
+
+
+def _scrub_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    return scrub(event)  # type: ignore[no-any-return]
+
+
+def configure(fmt: Literal["console", "json"] = "console", level: str = "INFO") -> None:
+    """Route structlog and the stdlib (uvicorn) through one renderer on stderr."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _scrub_event,
+        renderer,
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")

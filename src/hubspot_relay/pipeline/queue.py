@@ -1,0 +1,116 @@
+"""The durable queue's contract, shared by the SQLite (embedded) and Redis (scale-out) backends.
+
+A message goes: appended (ready) -> leased by a worker -> acked (delivered), or retried later,
+or dead-lettered with a reason; dead letters can be replayed. A lease that is neither acked nor
+retried in time (a crashed worker) makes the message visible again: delivery is at-least-once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Protocol
+
+
+class State(IntEnum):
+    READY = 0
+    LEASED = 1
+    RETRYING = 2
+    DELIVERED = 3
+    DEAD = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An accepted message as ingest hands it to the queue."""
+
+    source: str
+    message_id: str
+    type: str
+    body: bytes
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Leased:
+    """A message handed to a worker, which must ack, retry or dead-letter it by `id`."""
+
+    id: int
+    source: str
+    message_id: str
+    type: str
+    body: bytes
+    received_at: float
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    source: str
+    message_id: str
+    type: str
+    reason: str
+    attempts: int
+    failed_at: float
+    body: bytes
+
+
+@dataclass(slots=True)
+class SourceCounts:
+    queued: int = 0
+    in_flight: int = 0
+    retrying: int = 0
+    delivered: int = 0
+    dead: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "queued": self.queued,
+            "in_flight": self.in_flight,
+            "retrying": self.retrying,
+            "delivered": self.delivered,
+            "dead": self.dead,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayFilter:
+    """Which dead letters to re-queue; empty fields match everything."""
+
+    source: str | None = None
+    reason_contains: str | None = None
+    message_ids: Sequence[str] = field(default_factory=tuple)
+
+
+class Queue(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def append(self, envelopes: Sequence[Envelope]) -> int:
+        """Store messages durably; returns how many were new (a repeated messageId is not)."""
+        ...
+
+    async def lease(
+        self, limit: int, lease_seconds: float, sources: Sequence[str] | None = None
+    ) -> list[Leased]:
+        """Take up to `limit` visible messages, oldest first, hiding them for `lease_seconds`."""
+        ...
+
+    async def ack(self, ids: Sequence[int]) -> None: ...
+
+    async def retry(self, ids: Sequence[int], delay_seconds: float, error: str) -> None: ...
+
+    async def dead_letter(self, ids: Sequence[int], reason: str) -> None: ...
+
+    async def dead_letters(
+        self, limit: int = 100, filter: ReplayFilter | None = None
+    ) -> list[DeadLetter]: ...
+
+    async def replay(self, filter: ReplayFilter | None = None) -> int:
+        """Make matching dead letters ready again; returns how many."""
+        ...
+
+    async def counts(self) -> dict[str, SourceCounts]: ...
