@@ -1,0 +1,105 @@
+"""The `hubspot-relay` command as users type it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, RelayProcess, stored_messages
+
+pytestmark = pytest.mark.e2e
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "hubspot_relay", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_send_then_status(data_dir: Path) -> None:
+    with RelayProcess(data_dir, env={"HUBSPOT_RELAY_WRITE_KEY": "wk"}) as relay:
+        env = {
+            "HUBSPOT_RELAY_URL": relay.url,
+            "HUBSPOT_RELAY_WRITE_KEY": "wk",
+            "HUBSPOT_RELAY_DATA_DIR": str(data_dir),
+        }
+        sent = cli(
+            "send", "track", "--email", "a@b.com", "--event", "Bought Item", "-p", "revenue=9.5", env=env
+        )
+        assert sent.returncode == 0, sent.stderr
+        ident = cli(
+            "send",
+            "identify",
+            "--email",
+            "a@b.com",
+            "-t",
+            "firstName=Ann",
+            "-t",
+            "Favorite Color=red",
+            env=env,
+        )
+        assert ident.returncode == 0, ident.stderr
+        track, identify = stored_messages(relay.queue_path)
+        assert (track["event"], track["properties"]) == ("Bought Item", {"revenue": 9.5, "email": "a@b.com"})
+        assert identify["traits"] == {"firstName": "Ann", "Favorite Color": "red", "email": "a@b.com"}
+        assert identify["userId"] == "a@b.com"
+
+        status = cli("status", "--json", env=env)
+        assert status.returncode == 0, status.stderr
+        counts = json.loads(status.stdout)["sources"]["default"]
+        assert counts == {"queued": 2, "in_flight": 0, "retrying": 0, "delivered": 0, "dead": 0}
+        table = cli("status", env=env)
+        assert "default" in table.stdout and "queued" in table.stdout
+
+        wrong = cli(
+            "send",
+            "track",
+            "--email",
+            "a@b.com",
+            "--event",
+            "E",
+            env={**env, "HUBSPOT_RELAY_WRITE_KEY": "nope"},
+        )
+        assert wrong.returncode == 1 and "401" in wrong.stderr
+
+
+def test_send_refuses_incomplete_messages() -> None:
+    r = cli("send", "track", "--email", "a@b.com")
+    assert r.returncode == 2 and "track needs --event" in r.stderr
+
+
+def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(
+        '[[accounts]]\nname = "a"\nhub_id = "abc"\naccess_token = "t"\n'
+        '[[sources]]\nname = "s"\nwrite_key = "k"\naccount = "a"\n'
+    )
+    r = cli("serve", "--config", str(cfg))
+    assert r.returncode == 2
+    assert "accounts[0].hub_id: a Hub ID is a series of digits, like 997086" in r.stderr
+
+
+def test_serve_refuses_a_legacy_key_that_is_an_auth_code() -> None:
+    r = cli(
+        "serve",
+        env={
+            "HUBSPOT_API_KEY": "temporary-code",
+            "HUBSPOT_HUB_ID": "997086",
+            "HUBSPOT_RELAY_WRITE_KEY": "wk",
+        },
+    )
+    assert r.returncode == 2
+    assert "Don't use the temporary authorization code from Settings > API Access" in r.stderr
+    assert "temporary-code" not in r.stderr

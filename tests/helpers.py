@@ -1,0 +1,108 @@
+"""Test helpers: free ports, and a relay started as a real process the way users run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RelayProcess:
+    """`hubspot-relay serve` in a subprocess on a free loopback port."""
+
+    data_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.data_dir / "queue.sqlite3"
+
+    def start(self, timeout: float = 20.0) -> RelayProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
+        env.update({"HUBSPOT_RELAY_DATA_DIR": str(self.data_dir), "HUBSPOT_RELAY_PORT": str(self.port)})
+        env.update(self.env)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"relay-{self.port}-{time.monotonic_ns()}.log"
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hubspot_relay", "serve", "--log-level", "warning", *self.args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"relay exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"relay did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def __enter__(self) -> RelayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def stored_messages(queue_path: Path, source: str | None = None) -> list[dict[str, Any]]:
+    """Every message in a queue file, decoded, oldest first (read-only, beside a live relay)."""
+    conn = sqlite3.connect(f"file:{queue_path}?mode=ro", uri=True)
+    try:
+        sql, params = "SELECT body FROM messages", ()
+        if source is not None:
+            sql, params = sql + " WHERE source = ?", (source,)
+        return [orjson.loads(row[0]) for row in conn.execute(sql + " ORDER BY id", params)]
+    finally:
+        conn.close()

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hubspot_relay.config import ConfigError, load_env, load_file
+
+TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
+API_KEY = "dfdbfe6f-e7bf-4938-8e82-7d1938e48ab8"
+
+GOOD = f"""
+[relay]
+data_dir = "/tmp/x"
+
+[[accounts]]
+name = "acme"
+hub_id = 997086
+access_token = "{TOKEN}"
+
+[[accounts]]
+name = "old"
+hub_id = "123456"
+api_key = "{API_KEY}"
+limits = {{ per_second = 10, per_day = 40000 }}
+
+[[sources]]
+name = "web"
+write_key = "wk-web"
+account = "acme"
+
+[[sources]]
+name = "server"
+write_key = "${{SERVER_WK}}"
+account = "old"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "relay.toml"
+    p.write_text(text)
+    return p
+
+
+def test_good_file(tmp_path: Path) -> None:
+    cfg = load_file(write(tmp_path, GOOD), env={"SERVER_WK": "wk-server"})
+    acme, old = cfg.accounts
+    assert (acme.hub_id, acme.api_mode, acme.limits.per_10s) == ("997086", "v3", 100)
+    assert acme.access_token is not None and acme.access_token.reveal() == TOKEN
+    assert (old.api_mode, old.limits.per_10s, old.limits.per_day, old.limits.per_second) == (
+        "legacy",
+        100,
+        40000,
+        10,
+    )
+    assert cfg.source_for_write_key("wk-server").name == "server"  # type: ignore[union-attr]
+    assert cfg.source_for_write_key("wk-web").account == "acme"  # type: ignore[union-attr]
+    assert cfg.source_for_write_key("nope") is None
+    assert str(cfg.data_dir) == "/tmp/x"
+    assert TOKEN not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        (
+            "hub_id = 997086",
+            'hub_id = "99x"',
+            r"accounts\[0\].hub_id: a Hub ID is a series of digits, like 997086",
+        ),
+        (
+            f'api_key = "{API_KEY}"',
+            'api_key = "abc123"',
+            r"accounts\[1\].api_key: .*like dfdbfe6f-.*"
+            r"Don't use the temporary authorization code from Settings > API Access",
+        ),
+        (
+            'name = "web"',
+            'name = "web"\ncolour = "red"',
+            r"unknown field `colour` - |sources\[0\]: Object contains unknown field `colour`",
+        ),
+        ('account = "acme"', 'account = "nobody"', r"sources\[0\].account: no account is named 'nobody'"),
+        ('write_key = "wk-web"', 'write_key = "${SERVER_WK}"', r"sources\[1\].write_key: the same write key"),
+        (
+            'write_key = "wk-web"',
+            'write_key = "${MISSING}"',
+            r"sources\[0\].write_key: refers to environment variable MISSING",
+        ),
+        (
+            "limits = { per_second = 10, per_day = 40000 }",
+            "limits = { per_second = 0 }",
+            r"accounts\[1\].limits.per_second: must be a positive",
+        ),
+        (
+            "limits = { per_second = 10, per_day = 40000 }",
+            "limits = { per_minute = 9 }",
+            r"accounts\[1\].limits: Object contains unknown field `per_minute`",
+        ),
+        (f'access_token = "{TOKEN}"', 'api_mode = "v3"', r"accounts\[0\]: api_mode v3 needs access_token"),
+        ('data_dir = "/tmp/x"', "data_dir = 5", r"relay.data_dir: Expected `str \| null`, got `int`"),
+    ],
+)
+def test_file_errors_name_the_key(tmp_path: Path, old: str, new: str, error: str) -> None:
+    assert old in GOOD
+    with pytest.raises(ConfigError, match=error):
+        load_file(write(tmp_path, GOOD.replace(old, new, 1)), env={"SERVER_WK": "wk-server"})
+
+
+def test_errors_never_echo_secrets(tmp_path: Path) -> None:
+    bad_key = "d3adbeef-temporary-auth-code-xyz"
+    with pytest.raises(ConfigError) as info:
+        load_file(write(tmp_path, GOOD.replace(API_KEY, bad_key)), env={"SERVER_WK": "wk-server"})
+    assert bad_key not in str(info.value)
+
+
+def test_not_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_file(write(tmp_path, "[[accounts]\nname="))
+
+
+def test_env_without_credentials_uses_the_sandbox() -> None:
+    cfg = load_env({})
+    (acc,) = cfg.accounts
+    assert acc.sandbox and acc.hub_id == "997086" and acc.api_base == "http://127.0.0.1:8089"
+    assert cfg.open_ingest and cfg.source_for_write_key("anything") is not None
+    assert cfg.source_for_write_key("") is None
+
+
+@pytest.mark.parametrize(
+    ("env", "mode"),
+    [
+        ({"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_HUB_ID": "997086", "HUBSPOT_RELAY_WRITE_KEY": "wk"}, "v3"),
+        ({"HUBSPOT_API_KEY": API_KEY, "HUBSPOT_HUB_ID": "997086", "HUBSPOT_RELAY_WRITE_KEY": "wk"}, "legacy"),
+        (
+            {
+                "HUBSPOT_API_KEY": API_KEY,
+                "HUBSPOT_ACCESS_TOKEN": TOKEN,
+                "HUBSPOT_HUB_ID": "1",
+                "HUBSPOT_RELAY_WRITE_KEY": "wk",
+            },
+            "v3",
+        ),
+    ],
+)
+def test_env_modes(env: dict[str, str], mode: str) -> None:
+    cfg = load_env(env)
+    assert cfg.accounts[0].api_mode == mode
+    assert not cfg.open_ingest and cfg.source_for_write_key("wk") is not None
+    assert cfg.source_for_write_key("other") is None
+
+
+@pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        ({"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_RELAY_WRITE_KEY": "wk"}, "HUBSPOT_HUB_ID: needed"),
+        (
+            {"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_HUB_ID": "99-70", "HUBSPOT_RELAY_WRITE_KEY": "wk"},
+            "HUBSPOT_HUB_ID: a Hub ID is a series of digits",
+        ),
+        (
+            {"HUBSPOT_API_KEY": "nope", "HUBSPOT_HUB_ID": "1", "HUBSPOT_RELAY_WRITE_KEY": "wk"},
+            "HUBSPOT_API_KEY: does not look like a HubSpot API key",
+        ),
+        ({"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_HUB_ID": "1"}, "HUBSPOT_RELAY_WRITE_KEY: needed"),
+        ({"HUBSPOT_RELAY_PORT": "http"}, "HUBSPOT_RELAY_PORT: must be a port number"),
+        (
+            {
+                "HUBSPOT_API_BASE": "ftp://x",
+                "HUBSPOT_ACCESS_TOKEN": TOKEN,
+                "HUBSPOT_HUB_ID": "1",
+                "HUBSPOT_RELAY_WRITE_KEY": "wk",
+            },
+            "HUBSPOT_API_BASE: must be an http",
+        ),
+    ],
+)
+def test_env_errors(env: dict[str, str], error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load_env(env)
+
+
+def test_env_overrides_relay_settings(tmp_path: Path) -> None:
+    cfg = load_env({"HUBSPOT_RELAY_DATA_DIR": str(tmp_path), "HUBSPOT_RELAY_PORT": "9999"})
+    assert (cfg.data_dir, cfg.port) == (tmp_path, 9999)

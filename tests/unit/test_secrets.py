@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hubspot_relay.secrets import Secret, scrub, scrub_text
+
+
+def test_secret_never_shows() -> None:
+    s = Secret("pat-na1-abc")
+    assert "pat-na1-abc" not in f"{s} {s!r} {[s]}"
+    assert s.reveal() == "pat-na1-abc"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"access_token": "t0k", "n": 1}, {"access_token": "********", "n": 1}),
+        ({"headers": {"Authorization": "Bearer abc.def"}}, {"headers": {"Authorization": "********"}}),
+        (
+            {"url": "https://x/v1/event?_a=1&hapikey=dfdb-123&email=a"},
+            {"url": "https://x/v1/event?_a=1&hapikey=********&email=a"},
+        ),
+        ({"writeKey": "wk", "event": "ok"}, {"writeKey": "********", "event": "ok"}),
+        ({"items": [Secret("x"), "Bearer zzz"]}, {"items": ["********", "Bearer ********"]}),
+        ({"token": None}, {"token": None}),
+    ],
+)
+def test_scrub(value: Any, expected: Any) -> None:
+    assert scrub(value) == expected
+
+
+def test_scrub_text() -> None:
+    assert scrub_text("GET /x?access_token=abc&y=1") == "GET /x?access_token=********&y=1"
