@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from .config import Config
 from .pipeline.sqlite_queue import SQLiteQueue
-from .segment.ingest import create_ingest_app
+from .segment.ingest import RelayApp, create_ingest_app
 
 log = structlog.get_logger("hubspot_relay.server")
 
@@ -48,7 +48,7 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(config: Config, queue: SQLiteQueue | None = None) -> Starlette:
+def create_app(config: Config, queue: SQLiteQueue | None = None) -> RelayApp:
     """The relay's ASGI app; it opens the queue on start-up and closes it, drained, on shutdown."""
     q = queue or build_queue(config)
 

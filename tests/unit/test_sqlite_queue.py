@@ -136,3 +136,32 @@ async def test_append_after_close_fails(tmp_path: Path) -> None:
     await q.close()
     with pytest.raises(RuntimeError, match="not open"):
         await q.append([env("a")])
+
+
+async def test_a_failed_write_is_not_remembered_as_seen(
+    queue: SQLiteQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = queue._insert_group
+
+    def broken(groups: object) -> list[int]:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(queue, "_insert_group", broken)
+    with pytest.raises(OSError, match="disk full"):
+        await queue.append([env("a")])
+    monkeypatch.setattr(queue, "_insert_group", real)
+    assert await queue.append([env("a")]) == 1  # the client's retry is stored, not taken for a duplicate
+
+
+async def test_dedupe_survives_restart_and_is_bounded(tmp_path: Path, clock: Clock) -> None:
+    q = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock, dedupe_window=3)
+    await q.open()
+    await q.append([env(f"m{i}") for i in range(5)])
+    await q.close()
+    q2 = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock, dedupe_window=3)
+    await q2.open()
+    try:
+        assert await q2.append([env("m4"), env("m2")]) == 0  # the newest three are remembered
+        assert await q2.append([env("m0")]) == 1  # past the window: stored again
+    finally:
+        await q2.close()
