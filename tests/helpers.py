@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
+
+from hubspot_relay.segment.messages import stamped
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,9 +101,9 @@ def stored_messages(queue_path: Path, source: str | None = None) -> list[dict[st
     """Every message in a queue file, decoded, oldest first (read-only, beside a live relay)."""
     conn = sqlite3.connect(f"file:{queue_path}?mode=ro", uri=True)
     try:
-        sql, params = "SELECT body FROM messages", ()
+        sql, params = "SELECT body, received_at, sent_at FROM messages", ()
         if source is not None:
             sql, params = sql + " WHERE source = ?", (source,)
-        return [orjson.loads(row[0]) for row in conn.execute(sql + " ORDER BY id", params)]
+        return [stamped(*row) for row in conn.execute(sql + " ORDER BY id", params)]
     finally:
         conn.close()

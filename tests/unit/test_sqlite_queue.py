@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from hubspot_relay.pipeline.queue import Envelope, ReplayFilter
-from hubspot_relay.pipeline.sqlite_queue import SQLiteQueue
+from hubspot_relay.pipeline.sqlite_queue import QueueWriteError, SQLiteQueue
 
 pytestmark = pytest.mark.anyio
 
@@ -138,19 +139,34 @@ async def test_append_after_close_fails(tmp_path: Path) -> None:
         await q.append([env("a")])
 
 
-async def test_a_failed_write_is_not_remembered_as_seen(
-    queue: SQLiteQueue, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = queue._insert_group
+async def test_a_failed_write_is_not_remembered_as_seen(queue: SQLiteQueue) -> None:
+    db = sqlite3.connect(queue.path)
+    db.execute(
+        "CREATE TRIGGER full BEFORE INSERT ON messages WHEN NEW.message_id = 'a'"
+        " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    )
+    db.commit()
+    with pytest.raises(QueueWriteError, match="disk is full"):
+        await queue.append([env("a"), env("b")])
+    assert await queue.messages() == []  # nothing of a refused append is half-written
+    db.execute("DROP TRIGGER full")
+    db.commit()
+    db.close()
+    assert await queue.append([env("a"), env("b")]) == 2  # the retry is stored, not taken for a duplicate
 
-    def broken(groups: object) -> list[int]:
-        raise OSError("disk full")
 
-    monkeypatch.setattr(queue, "_insert_group", broken)
-    with pytest.raises(OSError, match="disk full"):
-        await queue.append([env("a")])
-    monkeypatch.setattr(queue, "_insert_group", real)
-    assert await queue.append([env("a")]) == 1  # the client's retry is stored, not taken for a duplicate
+async def test_a_dead_writer_fails_its_appends_and_is_replaced(queue: SQLiteQueue) -> None:
+    assert await queue.append([env("a")]) == 1
+    writer = queue._writer
+    assert writer is not None
+    writer.proc.kill()
+    await writer.proc.wait()
+    for _ in range(100):  # the replacement starts in the background
+        if queue._writer is not writer:
+            break
+        await asyncio.sleep(0.02)
+    assert await queue.append([env("b")]) == 1
+    assert [m.message_id for m in await queue.messages()] == ["a", "b"]
 
 
 async def test_dedupe_survives_restart_and_is_bounded(tmp_path: Path, clock: Clock) -> None:

@@ -28,8 +28,9 @@ class Envelope:
     source: str
     message_id: str
     type: str
-    body: bytes
+    body: bytes  # the message's JSON as the client sent it (see segment.messages.stamped)
     received_at: float
+    sent_at: str | None = None  # the request's sentAt, for the clock-skew correction
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Leased:
     type: str
     body: bytes
     received_at: float
+    sent_at: str | None
     attempts: int
 
 

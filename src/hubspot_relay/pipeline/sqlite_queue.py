@@ -1,8 +1,10 @@
-"""The embedded queue: one SQLite file in WAL mode, written by one thread with group commit.
+"""The embedded queue: one SQLite file in WAL mode, with group commit.
 
-Concurrent `append` calls wait together for the next transaction, so a burst of requests shares
-one fsync: each caller returns only once its messages are committed, which is what lets ingest
-answer 200 only for messages that survive `kill -9` (and, with synchronous=FULL, power loss).
+Appends are inserted by a child process (`sqlite_writer`), which takes every append waiting
+when it is free into one transaction: a burst of requests shares one fsync, and each caller
+returns only once its messages are committed. That is what lets ingest answer 200 only for
+messages that survive `kill -9` (and, with synchronous=FULL, power loss). Leases, acks and
+reads are few and go through one thread of this process.
 
 A client that retries a request it already got through sends the same messageIds again. Those
 are recognised by a window of recent message keys kept in memory (rebuilt from the file at
@@ -14,17 +16,25 @@ messages are kept a day) up to `dedupe_window` messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
+import pickle
 import sqlite3
-import threading
+import struct
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
+import structlog
+
 from .queue import DeadLetter, Envelope, Leased, ReplayFilter, SourceCounts, State
+
+log = structlog.get_logger("hubspot_relay.queue")
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +47,7 @@ CREATE TABLE IF NOT EXISTS messages (
     type        TEXT    NOT NULL,
     body        BLOB    NOT NULL,
     received_at REAL    NOT NULL,
+    sent_at     TEXT,
     state       INTEGER NOT NULL DEFAULT 0,
     visible_at  REAL    NOT NULL DEFAULT 0,
     attempts    INTEGER NOT NULL DEFAULT 0,
@@ -51,53 +62,91 @@ CREATE TABLE IF NOT EXISTS source_totals (
 );
 """
 
-# A group of appends is written by one multi-row INSERT, which SQLite commits on its own: one
-# call into SQLite per transaction, during which it does not hold the GIL, so the event loop
-# keeps parsing requests on the other core. (executemany takes the GIL back for every row, and
-# each take waits for the parsing thread to let go: three times slower under load.)
-_MAX_ROWS_PER_INSERT = 4096  # x 6 parameters stays under SQLite's limit of 32766
+_LEN = struct.Struct(">I")
+_TXN = struct.Struct(">Q")
 
 
-def _insert_sql(rows: int) -> str:
-    return (
-        "INSERT INTO messages (source, message_id, type, body, received_at, updated_at) VALUES "
-        + ",".join(["(?,?,?,?,?,?)"] * rows)
-    )
+class QueueWriteError(RuntimeError):
+    """The messages of an append were not stored."""
 
 
-class _Job:
-    """Work for the writer thread: an append (coalesced with its neighbours) or a call."""
+class _WriterProcess:
+    """One run of the `sqlite_writer` child: the frames sent to it await its replies in order."""
 
-    __slots__ = ("args", "envelopes", "fn", "fut", "loop")
+    def __init__(self, proc: asyncio.subprocess.Process, queue: SQLiteQueue) -> None:
+        self.proc = proc
+        self.queue = queue
+        self.alive = True
+        self.in_flight: deque[tuple[asyncio.Future[int], list[Envelope]]] = deque()
+        self.replies = asyncio.create_task(self._read_replies(), name="sqlite-writer-replies")
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        fut: asyncio.Future[Any],
-        envelopes: Sequence[Envelope] | None = None,
-        fn: Callable[..., Any] | None = None,
-        args: tuple[Any, ...] = (),
-    ) -> None:
-        self.loop, self.fut, self.envelopes, self.fn, self.args = loop, fut, envelopes, fn, args
+    @classmethod
+    async def start(cls, path: Path, synchronous: str, queue: SQLiteQueue) -> _WriterProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hubspot_relay.pipeline.sqlite_writer",
+            str(path),
+            synchronous,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(proc, queue)
 
+    def send(self, payload: bytes, envelopes: list[Envelope]) -> asyncio.Future[int]:
+        assert self.proc.stdin is not None
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.in_flight.append((fut, envelopes))
+        self.proc.stdin.write(_LEN.pack(len(payload)) + payload)
+        return fut
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for fut, result, exc in outcomes:
-        if fut.done():
-            continue
-        if exc is None:
-            fut.set_result(result)
-        else:
-            fut.set_exception(exc)
+    async def stop(self) -> None:
+        """End of input: the writer commits what it has, answers, and exits."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        with contextlib.suppress(Exception):
+            await self.proc.stdin.wait_closed()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        await self.replies
+
+    async def _read_replies(self) -> None:
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        try:
+            while True:
+                status = await stdout.readexactly(1)
+                if status == b"\x00":
+                    (txn,) = _TXN.unpack(await stdout.readexactly(8))
+                    self.queue.commits = max(self.queue.commits, txn)
+                    fut, envelopes = self.in_flight.popleft()
+                    if not fut.done():
+                        fut.set_result(len(envelopes))
+                else:
+                    (size,) = _LEN.unpack(await stdout.readexactly(4))
+                    message = (await stdout.readexactly(size)).decode(errors="replace")
+                    fut, envelopes = self.in_flight.popleft()
+                    self.queue._forget(envelopes)
+                    if not fut.done():
+                        fut.set_exception(QueueWriteError(f"{self.queue.path}: {message}"))
+        except asyncio.IncompleteReadError:
+            pass  # the writer has exited
+        self.alive = False
+        # Whatever was in flight is not known to be stored: say so, so that clients retry.
+        while self.in_flight:
+            fut, envelopes = self.in_flight.popleft()
+            self.queue._forget(envelopes)
+            if not fut.done():
+                fut.set_exception(QueueWriteError("the queue writer stopped before committing"))
+        code = await self.proc.wait()
+        await self.queue._writer_exited(self, code)
 
 
 class SQLiteQueue:
-    """`Queue` on a local SQLite file; one instance per process owns the file's writes.
-
-    One thread owns the connection. Appends that arrive while it is committing are taken
-    together into the next transaction; the thread starts on the first one at once, so the
-    event loop never has to schedule the writer before requests get their answers.
-    """
+    """`Queue` on a local SQLite file; one instance per process owns the file's writes."""
 
     def __init__(
         self,
@@ -108,14 +157,13 @@ class SQLiteQueue:
         dedupe_window: int = 1_000_000,
     ) -> None:
         self.path = Path(path)
-        self._dedupe_window = dedupe_window
-        self._recent: dict[bytes, None] = {}  # insertion-ordered: the oldest key comes first
         self._synchronous = synchronous.upper()
         self._clock = clock
+        self._dedupe_window = dedupe_window
+        self._recent: dict[bytes, None] = {}  # insertion-ordered: the oldest key comes first
+        self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._jobs: deque[_Job] = deque()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._writer: _WriterProcess | None = None
         self._open = False
         self.commits = 0  # transactions that carried appends: group commit makes this << requests
 
@@ -123,30 +171,29 @@ class SQLiteQueue:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._thread = threading.Thread(target=self._thread_main, name="sqlite-queue", daemon=True)
-        self._thread.start()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-queue")
         self._open = True
         try:
             await self._run(self._connect)
+            await self._start_writer()
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
-        if self._thread is None:
-            return
         self._open = False
-        await self._submit(_Job(asyncio.get_running_loop(), asyncio.get_running_loop().create_future()))
-        await asyncio.to_thread(self._thread.join)
-        self._thread = None
+        await self._stop_writer()
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def _connect(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, cached_statements=32)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA page_size=16384")  # takes effect only on a new file: fewer, fuller pages
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA cache_size=-32768")
         conn.executescript(_SCHEMA)
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -168,66 +215,10 @@ class SQLiteQueue:
             self._conn.close()
             self._conn = None
 
-    def _submit(self, job: _Job) -> asyncio.Future[Any]:
-        with self._cond:
-            self._jobs.append(job)
-            self._cond.notify()
-        return job.fut
-
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if not self._open:
+        if self._executor is None or not self._open:
             raise RuntimeError("queue is not open")
-        loop = asyncio.get_running_loop()
-        return await self._submit(_Job(loop, loop.create_future(), fn=fn, args=args))
-
-    def _thread_main(self) -> None:
-        while True:
-            with self._cond:
-                while not self._jobs:
-                    self._cond.wait()
-                jobs = list(self._jobs)
-                self._jobs.clear()
-            outcomes: dict[
-                asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
-            ]
-            outcomes = {}
-            i = 0
-            stop = False
-            while i < len(jobs):
-                job = jobs[i]
-                if job.envelopes is not None:  # a run of appends: one transaction
-                    run = [job]
-                    i += 1
-                    while i < len(jobs) and jobs[i].envelopes is not None:
-                        run.append(jobs[i])
-                        i += 1
-                    try:
-                        stored = self._insert_group([j.envelopes for j in run])  # type: ignore[misc]
-                        for j, n in zip(run, stored, strict=True):
-                            outcomes.setdefault(j.loop, []).append((j.fut, n, None))
-                    except Exception as exc:  # every waiter learns its messages were not stored
-                        for j in run:
-                            outcomes.setdefault(j.loop, []).append((j.fut, None, exc))
-                            j.loop.call_soon_threadsafe(self._forget, j.envelopes)
-                    continue
-                i += 1
-                if job.fn is None:  # close
-                    self._disconnect()
-                    outcomes.setdefault(job.loop, []).append((job.fut, None, None))
-                    stop = True
-                    continue
-                try:
-                    outcomes.setdefault(job.loop, []).append((job.fut, job.fn(*job.args), None))
-                except Exception as exc:
-                    outcomes.setdefault(job.loop, []).append((job.fut, None, exc))
-            for loop, settled in outcomes.items():
-                loop.call_soon_threadsafe(_settle, settled)
-            if stop:
-                return
-
-    def _forget(self, envelopes: Sequence[Envelope]) -> None:
-        for env in envelopes:
-            self._recent.pop(_key(env.source, env.message_id), None)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -235,11 +226,33 @@ class SQLiteQueue:
             raise RuntimeError("queue is not open")
         return self._conn
 
+    # ---- the writer process ---------------------------------------------------------------
+
+    async def _start_writer(self) -> None:
+        self._writer = await _WriterProcess.start(self.path, self._synchronous, self)
+
+    async def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.stop()
+
+    async def _writer_exited(self, writer: _WriterProcess, code: int) -> None:
+        if self._open and self._writer is writer:  # it died under us: start another
+            log.error("queue writer exited; restarting it", code=code, queue=str(self.path))
+            await self._start_writer()
+
+    def _forget(self, envelopes: Sequence[Envelope]) -> None:
+        for env in envelopes:
+            self._recent.pop(_key(env.source, env.message_id), None)
+
     # ---- append with group commit ---------------------------------------------------------
 
     async def append(self, envelopes: Sequence[Envelope]) -> int:
         if not self._open:
             raise RuntimeError("queue is not open")
+        writer = self._writer
+        if writer is None or not writer.alive:
+            raise QueueWriteError("the queue writer is restarting; retry")
         # Claimed synchronously on the event loop, so two requests carrying the same messageId
         # cannot both get through; released again if the write fails.
         recent = self._recent
@@ -255,35 +268,14 @@ class SQLiteQueue:
                 del recent[key]
         if not fresh:
             return 0
-        loop = asyncio.get_running_loop()
-        return await asyncio.shield(self._submit(_Job(loop, loop.create_future(), envelopes=fresh)))
-
-    def _insert_group(self, groups: list[Sequence[Envelope]]) -> list[int]:
-        now = self._clock()
-        params = [
-            value
-            for envelopes in groups
-            for e in envelopes
-            for value in (e.source, e.message_id, e.type, e.body, e.received_at, now)
-        ]
-        rows = len(params) // 6
-        db = self._db
-        if rows <= _MAX_ROWS_PER_INSERT:
-            db.execute(_insert_sql(rows), params)
-        else:  # a burst larger than one statement: several statements, one transaction
-            step = _MAX_ROWS_PER_INSERT * 6
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for start in range(0, len(params), step):
-                    chunk = params[start : start + step]
-                    db.execute(_insert_sql(len(chunk) // 6), chunk)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        stored = [len(envelopes) for envelopes in groups]
-        self.commits += 1
-        return stored
+        payload = pickle.dumps(
+            (
+                self._clock(),
+                [(e.source, e.message_id, e.type, e.body, e.received_at, e.sent_at) for e in fresh],
+            ),
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        return await asyncio.shield(writer.send(payload, fresh))
 
     # ---- leasing and outcomes -------------------------------------------------------------
 
@@ -303,7 +295,7 @@ class SQLiteQueue:
         rows = self._db.execute(
             f"UPDATE messages SET state = {State.LEASED}, visible_at = ?, attempts = attempts + 1,"
             f" updated_at = ? WHERE id IN (SELECT id FROM messages WHERE {where} ORDER BY id LIMIT ?)"
-            " RETURNING id, source, message_id, type, body, received_at, attempts",
+            " RETURNING id, source, message_id, type, body, received_at, sent_at, attempts",
             params,
         ).fetchall()
         rows.sort(key=lambda r: r[0])
@@ -447,7 +439,7 @@ class SQLiteQueue:
         """Every stored message, oldest first, whatever its state (for inspection and tests)."""
 
         def query() -> list[Leased]:
-            sql = "SELECT id, source, message_id, type, body, received_at, attempts FROM messages"
+            sql = "SELECT id, source, message_id, type, body, received_at, sent_at, attempts FROM messages"
             params: list[Any] = []
             if source is not None:
                 sql += " WHERE source = ?"

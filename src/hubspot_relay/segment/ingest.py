@@ -18,9 +18,9 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 import structlog
 from prometheus_client import Counter
@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..config import Config, Source
 from ..pipeline.queue import Envelope, Queue
-from .messages import BATCH_PATHS, MAX_REQUEST_BYTES, SINGLE_PATHS, InvalidMessage, accept
+from .messages import BATCH, BATCH_PATHS, FIELDS, MAX_REQUEST_BYTES, SINGLE_PATHS, InvalidMessage, accept
 
 log = structlog.get_logger("hubspot_relay.ingest")
 
@@ -140,12 +140,59 @@ async def read_body(headers: Headers, receive: Receive, limit: int = MAX_REQUEST
     return body
 
 
-def parse_json(body: bytes) -> Any:
+@dataclass(slots=True)
+class Payload:
+    """A request body, decoded just enough to route and validate it."""
+
+    messages: list[Any]  # raw JSON of each message
+    write_key: str | None
+    sent_at: str | None = None
+    defaults: dict[str, bytes] | None = None
+    forced_type: str | None = None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def decode_payload(body: bytes, kind: str, *, find_write_key: bool = True) -> Payload:
+    """Decode a body for `/v1/{kind}`; a body that is not usable at all raises RequestError.
+
+    Without HTTP Basic auth the write key is looked for in the body: at its top, or in the
+    first message that carries one (analytics-next puts it in every message).
+    """
     if not body.strip():
         raise RequestError(400, "invalid_json", "body is empty; send a JSON object")
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
+        if kind in BATCH_PATHS:
+            batch = BATCH.decode(body)
+            if batch.batch is None:
+                raise RequestError(400, "invalid_request", "a batch body needs 'batch', a list of messages")
+            write_key = _text(batch.writeKey)
+            if write_key is None and find_write_key:
+                for raw in batch.batch:
+                    try:
+                        write_key = _text(FIELDS.decode(raw).writeKey)
+                    except msgspec.MsgspecError:
+                        continue
+                    if write_key:
+                        break
+            defaults = {
+                k: bytes(v)
+                for k in ("context", "integrations")
+                if (v := getattr(batch, k)) and bytes(memoryview(v)[:1]) == b"{"
+            }
+            sent_at = batch.sentAt if isinstance(batch.sentAt, str) else None
+            return Payload(batch.batch, write_key, sent_at, defaults or None)
+        fields = FIELDS.decode(body)
+        return Payload([body.strip()], _text(fields.writeKey), forced_type=SINGLE_PATHS[kind])
+    except msgspec.ValidationError as e:  # (a DecodeError too: test it first)
+        if "- at `$.batch`" in str(e):
+            raise RequestError(
+                400, "invalid_request", "a batch body needs 'batch', a list of messages"
+            ) from None
+        raise RequestError(400, "invalid_request", "body must be a JSON object") from None
+    except msgspec.DecodeError as e:
         raise RequestError(400, "invalid_json", f"body is not valid JSON: {e}") from None
 
 
@@ -161,51 +208,27 @@ def basic_auth_user(header: str) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-def write_key_of(authorization: str, payload: Any) -> str | None:
-    key = basic_auth_user(authorization) if authorization else None
-    if key:
-        return key
-    if isinstance(payload, dict):
-        key = payload.get("writeKey")
-        if not key and isinstance(payload.get("batch"), list):
-            first = next((m for m in payload["batch"] if isinstance(m, dict) and m.get("writeKey")), None)
-            key = first.get("writeKey") if first else None
-    return key if isinstance(key, str) and key else None
-
-
-def messages_of(payload: Any, kind: str) -> tuple[list[Any], dict[str, Any], Any, str | None]:
-    """(messages, batch-level defaults, batch sentAt, forced type) for a request payload."""
-    if not isinstance(payload, dict):
-        raise RequestError(400, "invalid_request", "body must be a JSON object")
-    if kind in BATCH_PATHS:
-        batch = payload.get("batch")
-        if not isinstance(batch, list):
-            raise RequestError(400, "invalid_request", "a batch body needs 'batch', a list of messages")
-        defaults = {k: payload[k] for k in ("context", "integrations") if isinstance(payload.get(k), dict)}
-        return batch, defaults, payload.get("sentAt"), None
-    return [payload], {}, None, SINGLE_PATHS[kind]
-
-
 def validate_all(
-    raw_messages: Sequence[Any],
-    source: Source,
-    received_at: datetime,
-    defaults: dict[str, Any],
-    sent_at: Any,
-    forced_type: str | None,
+    payload: Payload, source: Source, received_at: float
 ) -> tuple[list[Envelope], list[Rejection]]:
     accepted: list[Envelope] = []
     rejected: list[Rejection] = []
-    received_ts = received_at.timestamp()
-    for index, raw in enumerate(raw_messages):
+    forced, defaults, sent_at = payload.forced_type, payload.defaults, payload.sent_at
+    for index, raw in enumerate(payload.messages):
         try:
-            msg = accept(raw, received_at, forced_type=forced_type, sent_at=sent_at, defaults=defaults)
+            msg = accept(raw, forced_type=forced, defaults=defaults)
         except InvalidMessage as e:
-            mid = raw.get("messageId") if isinstance(raw, dict) else None
-            rejected.append(Rejection(index, mid if isinstance(mid, str) else None, str(e)))
+            rejected.append(Rejection(index, _message_id_of(raw), str(e)))
             continue
-        accepted.append(Envelope(source.name, msg.message_id, msg.type, msg.body, received_ts))
+        accepted.append(Envelope(source.name, msg.message_id, msg.type, msg.body, received_at, sent_at))
     return accepted, rejected
+
+
+def _message_id_of(raw: Any) -> str | None:
+    try:
+        return _text(FIELDS.decode(raw).messageId)
+    except msgspec.MsgspecError:
+        return None
 
 
 class IngestEndpoint:
@@ -237,8 +260,9 @@ class IngestEndpoint:
             return 404, {"success": False, "code": "not_found", "message": f"unknown endpoint /v1/{kind}"}, []
         try:
             body = await read_body(headers, receive)
-            payload = parse_json(body)
-            write_key = write_key_of(headers.authorization, payload)
+            basic = basic_auth_user(headers.authorization) if headers.authorization else None
+            payload = decode_payload(body, kind, find_write_key=basic is None)
+            write_key = basic or payload.write_key
             if write_key is None:
                 raise RequestError(
                     401,
@@ -248,7 +272,6 @@ class IngestEndpoint:
             source = self.config.source_for_write_key(write_key)
             if source is None:
                 raise RequestError(401, "invalid_write_key", "the write key is not valid")
-            raw_messages, defaults, sent_at, forced = messages_of(payload, kind)
         except RequestError as err:
             INGEST_REQUESTS.labels(str(err.status)).inc()
             log.info(
@@ -257,8 +280,7 @@ class IngestEndpoint:
             extra = [(b"www-authenticate", b'Basic realm="hubspot-relay"')] if err.status == 401 else []
             return err.status, {"success": False, "code": err.code, "message": err.message}, extra
 
-        received_at = datetime.fromtimestamp(self.clock(), UTC)
-        accepted, rejected = validate_all(raw_messages, source, received_at, defaults, sent_at, forced)
+        accepted, rejected = validate_all(payload, source, self.clock())
         if rejected:
             _count(source.name, "rejected", len(rejected))
             log.info(

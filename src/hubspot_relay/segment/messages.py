@@ -1,7 +1,10 @@
-"""Segment Tracking API messages: what a valid one is, and how it is stamped on arrival.
+"""Segment Tracking API messages: what a valid one is, what is stored, and how it is stamped.
 
-Pure functions over decoded JSON: no I/O and no clock (the arrival time is passed in), so the
-rules are tested as tables of input -> outcome.
+Ingest stores each message as the client sent it (its JSON bytes) with the arrival time and
+the request's `sentAt` beside it; `stamped()` derives Segment's server-side fields from those
+when the message is read. Validation reads only the fields it checks (msgspec, in C), so a
+message is never parsed into Python objects on the hot path. Pure functions: no I/O and no
+clock (the arrival time is passed in).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import msgspec
 import orjson
 
 MESSAGE_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
@@ -32,17 +36,49 @@ BATCH_PATHS = frozenset({"batch", "b", "import"})
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_REQUEST_BYTES = 500 * 1024
 
-# Fields that, when present, must be JSON objects.
-_OBJECT_FIELDS = ("traits", "properties", "context", "integrations")
+_EMPTY = msgspec.Raw()
 
 
 class InvalidMessage(ValueError):
     """A message that cannot be accepted; the text says why, for the client's developer."""
 
 
+class Fields(msgspec.Struct):
+    """The fields validation looks at; everything else in a message is carried untouched."""
+
+    type: Any = None
+    userId: Any = None
+    anonymousId: Any = None
+    event: Any = None
+    groupId: Any = None
+    previousId: Any = None
+    messageId: Any = None
+    writeKey: Any = None
+    timestamp: Any = None
+    sentAt: Any = None
+    traits: msgspec.Raw = _EMPTY
+    properties: msgspec.Raw = _EMPTY
+    context: msgspec.Raw = _EMPTY
+    integrations: msgspec.Raw = _EMPTY
+
+
+class Batch(msgspec.Struct):
+    """A /v1/batch body: its messages stay raw JSON until each is checked."""
+
+    batch: list[msgspec.Raw] | None = None
+    sentAt: Any = None
+    writeKey: Any = None
+    context: msgspec.Raw = _EMPTY
+    integrations: msgspec.Raw = _EMPTY
+
+
+FIELDS = msgspec.json.Decoder(Fields)
+BATCH = msgspec.json.Decoder(Batch)
+
+
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A validated message, stamped and serialized, ready for the queue."""
+    """A validated message, ready for the queue: its JSON as sent, or as minimally rewritten."""
 
     message_id: str
     type: str
@@ -55,6 +91,14 @@ def _has_id(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+_OPEN_BRACE, _N = ord("{"), ord("n")
+
+
+def _is_object(raw: msgspec.Raw) -> bool:
+    """A raw JSON value that is present and an object (its first byte tells)."""
+    return bool(raw) and memoryview(raw)[0] == _OPEN_BRACE
+
+
 @lru_cache(maxsize=512)
 def _parse_iso(value: str) -> datetime | None:
     try:
@@ -64,7 +108,7 @@ def _parse_iso(value: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _parse_time(value: Any, field: str) -> datetime:
+def parse_time(value: Any, field: str) -> datetime:
     if not isinstance(value, str):
         raise InvalidMessage(f"'{field}' must be an ISO-8601 string")
     parsed = _parse_iso(value)
@@ -73,93 +117,102 @@ def _parse_time(value: Any, field: str) -> datetime:
     return parsed
 
 
-def check(msg: Any, forced_type: str | None = None) -> str:
+def check(f: Fields, forced_type: str | None = None) -> str:
     """Validate one message as Segment's spec requires; returns its type or raises InvalidMessage."""
-    if not isinstance(msg, dict):
-        raise InvalidMessage("a message must be a JSON object")
-    mtype = forced_type or msg.get("type")
+    mtype = forced_type or f.type
     if mtype not in MESSAGE_TYPES:
         if mtype is None:
             raise InvalidMessage("'type' is missing")
-        raise InvalidMessage(
-            f"unknown type {str(mtype)[:40]!r}; expected one of {', '.join(sorted(MESSAGE_TYPES))}"
-        )
+        expected = ", ".join(sorted(MESSAGE_TYPES))
+        raise InvalidMessage(f"unknown type {str(mtype)[:40]!r}; expected one of {expected}")
     if mtype == "alias":
-        if not _has_id(msg.get("previousId")):
+        if not _has_id(f.previousId):
             raise InvalidMessage("alias requires 'previousId'")
-        if not _has_id(msg.get("userId")):
+        if not _has_id(f.userId):
             raise InvalidMessage("alias requires 'userId'")
-    elif not (_has_id(msg.get("userId")) or _has_id(msg.get("anonymousId"))):
+    elif not (_has_id(f.userId) or _has_id(f.anonymousId)):
         raise InvalidMessage(f"{mtype} requires 'userId' or 'anonymousId'")
-    if mtype == "track":
-        event = msg.get("event")
-        if not isinstance(event, str) or not event.strip():
-            raise InvalidMessage("track requires 'event', a non-empty string")
-    if mtype == "group" and not _has_id(msg.get("groupId")):
+    if mtype == "track" and not (isinstance(f.event, str) and f.event.strip()):
+        raise InvalidMessage("track requires 'event', a non-empty string")
+    if mtype == "group" and not _has_id(f.groupId):
         raise InvalidMessage("group requires 'groupId'")
-    for name in _OBJECT_FIELDS:
-        value = msg.get(name)
-        if value is not None and not isinstance(value, dict):
+    for name, raw in (
+        ("traits", f.traits),
+        ("properties", f.properties),
+        ("context", f.context),
+        ("integrations", f.integrations),
+    ):
+        if raw and memoryview(raw)[0] not in (_OPEN_BRACE, _N):
             raise InvalidMessage(f"'{name}' must be an object")
-    message_id = msg.get("messageId")
-    if message_id is not None and not _has_id(message_id):
+    if f.messageId is not None and not _has_id(f.messageId):
         raise InvalidMessage("'messageId' must be a non-empty string")
+    if f.timestamp is not None:
+        parse_time(f.timestamp, "timestamp")
+    if f.sentAt is not None:
+        parse_time(f.sentAt, "sentAt")
     return mtype
 
 
-# Stamps add at most this much to a message, so a stamped body this far under the limit was
-# certainly under it as sent; only bodies near the limit are measured as sent.
-_STAMP_MARGIN = 512
-_DUMPS_OPTIONS = orjson.OPT_UTC_Z
-
-
 def accept(
-    msg: Any,
-    received_at: datetime,
+    raw: bytes | msgspec.Raw,
     *,
     forced_type: str | None = None,
-    sent_at: Any = None,
-    defaults: dict[str, Any] | None = None,
+    defaults: dict[str, bytes] | None = None,
+    new_id: Any = uuid.uuid4,
 ) -> Accepted:
-    """Validate and stamp one message the way Segment's API does.
+    """Validate one message and return what the queue stores.
 
-    - `type` comes from the path for single-message endpoints;
-    - `messageId` is generated when missing;
-    - `receivedAt` is the arrival time; the client's `timestamp` is kept as `originalTimestamp`
-      and `timestamp` is corrected for the client's clock skew with `sentAt`;
-    - batch-level `context` / `integrations` fill in what a message lacks;
-    - the write key is never stored.
+    The bytes are kept as sent unless the message needs rewriting: a `type` that comes from
+    the path, a generated `messageId`, batch-level `context`/`integrations` filling in, or a
+    `writeKey` that must not be stored.
     """
-    mtype = check(msg, forced_type)
-    out = dict(msg)
-    out.pop("writeKey", None)
-    out["type"] = mtype
-    if defaults:
-        for key, value in defaults.items():
-            if out.get(key) is None:
-                out[key] = value
-    message_id = out.get("messageId")
-    message_id = f"relay-{uuid.uuid4()}" if message_id is None else str(message_id)
-    out["messageId"] = message_id
-
-    msg_sent_at = out.get("sentAt", sent_at)
-    timestamp = out.get("timestamp")
-    corrected = received_at
-    if timestamp is not None:
-        ts = _parse_time(timestamp, "timestamp")
-        out["originalTimestamp"] = timestamp
-        corrected = ts
-        if msg_sent_at is not None:
-            corrected = received_at - (_parse_time(msg_sent_at, "sentAt") - ts)
-    elif msg_sent_at is not None:
-        _parse_time(msg_sent_at, "sentAt")
-    if msg_sent_at is not None:
-        out["sentAt"] = msg_sent_at
-    out["timestamp"] = corrected.astimezone(UTC) if corrected.utcoffset() else corrected
-    out["receivedAt"] = received_at
-    body = orjson.dumps(out, option=_DUMPS_OPTIONS)
-    if len(body) > MAX_MESSAGE_BYTES - _STAMP_MARGIN:
-        raw_size = len(orjson.dumps(msg))
-        if raw_size > MAX_MESSAGE_BYTES:
-            raise InvalidMessage(f"message is {raw_size} bytes; the limit is {MAX_MESSAGE_BYTES} (32 KB)")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidMessage(f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES} (32 KB)")
+    try:
+        f = FIELDS.decode(raw)
+    except msgspec.ValidationError:
+        raise InvalidMessage("a message must be a JSON object") from None
+    except msgspec.DecodeError as e:
+        raise InvalidMessage(f"message is not valid JSON: {e}") from None
+    mtype = check(f, forced_type)
+    fill = {k: v for k, v in defaults.items() if not _is_object(getattr(f, k))} if defaults else None
+    body = bytes(raw)
+    if f.type != mtype or f.messageId is None or f.writeKey is not None or fill:
+        msg = orjson.loads(body)
+        msg.pop("writeKey", None)
+        msg["type"] = mtype
+        if f.messageId is None:
+            msg["messageId"] = f"relay-{new_id()}"
+        for key, value in (fill or {}).items():
+            msg[key] = orjson.loads(value)
+        body = orjson.dumps(msg)
+        message_id = str(msg["messageId"])
+    else:
+        message_id = str(f.messageId)
     return Accepted(message_id=message_id, type=mtype, body=body)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stamped(body: bytes, received_at: float, sent_at: str | None = None) -> dict[str, Any]:
+    """The message as Segment's API hands it on: with `receivedAt`, the client's `timestamp`
+    kept as `originalTimestamp`, and `timestamp` corrected for the client's clock skew using
+    `sentAt` (timestamp = receivedAt - (sentAt - originalTimestamp))."""
+    msg: dict[str, Any] = orjson.loads(body)
+    received = datetime.fromtimestamp(received_at, UTC)
+    sent = msg.get("sentAt") or sent_at
+    timestamp = msg.get("timestamp")
+    corrected = received
+    if timestamp is not None:
+        msg["originalTimestamp"] = timestamp
+        ts = _parse_iso(timestamp) if isinstance(timestamp, str) else None
+        if ts is not None:
+            sent_dt = _parse_iso(sent) if isinstance(sent, str) else None
+            corrected = received - (sent_dt - ts) if sent_dt is not None else ts
+    if sent is not None:
+        msg["sentAt"] = sent
+    msg["timestamp"] = _iso(corrected)
+    msg["receivedAt"] = _iso(received)
+    return msg
