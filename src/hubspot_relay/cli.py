@@ -128,7 +128,7 @@ def status(
 
     async def read() -> dict[str, Any]:
         q = build_queue(cfg)
-        await q.open()
+        await q.open(appends=False)
         try:
             return {src: c.as_dict() for src, c in (await q.counts()).items()}
         finally:

@@ -7,18 +7,18 @@ messages that survive `kill -9` (and, with synchronous=FULL, power loss). Leases
 reads are few and go through one thread of this process.
 
 A client that retries a request it already got through sends the same messageIds again. Those
-are recognised by a window of recent message keys kept in memory (rebuilt from the file at
-start-up) rather than by a unique index: random UUID keys make every insert touch a random
-index page, which tripled the cost of a write. The window spans the retained rows (delivered
-messages are kept a day) up to `dedupe_window` messages.
+are recognised by a window of recent (source, messageId) pairs kept in memory (rebuilt from
+the file at start-up) rather than by a unique index: random UUID keys make every insert touch a
+random index page, which tripled the cost of a write. The window holds the last
+`dedupe_window` messages (200,000 by default, about 40 MB), far more than clients send while
+they retry a request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import itertools
+import fcntl
 import pickle
 import sqlite3
 import struct
@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import structlog
 
+from .dedupe import RecentKeys
 from .queue import DeadLetter, Envelope, Leased, ReplayFilter, SourceCounts, State
 
 log = structlog.get_logger("hubspot_relay.queue")
@@ -91,6 +92,10 @@ class _WriterProcess:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
+        pipe = proc.stdin.get_extra_info("pipe") if proc.stdin else None
+        if pipe is not None and hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: room for a burst of batches
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         return cls(proc, queue)
 
     def send(self, payload: bytes, envelopes: list[Envelope]) -> asyncio.Future[int]:
@@ -154,13 +159,13 @@ class SQLiteQueue:
         *,
         synchronous: Literal["full", "normal"] = "full",
         clock: Callable[[], float] = time.time,
-        dedupe_window: int = 1_000_000,
+        dedupe_window: int = 200_000,
     ) -> None:
         self.path = Path(path)
         self._synchronous = synchronous.upper()
         self._clock = clock
         self._dedupe_window = dedupe_window
-        self._recent: dict[bytes, None] = {}  # insertion-ordered: the oldest key comes first
+        self._recent = RecentKeys(dedupe_window)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._writer: _WriterProcess | None = None
@@ -169,13 +174,15 @@ class SQLiteQueue:
 
     # ---- life cycle -----------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, appends: bool = True) -> None:
+        """Open the file; `appends=False` (for inspection) starts no writer process."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-queue")
         self._open = True
         try:
             await self._run(self._connect)
-            await self._start_writer()
+            if appends:
+                await self._start_writer()
         except BaseException:
             await self.close()
             raise
@@ -207,7 +214,7 @@ class SQLiteQueue:
         rows = conn.execute(
             "SELECT source, message_id FROM messages ORDER BY id DESC LIMIT ?", (self._dedupe_window,)
         ).fetchall()
-        self._recent = {_key(source, mid): None for source, mid in reversed(rows)}
+        self._recent = RecentKeys(self._dedupe_window, reversed(rows))
         self._conn = conn
 
     def _disconnect(self) -> None:
@@ -243,7 +250,7 @@ class SQLiteQueue:
 
     def _forget(self, envelopes: Sequence[Envelope]) -> None:
         for env in envelopes:
-            self._recent.pop(_key(env.source, env.message_id), None)
+            self._recent.release((env.source, env.message_id))
 
     # ---- append with group commit ---------------------------------------------------------
 
@@ -255,17 +262,8 @@ class SQLiteQueue:
             raise QueueWriteError("the queue writer is restarting; retry")
         # Claimed synchronously on the event loop, so two requests carrying the same messageId
         # cannot both get through; released again if the write fails.
-        recent = self._recent
-        fresh: list[Envelope] = []
-        for env in envelopes:
-            key = _key(env.source, env.message_id)
-            if key not in recent:
-                recent[key] = None
-                fresh.append(env)
-        overflow = len(recent) - self._dedupe_window
-        if overflow > 0:
-            for key in list(itertools.islice(recent, overflow)):
-                del recent[key]
+        claim = self._recent.claim
+        fresh = [env for env in envelopes if claim((env.source, env.message_id))]
         if not fresh:
             return 0
         payload = pickle.dumps(
@@ -448,11 +446,6 @@ class SQLiteQueue:
             return [Leased(*r) for r in rows]
 
         return await self._run(query)
-
-
-def _key(source: str, message_id: str) -> bytes:
-    """A compact, collision-proof key for the dedupe window (16 bytes instead of two strings)."""
-    return hashlib.blake2b(f"{source}\x00{message_id}".encode(), digest_size=16).digest()
 
 
 def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:

@@ -10,10 +10,9 @@ clock (the arrival time is passed in).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import orjson
@@ -76,8 +75,7 @@ FIELDS = msgspec.json.Decoder(Fields)
 BATCH = msgspec.json.Decoder(Batch)
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):
     """A validated message, ready for the queue: its JSON as sent, or as minimally rewritten."""
 
     message_id: str
@@ -86,12 +84,13 @@ class Accepted:
 
 
 def _has_id(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip() != ""
+    if type(value) is str:
+        return bool(value) and not value.isspace()
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-_OPEN_BRACE, _N = ord("{"), ord("n")
+_OPEN_BRACE = ord("{")
+_OBJECT_OR_NULL = (_OPEN_BRACE, ord("n"))
 
 
 def _is_object(raw: msgspec.Raw) -> bool:
@@ -108,10 +107,17 @@ def _parse_iso(value: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def parse_time(value: Any, field: str) -> datetime:
+def parse_time(value: Any, field: str, *, cached: bool = False) -> datetime:
+    """An ISO-8601 date-time; `cached` for values that repeat (a batch's sentAt), not timestamps."""
     if not isinstance(value, str):
         raise InvalidMessage(f"'{field}' must be an ISO-8601 string")
-    parsed = _parse_iso(value)
+    if cached:
+        parsed = _parse_iso(value)
+    else:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
     if parsed is None:
         raise InvalidMessage(f"'{field}' is not an ISO-8601 date-time: {value[:40]!r}")
     return parsed
@@ -136,20 +142,21 @@ def check(f: Fields, forced_type: str | None = None) -> str:
         raise InvalidMessage("track requires 'event', a non-empty string")
     if mtype == "group" and not _has_id(f.groupId):
         raise InvalidMessage("group requires 'groupId'")
-    for name, raw in (
-        ("traits", f.traits),
-        ("properties", f.properties),
-        ("context", f.context),
-        ("integrations", f.integrations),
-    ):
-        if raw and memoryview(raw)[0] not in (_OPEN_BRACE, _N):
-            raise InvalidMessage(f"'{name}' must be an object")
+    # Each of these is an object or null when present: the first byte of its raw JSON tells.
+    if f.traits and memoryview(f.traits)[0] not in _OBJECT_OR_NULL:
+        raise InvalidMessage("'traits' must be an object")
+    if f.properties and memoryview(f.properties)[0] not in _OBJECT_OR_NULL:
+        raise InvalidMessage("'properties' must be an object")
+    if f.context and memoryview(f.context)[0] not in _OBJECT_OR_NULL:
+        raise InvalidMessage("'context' must be an object")
+    if f.integrations and memoryview(f.integrations)[0] not in _OBJECT_OR_NULL:
+        raise InvalidMessage("'integrations' must be an object")
     if f.messageId is not None and not _has_id(f.messageId):
         raise InvalidMessage("'messageId' must be a non-empty string")
     if f.timestamp is not None:
         parse_time(f.timestamp, "timestamp")
     if f.sentAt is not None:
-        parse_time(f.sentAt, "sentAt")
+        parse_time(f.sentAt, "sentAt", cached=True)
     return mtype
 
 
@@ -189,7 +196,7 @@ def accept(
         message_id = str(msg["messageId"])
     else:
         message_id = str(f.messageId)
-    return Accepted(message_id=message_id, type=mtype, body=body)
+    return Accepted(message_id, mtype, body)
 
 
 def _iso(dt: datetime) -> str:
