@@ -32,3 +32,11 @@ def test_stays_fast_when_full() -> None:
     for i in range(200_000):  # O(1) per claim: quadratic trimming would take minutes here
         keys.claim(i)
     assert len(keys) == 1000 and 199_999 in keys and 0 not in keys
+
+
+def test_claim_new_matches_claim() -> None:
+    one, many = RecentKeys(3), RecentKeys(3)
+    keys = ["a", "b", "a", "c", "d", "e", "a", "b"]
+    assert many.claim_new(keys) == [True, True, False, True, True, True, False, False]
+    assert [one.claim(k) for k in keys] == [True, True, False, True, True, True, True, True]
+    assert len(many) == 3  # trimmed once, at the end of the batch

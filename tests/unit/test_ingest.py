@@ -161,6 +161,23 @@ BIG = "x" * (33 * 1024)
         ("/v1/track", b"[1,2]", {}, 400, "invalid_request", "body must be a JSON object"),
         ("/v1/batch", b'{"batch": {}}', {}, 400, "invalid_request", "needs 'batch', a list"),
         (
+            "/v1/batch",
+            b'{"batch": [], "sentAt": "later"}',
+            {},
+            400,
+            "invalid_request",
+            "'sentAt' is not an ISO-8601",
+        ),
+        (
+            "/v1/batch",
+            b'{"sentAt": "2026-11-28T12:00:00Z"}',
+            {},
+            400,
+            "invalid_request",
+            "needs 'batch', a list",
+        ),
+        ("/v1/batch", b'{"batch": [1, "x"]}', {}, 400, "invalid_message", "all 2 messages are invalid"),
+        (
             "/v1/track",
             b'{"userId":"u","event":"e"}',
             {"Content-Type": "application/x-www-form-urlencoded"},

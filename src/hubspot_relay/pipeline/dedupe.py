@@ -38,6 +38,21 @@ class RecentKeys:
             self._seen.discard(self._order.popleft())
         return True
 
+    def claim_new(self, keys: Iterable[Hashable]) -> list[bool]:
+        """`claim` for many keys at once (a batch), trimming the window once at the end."""
+        seen, order = self._seen, self._order
+        out = []
+        for key in keys:
+            if key in seen:
+                out.append(False)
+            else:
+                seen.add(key)
+                order.append(key)
+                out.append(True)
+        while len(order) > self.size:
+            seen.discard(order.popleft())
+        return out
+
     def release(self, key: Hashable) -> None:
         """Forget `key` again (its message was not stored after all)."""
         self._seen.discard(key)

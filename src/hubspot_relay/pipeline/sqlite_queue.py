@@ -262,14 +262,14 @@ class SQLiteQueue:
             raise QueueWriteError("the queue writer is restarting; retry")
         # Claimed synchronously on the event loop, so two requests carrying the same messageId
         # cannot both get through; released again if the write fails.
-        claim = self._recent.claim
-        fresh = [env for env in envelopes if claim((env.source, env.message_id))]
+        new = self._recent.claim_new([(env.source, env.message_id) for env in envelopes])
+        fresh = [env for env, is_new in zip(envelopes, new, strict=True) if is_new]
         if not fresh:
             return 0
         payload = pickle.dumps(
             (
                 self._clock(),
-                [(e.source, e.message_id, e.type, e.body, e.received_at, e.sent_at) for e in fresh],
+                [tuple(e) for e in fresh],  # (source, message_id, type, body, received_at, sent_at)
             ),
             protocol=pickle.HIGHEST_PROTOCOL,
         )

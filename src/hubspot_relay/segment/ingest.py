@@ -34,7 +34,17 @@ from starlette.types import Receive, Scope, Send
 
 from ..config import Config, Source
 from ..pipeline.queue import Envelope, Queue
-from .messages import BATCH, BATCH_PATHS, FIELDS, MAX_REQUEST_BYTES, SINGLE_PATHS, InvalidMessage, accept
+from .messages import (
+    BATCH,
+    BATCH_PATHS,
+    FIELDS,
+    MAX_REQUEST_BYTES,
+    SINGLE_PATHS,
+    InvalidMessage,
+    accept,
+    is_object,
+    parse_time,
+)
 
 log = structlog.get_logger("hubspot_relay.ingest")
 
@@ -177,13 +187,13 @@ def decode_payload(body: bytes, kind: str, *, find_write_key: bool = True) -> Pa
                         continue
                     if write_key:
                         break
-            defaults = {
-                k: bytes(v)
-                for k in ("context", "integrations")
-                if (v := getattr(batch, k)) and bytes(memoryview(v)[:1]) == b"{"
-            }
-            sent_at = batch.sentAt if isinstance(batch.sentAt, str) else None
-            return Payload(batch.batch, write_key, sent_at, defaults or None)
+            defaults = {k: bytes(v) for k in ("context", "integrations") if is_object(v := getattr(batch, k))}
+            if batch.sentAt is not None:
+                try:
+                    parse_time(batch.sentAt, "sentAt", cached=True)
+                except InvalidMessage as e:
+                    raise RequestError(400, "invalid_request", str(e)) from None
+            return Payload(batch.batch, write_key, batch.sentAt, defaults or None)
         fields = FIELDS.decode(body)
         return Payload([body.strip()], _text(fields.writeKey), forced_type=SINGLE_PATHS[kind])
     except msgspec.ValidationError as e:  # (a DecodeError too: test it first)
@@ -213,14 +223,14 @@ def validate_all(
 ) -> tuple[list[Envelope], list[Rejection]]:
     accepted: list[Envelope] = []
     rejected: list[Rejection] = []
-    forced, defaults, sent_at = payload.forced_type, payload.defaults, payload.sent_at
+    forced, defaults, sent_at, name = payload.forced_type, payload.defaults, payload.sent_at, source.name
     for index, raw in enumerate(payload.messages):
         try:
             msg = accept(raw, forced_type=forced, defaults=defaults)
         except InvalidMessage as e:
             rejected.append(Rejection(index, _message_id_of(raw), str(e)))
             continue
-        accepted.append(Envelope(source.name, msg.message_id, msg.type, msg.body, received_at, sent_at))
+        accepted.append(Envelope(name, *msg, received_at, sent_at))
     return accepted, rejected
 
 

@@ -93,7 +93,7 @@ _OPEN_BRACE = ord("{")
 _OBJECT_OR_NULL = (_OPEN_BRACE, ord("n"))
 
 
-def _is_object(raw: msgspec.Raw) -> bool:
+def is_object(raw: msgspec.Raw) -> bool:
     """A raw JSON value that is present and an object (its first byte tells)."""
     return bool(raw) and memoryview(raw)[0] == _OPEN_BRACE
 
@@ -182,7 +182,7 @@ def accept(
     except msgspec.DecodeError as e:
         raise InvalidMessage(f"message is not valid JSON: {e}") from None
     mtype = check(f, forced_type)
-    fill = {k: v for k, v in defaults.items() if not _is_object(getattr(f, k))} if defaults else None
+    fill = {k: v for k, v in defaults.items() if not is_object(getattr(f, k))} if defaults else None
     body = bytes(raw)
     if f.type != mtype or f.messageId is None or f.writeKey is not None or fill:
         msg = orjson.loads(body)
