@@ -1,0 +1,417 @@
+"""A portal's data and the rules HubSpot applies to it: records, unique values, associations,
+event definitions and completions. In memory; `snapshot`/`restore` let the app keep it in a file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import errors
+from .catalog import DEFAULT_READ, LIFECYCLE_STAGES, MODIFIED_PROPERTY, Catalog, Property, custom_property
+from .settings import PortalSettings
+
+OBJECT_TYPES = {
+    "contacts": "contacts",
+    "contact": "contacts",
+    "0-1": "contacts",
+    "companies": "companies",
+    "company": "companies",
+    "0-2": "companies",
+}
+SINGULAR = {"contacts": "contact", "companies": "company"}
+# HubSpot's default (unlabeled) association type ids.
+DEFAULT_ASSOCIATION_TYPE = {("contacts", "companies"): 279, ("companies", "contacts"): 280}
+
+# HubSpot's default event properties, which every event definition has.
+DEFAULT_EVENT_PROPERTIES = (
+    "hs_asset_description",
+    "hs_asset_type",
+    "hs_browser",
+    "hs_campaign_id",
+    "hs_city",
+    "hs_country",
+    "hs_device_name",
+    "hs_device_type",
+    "hs_element_class",
+    "hs_element_id",
+    "hs_element_text",
+    "hs_language",
+    "hs_link_href",
+    "hs_operating_system",
+    "hs_operating_version",
+    "hs_page_content_type",
+    "hs_page_id",
+    "hs_page_title",
+    "hs_page_url",
+    "hs_parent_module_id",
+    "hs_referrer",
+    "hs_region",
+    "hs_screen_height",
+    "hs_screen_width",
+    "hs_touchpoint_source",
+    "hs_tracking_name",
+    "hs_user_agent",
+    "hs_utm_campaign",
+    "hs_utm_content",
+    "hs_utm_medium",
+    "hs_utm_source",
+    "hs_utm_term",
+)
+EVENT_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+MAX_EVENT_PROPERTIES = 50
+MAX_EVENT_VALUE_CHARS = 256
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def object_type(name: str) -> str:
+    try:
+        return OBJECT_TYPES[name.lower()]
+    except KeyError:
+        raise errors.error(400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}") from None
+
+
+@dataclass
+class Record:
+    id: int
+    properties: dict[str, str]
+    created_ms: int
+    updated_ms: int
+
+    def as_json(
+        self, object_type: str, wanted: list[str] | None = None, *, new: bool | None = None
+    ) -> dict[str, Any]:
+        names = wanted if wanted else DEFAULT_READ[object_type]
+        props = {n: self.properties.get(n) for n in names}
+        out: dict[str, Any] = {
+            "id": str(self.id),
+            "properties": props,
+            "createdAt": iso_ms(self.created_ms),
+            "updatedAt": iso_ms(self.updated_ms),
+            "archived": False,
+        }
+        if new is not None:
+            out["new"] = new
+        return out
+
+
+@dataclass
+class PortalState:
+    settings: PortalSettings
+    catalog: Catalog = field(default_factory=Catalog.default)
+    records: dict[str, dict[int, Record]] = field(default_factory=lambda: {"contacts": {}, "companies": {}})
+    next_id: int = 1001
+    associations: set[tuple[str, int, str, int]] = field(default_factory=set)
+    definitions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by fullyQualifiedName
+    events: list[dict[str, Any]] = field(default_factory=list)
+    event_uuids: set[tuple[str, str]] = field(default_factory=set)
+    legacy_events: list[dict[str, Any]] = field(default_factory=list)
+    duplicates_dropped: int = 0
+
+    def __post_init__(self) -> None:
+        for otype, spec in self.settings.custom_properties:
+            prop = custom_property(spec, otype)
+            self.catalog.of(otype)[prop.name] = prop
+
+    @property
+    def hub_id(self) -> str:
+        return self.settings.hub_id
+
+    # ---- records --------------------------------------------------------------------------
+
+    def properties_of(self, otype: str) -> dict[str, Property]:
+        return self.catalog.of(otype)
+
+    def find(self, otype: str, value: str, id_property: str | None = None) -> Record | None:
+        records = self.records[otype]
+        if not id_property or id_property == "hs_object_id":
+            return records.get(int(value)) if str(value).isdigit() else None
+        prop = self.properties_of(otype).get(id_property)
+        if prop is None or not prop.unique:
+            raise errors.error(
+                400,
+                "VALIDATION_ERROR",
+                f"Property {id_property} is not a unique identifier property for {otype}",
+            )
+        wanted = str(value).strip().lower() if id_property == "email" else str(value)
+        for record in records.values():
+            have = record.properties.get(id_property)
+            if have is not None and (have.lower() if id_property == "email" else have) == wanted:
+                return record
+        return None
+
+    def _unique_conflicts(self, otype: str, values: dict[str, str], exclude: int | None = None) -> None:
+        for name, value in values.items():
+            prop = self.properties_of(otype).get(name)
+            if prop is None or not prop.unique or value == "":
+                continue
+            other = self.find(otype, value, name)
+            if other is not None and other.id != exclude:
+                if otype == "contacts" and name == "email":
+                    raise errors.error(409, "CONFLICT", f"Contact already exists. Existing ID: {other.id}")
+                raise errors.error(
+                    409,
+                    "CONFLICT",
+                    f"A {SINGULAR[otype]} with {name} {value} already exists. Existing ID: {other.id}",
+                )
+
+    def create(self, otype: str, values: dict[str, str], now_ms: int) -> Record:
+        self._unique_conflicts(otype, values)
+        record = Record(self.next_id, {}, now_ms, now_ms)
+        self.next_id += 1
+        self._write(otype, record, values, now_ms, creating=True)
+        self.records[otype][record.id] = record
+        return record
+
+    def update(self, otype: str, record: Record, values: dict[str, str], now_ms: int) -> Record:
+        self._unique_conflicts(otype, values, exclude=record.id)
+        self._write(otype, record, values, now_ms, creating=False)
+        return record
+
+    def _write(
+        self, otype: str, record: Record, values: dict[str, str], now_ms: int, *, creating: bool
+    ) -> None:
+        for name, value in values.items():
+            if name == "email":
+                value = value.strip()
+            if name == "lifecyclestage" and value and not self._lifecycle_forward(record, value):
+                continue  # HubSpot does not move a lifecycle stage backwards: clear it first
+            if value == "":
+                record.properties.pop(name, None)
+            else:
+                record.properties[name] = value
+        record.updated_ms = now_ms
+        record.properties["hs_object_id"] = str(record.id)
+        if creating:
+            record.properties.setdefault("createdate", str(now_ms))
+            record.created_ms = now_ms
+        record.properties[MODIFIED_PROPERTY[otype]] = str(now_ms)
+
+    @staticmethod
+    def _lifecycle_forward(record: Record, value: str) -> bool:
+        current = record.properties.get("lifecyclestage")
+        if not current or current not in LIFECYCLE_STAGES or value not in LIFECYCLE_STAGES:
+            return True
+        return LIFECYCLE_STAGES.index(value) >= LIFECYCLE_STAGES.index(current)
+
+    def contact_for_email(self, email: str, now_ms: int) -> Record:
+        """The contact with this email, created if there is none (events and legacy calls do)."""
+        return self.find("contacts", email, "email") or self.create("contacts", {"email": email}, now_ms)
+
+    # ---- associations ---------------------------------------------------------------------
+
+    def associate(self, from_type: str, from_id: int, to_type: str, to_id: int) -> int:
+        for otype, oid in ((from_type, from_id), (to_type, to_id)):
+            if oid not in self.records[otype]:
+                raise errors.not_found(f"No {SINGULAR[otype]} with ID {oid} exists")
+        type_id = DEFAULT_ASSOCIATION_TYPE.get((from_type, to_type))
+        if type_id is None:
+            raise errors.error(
+                400, "VALIDATION_ERROR", f"No default association from {from_type} to {to_type}"
+            )
+        self.associations.add((from_type, from_id, to_type, to_id))
+        self.associations.add((to_type, to_id, from_type, from_id))
+        return type_id
+
+    def associated(self, from_type: str, from_id: int, to_type: str) -> list[int]:
+        return sorted(
+            t_id
+            for (f, f_id, t, t_id) in self.associations
+            if f == from_type and f_id == from_id and t == to_type
+        )
+
+    # ---- custom events --------------------------------------------------------------------
+
+    def define_event(self, body: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        label = body.get("label")
+        if not isinstance(label, str) or not label.strip():
+            raise errors.invalid_input("label is required", label=["This property is required"])
+        name = body.get("name") or re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+        if not isinstance(name, str) or not re.match(r"^[a-z0-9_]{1,100}$", name):
+            raise errors.invalid_input(
+                f"Invalid event name {name!r}: use lowercase letters, digits, underscores"
+            )
+        fqn = f"pe{self.hub_id}_{name}"
+        if fqn in self.definitions:
+            raise errors.error(409, "CONFLICT", f"An event with name {name} already exists")
+        props = [self._event_property(p) for p in body.get("propertyDefinitions") or []]
+        definition = {
+            "id": str(len(self.definitions) + 1),
+            "name": name,
+            "fullyQualifiedName": fqn,
+            "labels": {"singular": label, "plural": None},
+            "description": body.get("description", ""),
+            "primaryObject": body.get("primaryObject", "CONTACT"),
+            "primaryObjectId": "0-1",
+            "objectTypeId": f"6-{len(self.definitions) + 1000}",
+            "trackingType": "MANUAL",
+            "archived": False,
+            "createdAt": iso_ms(now_ms),
+            "properties": [
+                {"name": n, "label": n, "type": "string", "hubspotDefined": True}
+                for n in DEFAULT_EVENT_PROPERTIES
+            ]
+            + props,
+            "associations": [],
+        }
+        self.definitions[fqn] = definition
+        return definition
+
+    @staticmethod
+    def _event_property(spec: Any) -> dict[str, Any]:
+        if not isinstance(spec, dict) or not EVENT_PROPERTY_NAME.match(str(spec.get("name", ""))):
+            raise errors.invalid_input(
+                "Event property names start with a letter and use only lowercase letters, digits and "
+                "underscores (at most 50)"
+            )
+        ptype = spec.get("type", "string")
+        if ptype not in ("string", "number", "enumeration", "datetime"):
+            raise errors.invalid_input(f"Invalid event property type {ptype!r}")
+        return {
+            "name": spec["name"],
+            "label": spec.get("label", spec["name"]),
+            "type": ptype,
+            "options": spec.get("options", []),
+            "hubspotDefined": False,
+        }
+
+    def add_event_property(self, fqn: str, spec: Any) -> dict[str, Any]:
+        definition = self.definition(fqn)
+        prop = self._event_property(spec)
+        if any(p["name"] == prop["name"] for p in definition["properties"]):
+            raise errors.error(409, "CONFLICT", f"Property {prop['name']} already exists on {fqn}")
+        definition["properties"].append(prop)
+        return prop
+
+    def definition(self, fqn: str) -> dict[str, Any]:
+        definition = self.definitions.get(fqn) or self.definitions.get(f"pe{self.hub_id}_{fqn}")
+        if definition is None:
+            raise errors.not_found(f"Event definition {fqn} not found")
+        return definition
+
+    def check_event(self, body: Any) -> dict[str, Any]:
+        """Validate one event occurrence; returns what will be recorded (or raises a 400)."""
+        if not isinstance(body, dict):
+            raise errors.invalid_input("Invalid input JSON: an event occurrence is an object")
+        name = body.get("eventName")
+        if not isinstance(name, str) or not name:
+            raise errors.invalid_input("eventName is required", eventName=["This property is required"])
+        definition = self.definitions.get(name)
+        if definition is None:
+            raise errors.invalid_input(
+                f"Event {name} does not exist in portal {self.hub_id}",
+                eventName=[f"No event definition named {name}"],
+            )
+        if not any(isinstance(body.get(k), str) and body.get(k) for k in ("email", "utk", "objectId")):
+            raise errors.invalid_input(
+                "One of email, utk or objectId is required to link the occurrence",
+                email=["This property is required"],
+            )
+        props = body.get("properties") or {}
+        if not isinstance(props, dict):
+            raise errors.invalid_input("properties must be an object")
+        if len(props) > MAX_EVENT_PROPERTIES:
+            raise errors.invalid_input(
+                f"An occurrence can have at most {MAX_EVENT_PROPERTIES} properties; got {len(props)}"
+            )
+        known = {p["name"]: p for p in definition["properties"]}
+        for key, value in props.items():
+            if key not in known:
+                raise errors.invalid_input(
+                    f"Property {key} does not exist on event {name}", **{key: ["Property does not exist"]}
+                )
+            if not isinstance(value, str | int | float | bool) or isinstance(value, bool):
+                raise errors.invalid_input(
+                    f"Property {key}: values are strings or numbers", **{key: ["Invalid value"]}
+                )
+            if len(str(value)) > MAX_EVENT_VALUE_CHARS:
+                raise errors.invalid_input(
+                    f"Property {key} is longer than {MAX_EVENT_VALUE_CHARS} characters",
+                    **{key: ["Value too long"]},
+                )
+        occurred = body.get("occurredAt")
+        if occurred is not None and not _parse_occurred(occurred):
+            raise errors.invalid_input(
+                f"occurredAt {occurred!r} is not an ISO 8601 date-time or epoch millis"
+            )
+        return body
+
+    def record_event(self, body: dict[str, Any], now_ms: int, uuid_default: str) -> bool:
+        """Record a checked occurrence; False when its uuid was already received (dropped)."""
+        name = body["eventName"]
+        uuid = str(body.get("uuid") or uuid_default)
+        if (name, uuid) in self.event_uuids:
+            self.duplicates_dropped += 1
+            return False
+        self.event_uuids.add((name, uuid))
+        if body.get("email"):
+            contact = self.contact_for_email(body["email"], now_ms)
+            object_id = contact.id
+        elif str(body.get("objectId", "")).isdigit():
+            object_id = int(body["objectId"])
+        else:
+            object_id = 0  # a visitor known only by utk
+        occurred = _parse_occurred(body.get("occurredAt")) or now_ms
+        self.events.append(
+            {
+                "objectType": "CONTACT",
+                "objectId": str(object_id),
+                "eventType": name,
+                "occurredAt": iso_ms(occurred),
+                "id": uuid,
+                "properties": {k: str(v) for k, v in (body.get("properties") or {}).items()},
+            }
+        )
+        return True
+
+    # ---- persistence ----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "next_id": self.next_id,
+            "records": {
+                t: [[r.id, r.properties, r.created_ms, r.updated_ms] for r in recs.values()]
+                for t, recs in self.records.items()
+            },
+            "custom_properties": {
+                t: [p.as_json() for p in props.values() if p.custom]
+                for t, props in self.catalog.by_type.items()
+            },
+            "associations": sorted(self.associations),
+            "definitions": self.definitions,
+            "events": self.events,
+            "legacy_events": self.legacy_events,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.next_id = data["next_id"]
+        self.records = {t: {r[0]: Record(*r) for r in recs} for t, recs in data["records"].items()}
+        for otype, props in data.get("custom_properties", {}).items():
+            for spec in props:
+                self.catalog.of(otype)[spec["name"]] = custom_property(spec, otype)
+        self.associations = {tuple(a) for a in data["associations"]}  # type: ignore[misc]
+        self.definitions = data["definitions"]
+        self.events = data["events"]
+        self.event_uuids = {(e["eventType"], e["id"]) for e in self.events}
+        self.legacy_events = data.get("legacy_events", [])
+
+
+def _parse_occurred(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        if value.isdigit():
+            return int(value)
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
+    return None
