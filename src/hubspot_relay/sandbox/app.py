@@ -481,9 +481,11 @@ class Sandbox:
         for i, item in enumerate(inputs):
             if not isinstance(item, dict):
                 raise errors.invalid_input(f"Invalid input JSON: inputs[{i}] must be an object")
-            values, bad = self._validated(
-                portal, otype, _string_properties(item.get("properties"), f"inputs[{i}]")
-            )
+            props = _string_properties(item.get("properties"), f"inputs[{i}]")
+            id_property = item.get("idProperty")
+            if action == "upsert" and id_property and id_property != "hs_object_id":
+                props.setdefault(id_property, str(item.get("id", "")))  # the key is a value too
+            values, bad = self._validated(portal, otype, props)
             failures += bad
             prepared.append((item, values))
         if failures:
@@ -527,7 +529,7 @@ class Sandbox:
                     raise errors.error(
                         400, "OBJECT_NOT_FOUND", f"No {SINGULAR[otype]} with ID {id_value} exists"
                     )
-                record = portal.create(otype, {id_property: id_value, **values}, now_ms)
+                record = portal.create(otype, values, now_ms)
                 results.append(record.as_json(otype, list(values) or None, new=True))
             else:
                 portal.update(otype, record, values, now_ms)
