@@ -35,6 +35,7 @@ class RelayProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
+    sandbox_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -48,7 +49,13 @@ class RelayProcess:
 
     def start(self, timeout: float = 20.0) -> RelayProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
-        env.update({"HUBSPOT_RELAY_DATA_DIR": str(self.data_dir), "HUBSPOT_RELAY_PORT": str(self.port)})
+        env.update(
+            {
+                "HUBSPOT_RELAY_DATA_DIR": str(self.data_dir),
+                "HUBSPOT_RELAY_PORT": str(self.port),
+                "HUBSPOT_SANDBOX_PORT": str(self.sandbox_port),
+            }
+        )
         env.update(self.env)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"relay-{self.port}-{time.monotonic_ns()}.log"

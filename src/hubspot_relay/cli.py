@@ -102,22 +102,25 @@ def serve(
     """Accept Segment messages and store them durably for delivery to HubSpot."""
     import uvicorn
 
-    from .server import create_app
+    from .server import bundled_sandbox, create_app
 
     configure_logs("json" if log_format == "json" else "console", log_level)
     cfg = _load_config(config, data_dir)
     host = host or cfg.host
     port = port or cfg.port
     _banner(cfg, host, port)
-    uvicorn.run(
-        create_app(cfg),
-        host=host,
-        port=port,
-        access_log=False,
-        log_level=log_level.lower(),
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    with bundled_sandbox(cfg) as sandbox_note:
+        if sandbox_note:
+            err.print(f"  [bold yellow]{sandbox_note}[/]", highlight=False)
+        uvicorn.run(
+            create_app(cfg),
+            host=host,
+            port=port,
+            access_log=False,
+            log_level=log_level.lower(),
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
 
 
 @app.command()

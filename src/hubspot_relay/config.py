@@ -363,7 +363,10 @@ def load_env(env: Mapping[str, str] | None = None) -> Config:
                 "so that only your clients can send"
             )
     else:
-        account = sandbox_account()
+        port = env.get("HUBSPOT_SANDBOX_PORT", str(SANDBOX_PORT))
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError("HUBSPOT_SANDBOX_PORT: must be a port number (1-65535)")
+        account = sandbox_account(int(port))
     source = Source(name="default", write_key=Secret(write_key), account=account.name)
     admin = env.get("HUBSPOT_RELAY_ADMIN_TOKEN", "").strip()
     return _with_relay_settings(

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import ctypes
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -23,6 +29,68 @@ log = structlog.get_logger("hubspot_relay.server")
 # Delivered messages are kept this long so a client's retry of an old request is recognised.
 DEDUPE_WINDOW_SECONDS = 24 * 3600
 _PRUNE_EVERY_SECONDS = 600
+
+
+@contextlib.contextmanager
+def bundled_sandbox(config: Config) -> Iterator[str | None]:
+    """With no HubSpot credentials, make sure the local sandbox runs where the account points.
+
+    A sandbox already answering there is used as it is; otherwise one is started as a child
+    process, its data kept in the data folder, and stopped with the relay. Yields what was done.
+    """
+    account = next((a for a in config.accounts if a.sandbox), None)
+    if account is None:
+        yield None
+        return
+    base = account.api_base
+    try:
+        httpx.get(f"{base}/_sandbox/portals", timeout=1).raise_for_status()
+        yield f"using the HubSpot sandbox already running at {base}"
+        return
+    except httpx.HTTPError:
+        pass
+    port = base.rsplit(":", 1)[1]
+    state = config.data_dir / "sandbox.sqlite3"
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hubspot_relay",
+            "sandbox",
+            "--port",
+            port,
+            "--state",
+            str(state),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{base}/_sandbox/portals", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the HubSpot sandbox did not start on {base}") from None
+                time.sleep(0.1)
+        yield f"started the HubSpot sandbox at {base} (data in {state})"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, ask for SIGTERM when the relay dies (even by kill -9)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def queue_path(config: Config) -> Any:

@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import ROOT, RelayProcess, stored_messages
@@ -103,3 +105,25 @@ def test_serve_refuses_a_legacy_key_that_is_an_auth_code() -> None:
     assert r.returncode == 2
     assert "Don't use the temporary authorization code from Settings > API Access" in r.stderr
     assert "temporary-code" not in r.stderr
+
+
+def test_serve_without_credentials_starts_the_sandbox_and_says_so(data_dir: Path) -> None:
+    relay = RelayProcess(data_dir).start()
+    sandbox = f"http://127.0.0.1:{relay.sandbox_port}"
+    try:
+        portals = httpx.get(f"{sandbox}/_sandbox/portals", timeout=5).json()
+        assert portals[0]["hub_id"] == "997086"
+        log = relay.log()
+        assert "NO HUBSPOT CREDENTIALS CONFIGURED" in log
+        assert f"started the HubSpot sandbox at {sandbox}" in log
+    finally:
+        relay.kill9()
+    deadline = time.monotonic() + 10  # the sandbox dies with the relay, even after kill -9
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{sandbox}/_sandbox/portals", timeout=0.5)
+        except httpx.HTTPError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the sandbox outlived the relay")
