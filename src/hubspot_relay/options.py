@@ -1,0 +1,39 @@
+"""Per-account delivery options (`[accounts.options]` in the TOML file), with their defaults."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    # translate
+    event_names: dict[str, str] = msgspec.field(default_factory=dict)  # Segment event -> HubSpot event
+    page_events: bool = True  # cloud page calls become `viewed_page` custom events
+    screen_events: bool = True  # screen calls become `viewed_screen` custom events
+    company_id_property: str | None = None  # a unique company property keyed by groupId; else domain
+    # HubSpot set-up
+    create_event_definitions: bool = True  # "HubSpot will auto-create the event for you" (the seed)
+    create_properties: bool = False  # create missing contact properties instead of dropping them
+    catalog_ttl_s: float = 3600.0
+    # batching and retries
+    flush_ms: int = 250
+    contact_batch: int = 100
+    event_batch: int = 500
+    lease_batch: int = 2000
+    unresolved_event_wait_s: float = 3600.0  # a track with no known email waits this long for one
+    retry_max_age_s: float = 86_400.0  # retryable failures (5xx, timeouts) give up after this
+    request_timeout_s: float = 30.0
+
+
+def parse_options(raw: dict[str, object], key: str) -> DeliveryOptions:
+    from .config import ConfigError
+
+    try:
+        opts = msgspec.convert(raw, DeliveryOptions)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{key}: {e}") from None
+    if not 1 <= opts.contact_batch <= 100:
+        raise ConfigError(f"{key}.contact_batch: HubSpot takes 1 to 100 records per batch call")
+    if not 1 <= opts.event_batch <= 500:
+        raise ConfigError(f"{key}.event_batch: HubSpot takes 1 to 500 events per batch call")
+    return opts

@@ -1,0 +1,62 @@
+"""What a Segment message asks of HubSpot: the translate step's output, plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ContactRef:
+    """Who a message is about: an email when it says one, else the ids to look it up by."""
+
+    email: str | None = None
+    ids: tuple[str, ...] = ()  # userId, anonymousId (one namespace, as alias treats them)
+
+
+@dataclass(frozen=True)
+class ContactUpdate:
+    """Contact properties to set (keys normalized, values still as Segment sent them)."""
+
+    ref: ContactRef
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Link:
+    """These ids are one person (identify, alias); `email` when the message told it."""
+
+    ids: tuple[str, ...]
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A custom behavioral event occurrence."""
+
+    ref: ContactRef
+    name: str  # short name (`bought_item`), or a full HubSpot name mapped in config (`pe123_x`)
+    occurred_at: str
+    uuid: str  # derived from the messageId: a replay is recognised by HubSpot
+    properties: dict[str, str] = field(default_factory=dict)
+    label: str = ""  # the Segment event name, for the definition's label
+
+
+@dataclass(frozen=True)
+class CompanyUpdate:
+    """A company (Segment group) to upsert, and the contact to associate with it."""
+
+    group_id: str
+    properties: dict[str, Any]
+    member: ContactRef
+    domain: str | None = None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Nothing to do for this message, and why."""
+
+    reason: str
+
+
+Operation = ContactUpdate | Link | Event | CompanyUpdate | Skip

@@ -1,0 +1,220 @@
+"""Segment message -> HubSpot operations. Pure: the same message always gives the same answer.
+
+The rules are the seed's (identify, track, page; email from `traits.email` or an email
+`userId`; `firstName`/`lastName`; lowercased keys with `_` for whitespace; contact properties on
+track from `context.traits`) and DESIGN.md's (group, alias, screen, integrations, bundled).
+Whether a key is a property of the account, and its type, is decided later against the
+account's property catalog (`translate.values.prepare`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+
+from ..options import DeliveryOptions
+from .names import ADDRESS, event_name, event_property_key, is_email, property_key
+from .operations import CompanyUpdate, ContactRef, ContactUpdate, Event, Link, Operation, Skip
+
+EVENT_UUID_NAMESPACE = uuid.UUID("6f1c6b8e-5d0a-4a43-9a35-0c6f4d4f2b11")
+MAX_EVENT_PROPERTIES = 50
+MAX_EVENT_VALUE = 256
+COMPANY_TRAITS = {
+    "name": "name",
+    "industry": "industry",
+    "employees": "numberofemployees",
+    "phone": "phone",
+    "description": "description",
+    "website": "website",
+    "domain": "domain",
+    "plan": "plan",
+    "createdAt": "createdate",
+}
+
+
+def event_uuid(message_id: str) -> str:
+    """The occurrence's uuid, derived from the messageId, so a retry or replay is one event."""
+    return str(uuid.uuid5(EVENT_UUID_NAMESPACE, message_id))
+
+
+def _ids(msg: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(msg[k]) for k in ("userId", "anonymousId") if msg.get(k) not in (None, ""))
+
+
+def skip_reason(msg: dict[str, Any]) -> str | None:
+    """Messages HubSpot must not get from us: switched off in `integrations`, or already
+    delivered by the browser (`_metadata.bundled` lists HubSpot)."""
+    integrations = msg.get("integrations") or {}
+    if isinstance(integrations, dict):
+        flags = {str(k).lower(): v for k, v in integrations.items()}
+        hubspot = flags.get("hubspot")
+        if hubspot is False:
+            return "integrations.HubSpot is false"
+        if flags.get("all") is False and not hubspot:
+            return "integrations.All is false"
+    bundled = ((msg.get("_metadata") or {}).get("bundled")) or []
+    if isinstance(bundled, list) and any(str(b).lower() == "hubspot" for b in bundled):
+        return "delivered by the browser (device mode): _metadata.bundled lists HubSpot"
+    return None
+
+
+def contact_properties(traits: dict[str, Any]) -> dict[str, Any]:
+    """Traits as contact properties: renamed, address and company lifted, nulls dropped."""
+    out: dict[str, Any] = {}
+    for key, value in traits.items():
+        if value is None:
+            continue
+        if key == "address" and isinstance(value, dict):
+            for part, v in value.items():
+                if v is not None and part in ADDRESS:
+                    out[ADDRESS[part]] = v
+            continue
+        if key == "company" and isinstance(value, dict):
+            if value.get("name") is not None:
+                out["company"] = value["name"]
+            continue
+        out[property_key(key)] = value
+    return out
+
+
+def email_of(traits: dict[str, Any], user_id: Any) -> str | None:
+    email = traits.get("email")
+    if is_email(email):
+        return str(email).strip()
+    if is_email(user_id):
+        return str(user_id).strip()
+    return None
+
+
+def event_properties(props: dict[str, Any], *, drop: tuple[str, ...] = ("email",)) -> dict[str, str]:
+    """Flattened (`a.b`), keys in HubSpot's form, values as strings within its limits."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}_{k}" if prefix else str(k), v)
+        else:
+            flat[prefix] = value
+
+    walk("", {k: v for k, v in props.items() if k not in drop})
+    out: dict[str, str] = {}
+    for key in sorted(flat):
+        value = flat[key]
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = repr(value) if isinstance(value, float) else str(value)
+        elif isinstance(value, list):
+            text = orjson.dumps(value).decode()
+        else:
+            text = str(value)
+        name = event_property_key(key)
+        if name not in out and len(out) < MAX_EVENT_PROPERTIES:
+            out[name] = text[:MAX_EVENT_VALUE]
+    return out
+
+
+def _domain(traits: dict[str, Any]) -> str | None:
+    for key in ("domain", "website"):
+        value = traits.get(key)
+        if isinstance(value, str) and value.strip():
+            text = value.strip()
+            host = urlparse(text if "//" in text else f"//{text}").hostname
+            if host:
+                return host.removeprefix("www.")
+    return None
+
+
+def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
+    """The HubSpot operations one (stamped) Segment message asks for."""
+    reason = skip_reason(msg)
+    if reason:
+        return [Skip(reason)]
+    mtype = msg.get("type")
+    ids = _ids(msg)
+    context = msg.get("context") or {}
+    ctx_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+    timestamp = str(msg.get("timestamp") or msg.get("receivedAt") or "")
+    message_id = str(msg.get("messageId"))
+
+    if mtype == "identify":
+        traits = msg.get("traits") or {}
+        email = email_of(traits, msg.get("userId"))
+        ops: list[Operation] = [Link(ids, email)]
+        props = contact_properties(traits)
+        if email:
+            props["email"] = email
+        if props:
+            ops.append(ContactUpdate(ContactRef(email, ids), props))
+        return ops
+
+    if mtype == "alias":
+        ids = tuple(str(msg[k]) for k in ("userId", "previousId") if msg.get(k) not in (None, ""))
+        return [Link(ids, email_of({}, msg.get("userId")))]
+
+    if mtype in ("track", "page", "screen"):
+        props = msg.get("properties") or {}
+        email = (str(props["email"]).strip() if is_email(props.get("email")) else None) or email_of(
+            ctx_traits, msg.get("userId")
+        )
+        ref = ContactRef(email, ids)
+        ops = []
+        if email:
+            ops.append(Link(ids, email))
+        contact = contact_properties(ctx_traits)
+        if contact:
+            ops.append(ContactUpdate(ref, contact))
+        if mtype == "track":
+            event = str(msg.get("event"))
+            name = options.event_names.get(event) or event_name(event)
+            ops.append(Event(ref, name, timestamp, event_uuid(message_id), event_properties(props), event))
+        elif mtype == "page" and options.page_events:
+            page = {**(context.get("page") or {}), **props}
+            fields = {k: page.get(k) for k in ("url", "path", "title", "referrer", "search")}
+            fields["name"] = msg.get("name") or page.get("name")
+            ops.append(
+                Event(
+                    ref,
+                    "viewed_page",
+                    timestamp,
+                    event_uuid(message_id),
+                    event_properties(fields),
+                    "Viewed Page",
+                )
+            )
+        elif mtype == "screen" and options.screen_events:
+            fields = {**props, "name": msg.get("name") or props.get("name")}
+            ops.append(
+                Event(
+                    ref,
+                    "viewed_screen",
+                    timestamp,
+                    event_uuid(message_id),
+                    event_properties(fields),
+                    "Viewed Screen",
+                )
+            )
+        return ops or [Skip(f"{mtype} events are switched off for this account")]
+
+    if mtype == "group":
+        traits = msg.get("traits") or {}
+        props = {}
+        for key, value in traits.items():
+            if value is None or key == "address":
+                continue
+            props[COMPANY_TRAITS.get(key) or property_key(key)] = value
+        if isinstance(traits.get("address"), dict):
+            props.update(contact_properties({"address": traits["address"]}))
+        domain = _domain(traits)
+        if domain:
+            props["domain"] = domain
+        email = email_of(ctx_traits, msg.get("userId"))
+        return [CompanyUpdate(str(msg.get("groupId")), props, ContactRef(email, ids), domain)]
+
+    return [Skip(f"unknown message type {mtype!r}")]
