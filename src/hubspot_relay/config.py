@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .options import DeliveryOptions, parse_options
 from .secrets import Secret
 
 ApiMode = Literal["v3", "legacy"]
@@ -111,6 +112,7 @@ class Account:
     eu: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     sandbox: bool = False
+    delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,7 @@ def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
         limits=_limits(raw.limits, mode, f"{key}.limits"),
         eu=raw.eu,
         options=dict(raw.options),
+        delivery=parse_options(dict(raw.options), f"{key}.options"),
     )
 
 

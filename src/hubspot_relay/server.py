@@ -21,6 +21,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .config import Config
+from .hubspot.client import HubSpotClient
+from .hubspot.ratelimit import AccountLimiter
+from .pipeline.deliver import Delivery
+from .pipeline.identity import IdentityMap
 from .pipeline.sqlite_queue import SQLiteQueue
 from .segment.ingest import RelayApp, create_ingest_app
 
@@ -116,8 +120,36 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(config: Config, queue: SQLiteQueue | None = None) -> RelayApp:
-    """The relay's ASGI app; it opens the queue on start-up and closes it, drained, on shutdown."""
+def identity_path(config: Config) -> Any:
+    return config.data_dir / "identity.sqlite3"
+
+
+def build_deliveries(config: Config, queue: SQLiteQueue, identity: IdentityMap) -> list[Delivery]:
+    """One delivery loop per HubSpot account that has sources routed to it."""
+    deliveries = []
+    for account in config.accounts:
+        sources = [s.name for s in config.sources if s.account == account.name and s.enabled]
+        disabled = [s.name for s in config.sources if s.account == account.name and not s.enabled]
+        if not sources and not disabled:
+            continue
+        if account.api_mode != "v3":
+            log.warning(
+                "legacy-mode delivery is not built yet: messages for this account stay queued",
+                account=account.name,
+            )
+            continue
+        limits = account.limits
+        limiter = AccountLimiter(limits.per_10s, limits.per_day, limits.per_second)
+        client = HubSpotClient(account, limiter, timeout=account.delivery.request_timeout_s)
+        deliveries.append(
+            Delivery(account, account.delivery, sources, queue, identity, client, disabled_sources=disabled)
+        )
+    return deliveries
+
+
+def create_app(config: Config, queue: SQLiteQueue | None = None, *, deliver: bool = True) -> RelayApp:
+    """The relay's ASGI app; it opens the queue on start-up, runs delivery for each account, and
+    closes everything, drained, on shutdown."""
     q = queue or build_queue(config)
 
     @contextlib.asynccontextmanager
@@ -125,13 +157,24 @@ def create_app(config: Config, queue: SQLiteQueue | None = None) -> RelayApp:
         await q.open()
         pruner = asyncio.create_task(_prune_forever(q))
         log.info("queue open", path=str(q.path))
+        stop = asyncio.Event()
+        identity = IdentityMap(identity_path(config)) if deliver else None
+        deliveries = build_deliveries(config, q, identity) if identity else []
+        tasks = [asyncio.create_task(d.run(stop), name=f"deliver-{d.account.name}") for d in deliveries]
         try:
             yield
         finally:
+            stop.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=30)
+            for d in deliveries:
+                await d.client.aclose()
             pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
             await q.close()
+            if identity:
+                identity.close()
 
     app = create_ingest_app(
         config, q, routes=[Route("/metrics", metrics, methods=["GET"])], lifespan=lifespan

@@ -58,10 +58,21 @@ def test_send_then_status(data_dir: Path) -> None:
         assert identify["traits"] == {"firstName": "Ann", "Favorite Color": "red", "email": "a@b.com"}
         assert identify["userId"] == "a@b.com"
 
-        status = cli("status", "--json", env=env)
-        assert status.returncode == 0, status.stderr
-        counts = json.loads(status.stdout)["sources"]["default"]
-        assert counts == {"queued": 2, "in_flight": 0, "retrying": 0, "delivered": 0, "dead": 0}
+        deadline = time.monotonic() + 20  # the relay delivers them to its bundled sandbox
+        while True:
+            status = cli("status", "--json", env=env)
+            assert status.returncode == 0, status.stderr
+            counts = json.loads(status.stdout)["sources"]["default"]
+            if counts["delivered"] == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert counts == {"queued": 0, "in_flight": 0, "retrying": 0, "delivered": 2, "dead": 0}
+        sandbox = f"http://127.0.0.1:{relay.sandbox_port}"
+        contact = httpx.get(
+            f"{sandbox}/crm/v3/objects/contacts/a@b.com?idProperty=email&properties=firstname,favorite_color",
+            headers={"Authorization": "Bearer sandbox-token"},
+        ).json()
+        assert contact["properties"] == {"firstname": "Ann", "favorite_color": "red"}
         table = cli("status", env=env)
         assert "default" in table.stdout and "queued" in table.stdout
 

@@ -1,0 +1,2 @@
+"""The HubSpot side: an async client for the endpoints the relay uses, its errors, and the
+per-account rate limiter."""

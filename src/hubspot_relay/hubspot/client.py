@@ -1,0 +1,112 @@
+"""An async client for the HubSpot endpoints the relay uses (v3, events, associations v4).
+
+Every call waits for the account's limiter first, gives the limiter HubSpot's rate-limit
+headers afterwards, and turns a refusal into a `HubSpotError` that says what to do. A 429 is
+waited out and retried here (it is not the caller's problem); everything else goes up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from ..config import Account
+from .errors import HubSpotError, Kind, transport_error
+from .ratelimit import AccountLimiter
+
+MAX_429_RETRIES = 20
+
+
+class HubSpotClient:
+    def __init__(
+        self,
+        account: Account,
+        limiter: AccountLimiter,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 30.0,
+        crm_path: str = "/crm/v3/objects",
+    ) -> None:
+        self.account = account
+        self.limiter = limiter
+        self.crm_path = crm_path
+        self._http = http or httpx.AsyncClient(timeout=timeout)
+        self._owns_http = http is None
+        token = account.access_token.reveal() if account.access_token else None
+        self._headers = {"Content-Type": "application/json", "User-Agent": "hubspot-relay"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self.calls = 0
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def request(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """One API call; returns the decoded JSON (None for an empty answer)."""
+        url = self.account.api_base + path
+        content = orjson.dumps(body) if body is not None else None
+        for _ in range(MAX_429_RETRIES):
+            await self.limiter.acquire()
+            self.calls += 1
+            try:
+                response = await self._http.request(
+                    method, url, content=content, params=params, headers=self._headers
+                )
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from None
+            self.limiter.observe(
+                {
+                    k.lower(): v
+                    for k, v in response.headers.items()
+                    if k.lower().startswith(("x-hubspot-ratelimit", "retry-after"))
+                }
+            )
+            if response.status_code < 300:
+                return orjson.loads(response.content) if response.content else None
+            if response.status_code == 207:
+                return orjson.loads(response.content)
+            error = HubSpotError.from_response(response.status_code, response.content, response.headers)
+            if error.kind is Kind.RATE_LIMIT:
+                self.limiter.rate_limited(error.policy, error.retry_after)
+                continue  # the limiter waits (or raises DailyLimitReached) on the next acquire
+            raise error
+        raise HubSpotError(429, {"message": "still rate limited after many waits"}, kind=Kind.RETRYABLE)
+
+    # ---- the calls ------------------------------------------------------------------------
+
+    async def properties(self, object_type: str) -> list[dict[str, Any]]:
+        return list((await self.request("GET", f"/crm/v3/properties/{object_type}"))["results"])
+
+    async def create_property(self, object_type: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.request("POST", f"/crm/v3/properties/{object_type}", spec))
+
+    async def batch(self, object_type: str, action: str, inputs: list[dict[str, Any]], **extra: Any) -> Any:
+        return await self.request(
+            "POST", f"{self.crm_path}/{object_type}/batch/{action}", {"inputs": inputs, **extra}
+        )
+
+    async def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.request("POST", f"{self.crm_path}/{object_type}/search", body))
+
+    async def associate(self, from_type: str, to_type: str, pairs: list[tuple[str, str]]) -> None:
+        inputs = [{"from": {"id": a}, "to": {"id": b}} for a, b in pairs]
+        await self.request(
+            "POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/associate/default", {"inputs": inputs}
+        )
+
+    async def event_definitions(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/events/v3/event-definitions"))["results"])
+
+    async def create_event_definition(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.request("POST", "/events/v3/event-definitions", body))
+
+    async def add_event_property(self, name: str, spec: dict[str, Any]) -> None:
+        await self.request("POST", f"/events/v3/event-definitions/{name}/property", spec)
+
+    async def send_events(self, inputs: list[dict[str, Any]]) -> None:
+        await self.request("POST", "/events/v3/send/batch", {"inputs": inputs})

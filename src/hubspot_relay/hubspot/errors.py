@@ -1,0 +1,88 @@
+"""HubSpot's answers, sorted by what the relay should do about them."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import orjson
+
+
+class Kind(Enum):
+    RATE_LIMIT = "rate_limit"  # 429: wait as its policyName says, then the same call again
+    RETRYABLE = "retryable"  # 5xx, timeouts, connection errors: back off and retry
+    VALIDATION = "validation"  # 400: something in the input; split the batch to find it
+    CONFLICT = "conflict"  # 409
+    NOT_FOUND = "not_found"  # 404
+    PERMANENT = "permanent"  # 401, 403: no retry helps until someone changes the account
+
+
+class HubSpotError(Exception):
+    """A refused call, with HubSpot's body; the message never contains credentials."""
+
+    def __init__(self, status: int, body: Any, *, kind: Kind, retry_after: float | None = None) -> None:
+        self.status = status
+        self.body = body if isinstance(body, dict) else {"message": str(body)[:500]}
+        self.kind = kind
+        self.retry_after = retry_after
+        super().__init__(self.describe())
+
+    @property
+    def category(self) -> str:
+        return str(self.body.get("category") or self.body.get("errorType") or "")
+
+    @property
+    def policy(self) -> str:
+        return str(self.body.get("policyName") or "")
+
+    @property
+    def message(self) -> str:
+        return str(self.body.get("message") or "")
+
+    def describe(self) -> str:
+        head = f"HubSpot {self.status}"
+        if self.category:
+            head += f" {self.category}"
+        return f"{head}: {self.message[:400]}" if self.message else head
+
+    @classmethod
+    def from_response(cls, status: int, content: bytes, headers: Any) -> HubSpotError:
+        try:
+            body = orjson.loads(content) if content else {}
+        except orjson.JSONDecodeError:
+            body = {"message": content[:300].decode(errors="replace")}
+        retry_after = None
+        raw = headers.get("retry-after") if headers is not None else None
+        if raw and str(raw).replace(".", "", 1).isdigit():
+            retry_after = float(raw)
+        if status == 429:
+            kind = Kind.RATE_LIMIT
+        elif status >= 500:
+            kind = Kind.RETRYABLE
+        elif status in (401, 403):
+            kind = Kind.PERMANENT
+        elif status == 409:
+            kind = Kind.CONFLICT
+        elif status == 404:
+            kind = Kind.NOT_FOUND
+        else:
+            kind = Kind.VALIDATION
+        return cls(status, body, kind=kind, retry_after=retry_after)
+
+    def missing_properties(self) -> list[str]:
+        """Property names HubSpot says do not exist (`PROPERTY_DOESNT_EXIST` in the message)."""
+        names: list[str] = []
+        text = self.message
+        start = text.find("[")
+        if "PROPERTY_DOESNT_EXIST" in text and start >= 0:
+            try:
+                for item in orjson.loads(text[start:]):
+                    if item.get("error") == "PROPERTY_DOESNT_EXIST":
+                        names.append(str(item.get("name")))
+            except (orjson.JSONDecodeError, AttributeError, TypeError):
+                pass
+        return names
+
+
+def transport_error(exc: Exception) -> HubSpotError:
+    return HubSpotError(0, {"message": f"{type(exc).__name__}: could not reach HubSpot"}, kind=Kind.RETRYABLE)

@@ -1,0 +1,624 @@
+"""Delivery for one HubSpot account: lease, translate, coalesce, batch, send, settle.
+
+A cycle leases what is queued for the account's sources (up to `lease_batch`), translates each
+message, and turns the lot into the fewest calls: one upsert per contact however many messages
+touched it (in message order), 100 contacts per call, 500 events per call. Each message is
+then acked, retried later (HubSpot or the network failed; backoff with jitter, up to a maximum
+age) or dead-lettered with HubSpot's reason (a record HubSpot refuses for good: a rejected
+batch is split until the offender is alone, so the others still go through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ..config import Account
+from ..hubspot.client import HubSpotClient
+from ..hubspot.errors import HubSpotError, Kind
+from ..hubspot.ratelimit import DailyLimitReached
+from ..options import DeliveryOptions
+from ..segment.messages import stamped
+from ..translate import CompanyUpdate, ContactUpdate, Event, Link, PropertyInfo, Skip, prepare, translate
+from .identity import IdentityMap
+from .queue import Leased, Queue
+
+log = structlog.get_logger("hubspot_relay.deliver")
+
+LIFECYCLE = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+)
+INLINE_RETRIES = 3
+EVENTS_RECHECK_S = 600.0
+
+
+@dataclass
+class Settlement:
+    """What becomes of each leased message: ok unless something says otherwise."""
+
+    retry: dict[int, tuple[float, str]] = field(default_factory=dict)  # id -> (delay, reason)
+    dead: dict[int, str] = field(default_factory=dict)
+    skipped: int = 0
+
+    def fail(self, ids: Sequence[int], reason: str, *, retry_in: float | None = None) -> None:
+        for i in ids:
+            if retry_in is not None:
+                self.retry[i] = (max(retry_in, self.retry.get(i, (0.0, ""))[0]), reason)
+            elif i not in self.retry:
+                self.dead.setdefault(i, reason)
+
+
+@dataclass
+class CompanyBatch:
+    """A company (a Segment group) as several messages describe it."""
+
+    group_id: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    domain: str | None = None
+    members: list[str] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Pending:
+    """One input to a batch call, and the messages it carries."""
+
+    key: str
+    properties: dict[str, Any]
+    ids: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Delivery:
+    def __init__(
+        self,
+        account: Account,
+        options: DeliveryOptions,
+        sources: Sequence[str],
+        queue: Queue,
+        identity: IdentityMap,
+        client: HubSpotClient,
+        *,
+        clock: Callable[[], float] = time.time,
+        disabled_sources: Sequence[str] = (),
+    ) -> None:
+        self.account = account
+        self.options = options
+        self.sources = list(sources) + list(disabled_sources)
+        self.disabled = set(disabled_sources)
+        self.queue = queue
+        self.identity = identity
+        self.client = client
+        self.clock = clock
+        self.catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]] = {}
+        self.definitions: dict[str, set[str]] | None = None  # fully qualified name -> property names
+        self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
+        self.paused_until = 0.0
+        self.delivered = 0
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info(
+            "delivery started", account=self.account.name, hub_id=self.account.hub_id, sources=self.sources
+        )
+        while not stop.is_set():
+            try:
+                handled = await self.cycle()
+            except Exception:
+                log.exception("delivery cycle failed", account=self.account.name)
+                handled = 0
+            if not handled:
+                delay = self.options.flush_ms / 1000
+                if self.paused_until > self.clock():
+                    delay = min(60.0, self.paused_until - self.clock())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    async def cycle(self) -> int:
+        """Deliver one leased batch; returns how many messages it settled."""
+        if self.paused_until > self.clock():
+            return 0
+        leased = await self.queue.lease(self.options.lease_batch, lease_seconds=900, sources=self.sources)
+        if not leased:
+            return 0
+        settlement = Settlement()
+        try:
+            await self.deliver(leased, settlement)
+        except DailyLimitReached as e:
+            self.paused_until = e.resets_at
+            self.identity.set_problem(self.account.name, "daily_limit", str(e))
+            log.warning(
+                "daily limit reached: delivery paused", account=self.account.name, resumes_at=e.resets_at
+            )
+            wait = max(1.0, e.resets_at - self.clock())
+            settlement.fail([m.id for m in leased], str(e), retry_in=wait)
+        await self.settle(leased, settlement)
+        return len(leased)
+
+    async def settle(self, leased: list[Leased], s: Settlement) -> None:
+        ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead]
+        await self.queue.ack(ok)
+        self.delivered += len(ok)
+        now = self.clock()
+        by_id = {m.id: m for m in leased}
+        for mid, (delay, reason) in s.retry.items():
+            m = by_id[mid]
+            if now - m.received_at > self.options.retry_max_age_s:
+                await self.queue.dead_letter([mid], f"gave up after {m.attempts} attempts: {reason}")
+            else:
+                await self.queue.retry([mid], max(delay, self.backoff(m.attempts)), reason)
+        for reason in set(s.dead.values()):
+            await self.queue.dead_letter([i for i, r in s.dead.items() if r == reason], reason)
+        if s.dead:
+            log.warning(
+                "messages dead-lettered",
+                account=self.account.name,
+                count=len(s.dead),
+                first_reason=next(iter(s.dead.values()))[:300],
+            )
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential, with jitter: 1 s, 2 s, 4 s ... up to an hour."""
+        return min(3600.0, 2.0 ** max(0, min(attempts - 1, 12))) * (0.5 + random.random())
+
+    # ---- one batch ------------------------------------------------------------------------
+
+    async def deliver(self, leased: list[Leased], s: Settlement) -> None:
+        contacts: dict[str, Pending] = {}  # lowercased email -> upsert
+        companies: dict[str, CompanyBatch] = {}
+        events: list[tuple[Leased, Event, str]] = []
+        now = self.clock()
+
+        def upsert(email: str, props: dict[str, Any], mid: int) -> None:
+            pending = contacts.setdefault(email.lower(), Pending(email, {}))
+            pending.properties.update(props)
+            pending.ids.append(mid)
+
+        for m in leased:
+            if m.source in self.disabled:
+                s.skipped += 1
+                continue
+            try:
+                ops = translate(stamped(m.body, m.received_at, m.sent_at), self.options)
+            except Exception as e:
+                s.fail([m.id], f"could not translate the message: {type(e).__name__}: {e}")
+                continue
+            # Identities first, so that this batch's identify resolves this batch's earlier tracks.
+            for op in ops:
+                if isinstance(op, Link):
+                    email, waiting = self.identity.link(m.source, op.ids, op.email)
+                    if email and waiting:
+                        upsert(email, waiting, m.id)
+            for op in ops:
+                if isinstance(op, ContactUpdate):
+                    email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
+                    if email:
+                        upsert(email, op.properties, m.id)
+                    else:
+                        self.identity.remember(m.source, op.ref.ids, op.properties)
+                elif isinstance(op, CompanyUpdate):
+                    group = companies.setdefault(op.group_id, CompanyBatch(op.group_id))
+                    group.properties.update(op.properties)
+                    group.domain = op.domain or group.domain
+                    group.ids.append(m.id)
+                    email = op.member.email or self.identity.email_for(m.source, op.member.ids)
+                    if email:
+                        group.members.append(email)
+                        upsert(email, {}, m.id)  # so that the contact exists, and its id is known
+                elif isinstance(op, Event):
+                    email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
+                    if email:
+                        events.append((m, op, email))
+                    elif now - m.received_at < self.options.unresolved_event_wait_s:
+                        s.fail(
+                            [m.id],
+                            "waiting for an identify or alias that gives this user's email",
+                            retry_in=min(60.0, self.options.unresolved_event_wait_s),
+                        )
+                    else:
+                        s.fail(
+                            [m.id],
+                            "no email is known for this user: send an identify with an email "
+                            "(or properties.email) and replay",
+                        )
+                elif isinstance(op, Skip):
+                    s.skipped += 1
+
+        if contacts:
+            await self.send_contacts(list(contacts.values()), s)
+        if companies:
+            await self.send_companies(list(companies.values()), s)
+        if events:
+            await self.send_events(events, s)
+
+    # ---- calls with retries and splitting ---------------------------------------------------
+
+    async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """A call, retried in place a few times when HubSpot or the network fails."""
+        for attempt in range(INLINE_RETRIES):
+            try:
+                return await fn()
+            except HubSpotError as e:
+                if e.kind is not Kind.RETRYABLE or attempt == INLINE_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.25 * 2**attempt * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def split_send(
+        self,
+        items: list[Pending],
+        send: Callable[[list[Pending]], Awaitable[Any]],
+        s: Settlement,
+        *,
+        on_validation: Callable[[HubSpotError, list[Pending]], Awaitable[bool]] | None = None,
+    ) -> None:
+        """Send `items`; when HubSpot refuses the batch for its content, halve it until the
+        offending record is alone, and dead-letter only that one's messages."""
+        try:
+            await self.call(lambda: send(items))
+        except HubSpotError as e:
+            ids = [i for item in items for i in item.ids]
+            if e.kind is Kind.VALIDATION:
+                if on_validation is not None and await on_validation(e, items):
+                    await self.split_send(items, send, s)  # fixed (e.g. a stale catalog): once more
+                elif len(items) > 1:
+                    half = len(items) // 2
+                    await self.split_send(items[:half], send, s, on_validation=on_validation)
+                    await self.split_send(items[half:], send, s, on_validation=on_validation)
+                else:
+                    s.fail(ids, e.describe())
+            elif e.kind is Kind.PERMANENT:
+                self.identity.set_problem(self.account.name, f"http_{e.status}", e.describe())
+                log.error(
+                    "HubSpot refuses the account's calls", account=self.account.name, error=e.describe()
+                )
+                s.fail(ids, e.describe())
+            else:
+                s.fail(ids, e.describe(), retry_in=0.0)
+
+    # ---- contacts -------------------------------------------------------------------------
+
+    async def catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
+        cached = self.catalogs.get(object_type)
+        if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
+            return cached[1]
+        props = await self.call(lambda: self.client.properties(object_type))
+        catalog = {p["name"]: PropertyInfo.from_hubspot(p) for p in props}
+        self.catalogs[object_type] = (self.clock(), catalog)
+        return catalog
+
+    async def _create_missing(self, object_type: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            try:
+                await self.call(
+                    lambda key=key: self.client.create_property(
+                        object_type,
+                        {
+                            "name": key,
+                            "label": key.replace("_", " ").title(),
+                            "type": "string",
+                            "fieldType": "text",
+                            "groupName": "contactinformation"
+                            if object_type == "contacts"
+                            else "companyinformation",
+                        },
+                    )
+                )
+                log.info("created property", account=self.account.name, object_type=object_type, name=key)
+            except HubSpotError as e:
+                if e.kind is not Kind.CONFLICT:
+                    log.warning("could not create property", name=key, error=e.describe())
+        await self.catalog(object_type, refresh=True)
+
+    async def prepared(self, object_type: str, props: dict[str, Any]) -> dict[str, str]:
+        catalog = await self.catalog(object_type)
+        clean, dropped = prepare(props, catalog)
+        missing = [k for k, r in dropped.items() if r.startswith("not a property")]
+        if missing and self.options.create_properties:
+            await self._create_missing(object_type, missing)
+            clean, dropped = prepare(props, await self.catalog(object_type))
+        if dropped:
+            self.identity.count_dropped(self.account.name, object_type, dropped)
+            log.info(
+                "keys dropped",
+                account=self.account.name,
+                object_type=object_type,
+                keys={k: r for k, r in list(dropped.items())[:20]},
+            )
+        return clean
+
+    async def send_contacts(self, items: list[Pending], s: Settlement) -> None:
+        for item in items:
+            raw = item.properties
+            item.extra["raw"] = raw
+            item.properties = await self.prepared("contacts", raw)
+            item.properties.pop("email", None)  # the upsert's id
+        await self._lifecycle_first(items, s)
+
+        async def send(chunk: list[Pending]) -> None:
+            result = await self.client.batch(
+                "contacts",
+                "upsert",
+                [{"id": p.key, "idProperty": "email", "properties": p.properties} for p in chunk],
+            )
+            by_email = {
+                (r.get("properties") or {}).get("email", "").lower(): r for r in result.get("results", [])
+            }
+            rows = []
+            for p in chunk:
+                r = by_email.get(p.key.lower())
+                rows.append((p.key, r["id"] if r else None, p.properties.get("lifecyclestage")))
+            self.identity.save_contacts(self.account.name, rows)
+
+        async def stale_catalog(e: HubSpotError, chunk: list[Pending]) -> bool:
+            missing = e.missing_properties()
+            if not missing:
+                return False
+            await self.catalog("contacts", refresh=True)
+            for p in chunk:
+                for key in missing:
+                    p.properties.pop(key, None)
+            return True
+
+        size = self.options.contact_batch
+        for start in range(0, len(items), size):
+            await self.split_send(items[start : start + size], send, s, on_validation=stale_catalog)
+
+    async def _lifecycle_first(self, items: list[Pending], s: Settlement) -> None:
+        """HubSpot will not move a lifecycle stage backwards: clear it first where it would."""
+        wanted = {p.key.lower(): p for p in items if p.properties.get("lifecyclestage") in LIFECYCLE}
+        if not wanted:
+            return
+        current: dict[str, str | None] = {}
+        unknown = []
+        for email in wanted:
+            _, stage = self.identity.contact(self.account.name, email)
+            if stage:
+                current[email] = stage
+            else:
+                unknown.append(email)
+        for start in range(0, len(unknown), 100):
+            chunk = unknown[start : start + 100]
+            try:
+                result = await self.call(
+                    lambda chunk=chunk: self.client.batch(
+                        "contacts",
+                        "read",
+                        [{"id": e} for e in chunk],
+                        idProperty="email",
+                        properties=["lifecyclestage", "email"],
+                    )
+                )
+            except HubSpotError:
+                continue  # the upsert will tell
+            for r in result.get("results", []):
+                props = r.get("properties") or {}
+                current[str(props.get("email", "")).lower()] = props.get("lifecyclestage")
+        backwards = [
+            p
+            for e, p in wanted.items()
+            if current.get(e) in LIFECYCLE
+            and LIFECYCLE.index(p.properties["lifecyclestage"]) < LIFECYCLE.index(current[e] or "")
+        ]
+        if backwards:
+            clearing = [Pending(p.key, {"lifecyclestage": ""}, p.ids) for p in backwards]
+
+            async def clear(chunk: list[Pending]) -> None:
+                await self.client.batch(
+                    "contacts",
+                    "upsert",
+                    [{"id": p.key, "idProperty": "email", "properties": p.properties} for p in chunk],
+                )
+
+            await self.split_send(clearing, clear, s)
+
+    # ---- companies ------------------------------------------------------------------------
+
+    async def send_companies(self, groups: list[CompanyBatch], s: Settlement) -> None:
+        """Upsert each company (by a unique property keyed by groupId, or found by domain), then
+        associate its members: company ids are remembered, so a search happens once per company."""
+        unique = self.options.company_id_property
+        pairs: list[tuple[str, str]] = []
+        pair_ids: list[int] = []
+        for group in groups:
+            props = await self.prepared("companies", group.properties)
+            company_id = self.identity.company(self.account.name, group.group_id)
+            try:
+                if unique:
+                    result = await self.call(
+                        lambda g=group, props=props: self.client.batch(
+                            "companies",
+                            "upsert",
+                            [{"id": g.group_id, "idProperty": unique, "properties": props}],
+                        )
+                    )
+                    company_id = str(result["results"][0]["id"])
+                else:
+                    if not company_id and group.domain:
+                        found = await self.call(
+                            lambda g=group: self.client.search(
+                                "companies",
+                                {
+                                    "filterGroups": [
+                                        {
+                                            "filters": [
+                                                {
+                                                    "propertyName": "domain",
+                                                    "operator": "EQ",
+                                                    "value": g.domain,
+                                                }
+                                            ]
+                                        }
+                                    ],
+                                    "limit": 1,
+                                },
+                            )
+                        )
+                        if found.get("results"):
+                            company_id = str(found["results"][0]["id"])
+                    if company_id:
+                        await self.call(
+                            lambda cid=company_id, props=props: self.client.batch(
+                                "companies", "update", [{"id": cid, "properties": props}]
+                            )
+                        )
+                    else:
+                        result = await self.call(
+                            lambda props=props: self.client.batch(
+                                "companies", "create", [{"properties": props}]
+                            )
+                        )
+                        company_id = str(result["results"][0]["id"])
+                self.identity.save_company(self.account.name, group.group_id, company_id)
+            except HubSpotError as e:
+                permanent = e.kind in (Kind.VALIDATION, Kind.PERMANENT, Kind.NOT_FOUND)
+                s.fail(group.ids, e.describe(), retry_in=None if permanent else 0.0)
+                continue
+            for email in dict.fromkeys(group.members):
+                contact_id, _ = self.identity.contact(self.account.name, email)
+                if contact_id:
+                    pairs.append((contact_id, company_id))
+                    pair_ids.extend(group.ids)
+        for start in range(0, len(pairs), 100):
+            chunk = pairs[start : start + 100]
+            try:
+                await self.call(lambda chunk=chunk: self.client.associate("contact", "company", chunk))
+            except HubSpotError as e:
+                s.fail(pair_ids, e.describe(), retry_in=0.0)
+
+    # ---- events ---------------------------------------------------------------------------
+
+    def full_name(self, name: str) -> str:
+        prefix = f"pe{self.account.hub_id}_"
+        return name if name.startswith(prefix) else prefix + name
+
+    async def _definitions(self) -> dict[str, set[str]]:
+        if self.definitions is None:
+            found = await self.call(self.client.event_definitions)
+            self.definitions = {
+                d["fullyQualifiedName"]: {p["name"] for p in d.get("properties", [])} for d in found
+            }
+        return self.definitions
+
+    async def _ensure_definitions(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> set[str]:
+        """Definitions (and their properties) for these events; returns the names that are usable."""
+        definitions = await self._definitions()
+        usable: set[str] = set()
+        needed: dict[str, tuple[Event, set[str]]] = {}
+        for _, op, _ in events:
+            fqn = self.full_name(op.name)
+            entry = needed.setdefault(fqn, (op, set()))
+            entry[1].update(op.properties)
+        for fqn, (op, keys) in needed.items():
+            try:
+                if fqn not in definitions:
+                    if not self.options.create_event_definitions:
+                        continue
+                    short = fqn.removeprefix(f"pe{self.account.hub_id}_")
+                    created = await self.call(
+                        lambda short=short, op=op, keys=keys: self.client.create_event_definition(
+                            {
+                                "label": (op.label or short)[:100],
+                                "name": short,
+                                "primaryObject": "CONTACT",
+                                "description": f'Segment event "{op.label or short}", from hubspot-relay',
+                                "propertyDefinitions": [
+                                    {"name": k, "label": k, "type": "string"} for k in sorted(keys)
+                                ],
+                            }
+                        )
+                    )
+                    definitions[fqn] = {p["name"] for p in created.get("properties", [])}
+                    log.info("created event definition", account=self.account.name, name=fqn)
+                for key in sorted(keys - definitions[fqn]):
+                    try:
+                        await self.call(
+                            lambda fqn=fqn, key=key: self.client.add_event_property(
+                                fqn, {"name": key, "label": key, "type": "string"}
+                            )
+                        )
+                    except HubSpotError as e:
+                        if e.kind is not Kind.CONFLICT:
+                            raise
+                    definitions[fqn].add(key)
+                usable.add(fqn)
+            except HubSpotError as e:
+                if e.kind is Kind.PERMANENT:
+                    raise
+                ids = [m.id for m, ev, _ in events if self.full_name(ev.name) == fqn]
+                s.fail(ids, e.describe(), retry_in=None if e.kind is Kind.VALIDATION else 0.0)
+        return usable
+
+    async def send_events(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> None:
+        ids = [m.id for m, _, _ in events]
+        if self.events_refused and self.clock() - self.events_refused[0] < EVENTS_RECHECK_S:
+            s.fail(ids, self.events_refused[1])
+            return
+        try:
+            usable = await self._ensure_definitions(events, s)
+        except HubSpotError as e:
+            self._refuse_events(e)
+            s.fail(ids, self.events_refused[1] if self.events_refused else e.describe())
+            return
+        pending: list[Pending] = []
+        for m, op, email in events:
+            fqn = self.full_name(op.name)
+            if fqn not in usable:
+                if m.id not in s.retry and m.id not in s.dead:
+                    s.fail([m.id], f"HubSpot has no event definition {fqn} (create_event_definitions is off)")
+                continue
+            pending.append(
+                Pending(
+                    op.uuid,
+                    {
+                        "eventName": fqn,
+                        "email": email,
+                        "occurredAt": op.occurred_at,
+                        "uuid": op.uuid,
+                        "properties": op.properties,
+                    },
+                    [m.id],
+                )
+            )
+        if self.events_refused:
+            self.events_refused = None
+            self.identity.set_problem(self.account.name, "custom_events", None)
+
+        async def send(chunk: list[Pending]) -> None:
+            try:
+                await self.client.send_events([p.properties for p in chunk])
+            except HubSpotError as e:
+                if e.kind is Kind.PERMANENT:
+                    self._refuse_events(e)
+                raise
+
+        size = self.options.event_batch
+        for start in range(0, len(pending), size):
+            await self.split_send(pending[start : start + size], send, s)
+
+    def _refuse_events(self, e: HubSpotError) -> None:
+        reason = e.describe()
+        if e.status == 403:
+            reason = (
+                f"HubSpot refuses custom behavioral events for portal {self.account.hub_id} "
+                f"(they need an Enterprise subscription and the analytics.behavioral_events.send scope): "
+                f"{e.describe()}. Contacts keep flowing; replay these after an upgrade."
+            )
+        self.events_refused = (self.clock(), reason)
+        self.identity.set_problem(self.account.name, "custom_events", reason)
+        log.error("custom events refused", account=self.account.name, reason=reason)

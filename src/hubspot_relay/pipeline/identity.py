@@ -1,0 +1,179 @@
+"""What the relay has learned about people and HubSpot: persistent, one SQLite file.
+
+- ids -> email: a userId or anonymousId is tied to an email by identify and alias, so that a
+  later track without an email reaches the right contact;
+- traits waiting for an email: an identify without one is remembered and sent with the
+  contact's first upsert once the email is known;
+- HubSpot ids of contacts and companies (by email, by groupId), and the lifecycle stage last set;
+- what delivery dropped (keys that are not properties) and account problems, for `status`.
+
+Every method is synchronous and quick; the delivery worker calls them from one thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ids (source TEXT, id TEXT, email TEXT NOT NULL, updated_at REAL,
+                                PRIMARY KEY (source, id));
+CREATE TABLE IF NOT EXISTS pending (source TEXT, id TEXT, traits BLOB NOT NULL, updated_at REAL,
+                                    PRIMARY KEY (source, id));
+CREATE TABLE IF NOT EXISTS contacts (account TEXT, email TEXT, contact_id TEXT, lifecyclestage TEXT,
+                                     PRIMARY KEY (account, email));
+CREATE TABLE IF NOT EXISTS companies (account TEXT, group_id TEXT, company_id TEXT NOT NULL,
+                                      PRIMARY KEY (account, group_id));
+CREATE TABLE IF NOT EXISTS dropped (account TEXT, object_type TEXT, key TEXT, reason TEXT, count INTEGER,
+                                    PRIMARY KEY (account, object_type, key, reason));
+CREATE TABLE IF NOT EXISTS problems (account TEXT, kind TEXT, message TEXT, since REAL,
+                                     PRIMARY KEY (account, kind));
+"""
+
+
+class IdentityMap:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _tx(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        with self._lock:
+            return self._db.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # ---- people ---------------------------------------------------------------------------
+
+    def email_for(self, source: str, ids: Sequence[str]) -> str | None:
+        for id_ in ids:
+            row = self._one("SELECT email FROM ids WHERE source = ? AND id = ?", (source, id_))
+            if row:
+                return str(row[0])
+        return None
+
+    def link(self, source: str, ids: Sequence[str], email: str | None) -> tuple[str | None, dict[str, Any]]:
+        """Tie `ids` together (to `email`, or to the email one of them already has).
+
+        Returns the email now known for them and the traits that were waiting for it (taken).
+        """
+        email = email or self.email_for(source, ids)
+        if email is None or not ids:
+            return email, {}
+        now = time.time()
+        self._tx(
+            "INSERT INTO ids (source, id, email, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (source, id) DO UPDATE SET email = excluded.email, updated_at = excluded.updated_at",
+            [(source, id_, email, now) for id_ in ids],
+        )
+        return email, self.take_pending(source, ids)
+
+    def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> None:
+        """Keep traits until an email is known for one of `ids` (later values win)."""
+        now = time.time()
+        rows = []
+        for id_ in ids:
+            row = self._one("SELECT traits FROM pending WHERE source = ? AND id = ?", (source, id_))
+            merged = {**(orjson.loads(row[0]) if row else {}), **traits}
+            rows.append((source, id_, orjson.dumps(merged), now))
+        self._tx("INSERT OR REPLACE INTO pending (source, id, traits, updated_at) VALUES (?, ?, ?, ?)", rows)
+
+    def take_pending(self, source: str, ids: Sequence[str]) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        found = []
+        for id_ in ids:
+            row = self._one("SELECT traits FROM pending WHERE source = ? AND id = ?", (source, id_))
+            if row:
+                merged.update(orjson.loads(row[0]))
+                found.append((source, id_))
+        if found:
+            self._tx("DELETE FROM pending WHERE source = ? AND id = ?", found)
+        return merged
+
+    # ---- HubSpot ids ----------------------------------------------------------------------
+
+    def contact(self, account: str, email: str) -> tuple[str | None, str | None]:
+        row = self._one(
+            "SELECT contact_id, lifecyclestage FROM contacts WHERE account = ? AND email = ?",
+            (account, email.lower()),
+        )
+        return (row[0], row[1]) if row else (None, None)
+
+    def save_contacts(self, account: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None:
+        """(email, contact id, lifecycle stage set) for contacts HubSpot answered about."""
+        self._tx(
+            "INSERT INTO contacts (account, email, contact_id, lifecyclestage) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (account, email) DO UPDATE SET"
+            " contact_id = coalesce(excluded.contact_id, contact_id),"
+            " lifecyclestage = coalesce(excluded.lifecyclestage, lifecyclestage)",
+            [(account, e.lower(), cid, stage) for e, cid, stage in rows],
+        )
+
+    def company(self, account: str, group_id: str) -> str | None:
+        row = self._one(
+            "SELECT company_id FROM companies WHERE account = ? AND group_id = ?", (account, group_id)
+        )
+        return str(row[0]) if row else None
+
+    def save_company(self, account: str, group_id: str, company_id: str) -> None:
+        self._tx(
+            "INSERT OR REPLACE INTO companies (account, group_id, company_id) VALUES (?, ?, ?)",
+            [(account, group_id, company_id)],
+        )
+
+    # ---- what status shows ----------------------------------------------------------------
+
+    def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None:
+        if dropped:
+            self._tx(
+                "INSERT INTO dropped (account, object_type, key, reason, count) VALUES (?, ?, ?, ?, 1) "
+                "ON CONFLICT DO UPDATE SET count = count + 1",
+                [(account, object_type, k, r) for k, r in dropped.items()],
+            )
+
+    def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]:
+        sql = "SELECT account, object_type, key, reason, count FROM dropped"
+        params: tuple[Any, ...] = ()
+        if account:
+            sql, params = sql + " WHERE account = ?", (account,)
+        return [tuple(r) for r in self._all(sql + " ORDER BY count DESC, key", params)]
+
+    def set_problem(self, account: str, kind: str, message: str | None) -> None:
+        if message is None:
+            self._tx("DELETE FROM problems WHERE account = ? AND kind = ?", [(account, kind)])
+        else:
+            self._tx(
+                "INSERT INTO problems (account, kind, message, since) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET message = excluded.message",
+                [(account, kind, message, time.time())],
+            )
+
+    def problems(self) -> list[tuple[str, str, str, float]]:
+        return [
+            tuple(r) for r in self._all("SELECT account, kind, message, since FROM problems ORDER BY since")
+        ]
