@@ -127,10 +127,12 @@ def serve(
 def status(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Queued, in-flight, retrying, delivered and dead-lettered messages, per source."""
-    from .server import build_queue, queue_path
+    """Messages per source (queued, in flight, retrying, delivered, dead), dead-letter reasons,
+    keys HubSpot did not take, and account problems (a refused token, custom events, limits)."""
+    from .pipeline.identity import IdentityMap
+    from .server import build_queue, identity_path, queue_path
 
     cfg = _load_config(config, data_dir)
     path = queue_path(cfg)
@@ -138,17 +140,43 @@ def status(
         err.print(f"no queue at {path} yet: nothing has been received", highlight=False)
         raise typer.Exit(1)
 
-    async def read() -> dict[str, Any]:
+    async def read() -> tuple[dict[str, Any], dict[str, int]]:
         q = build_queue(cfg)
         await q.open(appends=False)
         try:
-            return {src: c.as_dict() for src, c in (await q.counts()).items()}
+            counts = {src: c.as_dict() for src, c in (await q.counts()).items()}
+            reasons: dict[str, int] = {}
+            for d in await q.dead_letters(limit=100_000):
+                reasons[d.reason] = reasons.get(d.reason, 0) + 1
+            return counts, reasons
         finally:
             await q.close()
 
-    counts = asyncio.run(read())
+    counts, reasons = asyncio.run(read())
+    dropped: list[Any] = []
+    problems: list[Any] = []
+    if identity_path(cfg).exists():
+        identity = IdentityMap(identity_path(cfg))
+        dropped, problems = identity.dropped(), identity.problems()
+        identity.close()
     if as_json:
-        sys.stdout.write(orjson.dumps({"queue": str(path), "sources": counts}).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps(
+                {
+                    "queue": str(path),
+                    "sources": counts,
+                    "dead_letter_reasons": reasons,
+                    "dropped_keys": [
+                        {"account": a, "object_type": o, "key": k, "reason": r, "count": n}
+                        for a, o, k, r, n in dropped
+                    ],
+                    "problems": [
+                        {"account": a, "kind": k, "message": m, "since": t} for a, k, m, t in problems
+                    ],
+                }
+            ).decode()
+            + "\n"
+        )
         return
     table = Table(title=f"hubspot-relay queue ({path})")
     columns = ["queued", "in_flight", "retrying", "delivered", "dead"]
@@ -160,6 +188,55 @@ def status(
     if not counts:
         table.add_row("(none)", *("0" for _ in columns))
     out.print(table)
+    for account, kind, message, _ in problems:
+        out.print(f"[bold red]problem[/] {account} {kind}: {message}", highlight=False)
+    if reasons:
+        dead = Table(title="dead letters by reason (hubspot-relay replay re-queues them)")
+        dead.add_column("count", justify="right")
+        dead.add_column("reason")
+        for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:20]:
+            dead.add_row(str(n), reason[:200])
+        out.print(dead)
+    if dropped:
+        keys = Table(title="keys not sent to HubSpot")
+        for col in ("account", "object", "key", "reason", "count"):
+            keys.add_column(col, justify="right" if col == "count" else "left")
+        for a, o, k, r, n in dropped[:30]:
+            keys.add_row(a, o, k, r, str(n))
+        out.print(keys)
+
+
+@app.command()
+def replay(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    source: Annotated[str | None, typer.Option(help="Only this source's dead letters.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only those whose reason contains this text.")] = None,
+    message_id: Annotated[
+        list[str] | None, typer.Option("--message-id", help="Only these (repeatable).")
+    ] = None,
+) -> None:
+    """Re-queue dead-lettered messages (all, or by source, reason or message id)."""
+    from .pipeline.queue import ReplayFilter
+    from .server import build_queue, queue_path
+
+    cfg = _load_config(config, data_dir)
+    if not queue_path(cfg).exists():
+        err.print(f"no queue at {queue_path(cfg)}", highlight=False)
+        raise typer.Exit(1)
+
+    async def run() -> int:
+        q = build_queue(cfg)
+        await q.open(appends=False)
+        try:
+            return await q.replay(
+                ReplayFilter(source=source, reason_contains=reason, message_ids=tuple(message_id or ()))
+            )
+        finally:
+            await q.close()
+
+    n = asyncio.run(run())
+    out.print(f"re-queued {n} dead-lettered message{'s' if n != 1 else ''}", highlight=False)
 
 
 class MessageType(StrEnum):

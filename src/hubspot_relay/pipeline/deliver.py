@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,12 +53,30 @@ class Settlement:
 
     retry: dict[int, tuple[float, str]] = field(default_factory=dict)  # id -> (delay, reason)
     dead: dict[int, str] = field(default_factory=dict)
+    patient: set[int] = field(default_factory=set)  # retries that do not age (a daily limit)
     skipped: int = 0
+    owed: Counter[int] = field(default_factory=Counter)  # calls a message's delivery needs
+    paid: Counter[int] = field(default_factory=Counter)  # of those, the ones that went through
 
-    def fail(self, ids: Sequence[int], reason: str, *, retry_in: float | None = None) -> None:
+    def owe(self, ids: Sequence[int]) -> None:
+        self.owed.update(set(ids))
+
+    def pay(self, ids: Sequence[int]) -> None:
+        self.paid.update(set(ids))
+
+    def unfinished(self, ids: Sequence[int]) -> list[int]:
+        """Messages not yet wholly delivered (a message that needed no call is finished)."""
+        return [i for i in ids if self.paid[i] < self.owed[i]]
+
+    def fail(
+        self, ids: Sequence[int], reason: str, *, retry_in: float | None = None, patient: bool = False
+    ) -> None:
         for i in ids:
             if retry_in is not None:
                 self.retry[i] = (max(retry_in, self.retry.get(i, (0.0, ""))[0]), reason)
+                self.dead.pop(i, None)
+                if patient:
+                    self.patient.add(i)
             elif i not in self.retry:
                 self.dead.setdefault(i, reason)
 
@@ -146,7 +165,9 @@ class Delivery:
                 "daily limit reached: delivery paused", account=self.account.name, resumes_at=e.resets_at
             )
             wait = max(1.0, e.resets_at - self.clock())
-            settlement.fail([m.id for m in leased], str(e), retry_in=wait)
+            settlement.fail(
+                settlement.unfinished([m.id for m in leased]), str(e), retry_in=wait, patient=True
+            )
         await self.settle(leased, settlement)
         return len(leased)
 
@@ -158,7 +179,7 @@ class Delivery:
         by_id = {m.id: m for m in leased}
         for mid, (delay, reason) in s.retry.items():
             m = by_id[mid]
-            if now - m.received_at > self.options.retry_max_age_s:
+            if mid not in s.patient and now - m.received_at > self.options.retry_max_age_s:
                 await self.queue.dead_letter([mid], f"gave up after {m.attempts} attempts: {reason}")
             else:
                 await self.queue.retry([mid], max(delay, self.backoff(m.attempts)), reason)
@@ -239,6 +260,14 @@ class Delivery:
                 elif isinstance(op, Skip):
                     s.skipped += 1
 
+        # Everything each message needs is owed before anything is sent: a daily limit that
+        # stops the batch half-way then knows exactly which messages are not finished.
+        for p in contacts.values():
+            s.owe(p.ids)
+        for group in companies.values():
+            s.owe(group.ids)
+        for m, _, _ in events:
+            s.owe([m.id])
         if contacts:
             await self.send_contacts(list(contacts.values()), s)
         if companies:
@@ -266,20 +295,23 @@ class Delivery:
         s: Settlement,
         *,
         on_validation: Callable[[HubSpotError, list[Pending]], Awaitable[bool]] | None = None,
+        pays: bool = True,
     ) -> None:
         """Send `items`; when HubSpot refuses the batch for its content, halve it until the
         offending record is alone, and dead-letter only that one's messages."""
         try:
             await self.call(lambda: send(items))
+            if pays:
+                s.pay([i for item in items for i in item.ids])
         except HubSpotError as e:
             ids = [i for item in items for i in item.ids]
             if e.kind is Kind.VALIDATION:
                 if on_validation is not None and await on_validation(e, items):
-                    await self.split_send(items, send, s)  # fixed (e.g. a stale catalog): once more
+                    await self.split_send(items, send, s, pays=pays)  # fixed (a stale catalog): once more
                 elif len(items) > 1:
                     half = len(items) // 2
-                    await self.split_send(items[:half], send, s, on_validation=on_validation)
-                    await self.split_send(items[half:], send, s, on_validation=on_validation)
+                    await self.split_send(items[:half], send, s, on_validation=on_validation, pays=pays)
+                    await self.split_send(items[half:], send, s, on_validation=on_validation, pays=pays)
                 else:
                     s.fail(ids, e.describe())
             elif e.kind is Kind.PERMANENT:
@@ -425,7 +457,7 @@ class Delivery:
                     [{"id": p.key, "idProperty": "email", "properties": p.properties} for p in chunk],
                 )
 
-            await self.split_send(clearing, clear, s)
+            await self.split_send(clearing, clear, s, pays=False)
 
     # ---- companies ------------------------------------------------------------------------
 
@@ -485,6 +517,7 @@ class Delivery:
                         )
                         company_id = str(result["results"][0]["id"])
                 self.identity.save_company(self.account.name, group.group_id, company_id)
+                s.pay(group.ids)
             except HubSpotError as e:
                 permanent = e.kind in (Kind.VALIDATION, Kind.PERMANENT, Kind.NOT_FOUND)
                 s.fail(group.ids, e.describe(), retry_in=None if permanent else 0.0)

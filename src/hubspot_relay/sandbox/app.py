@@ -360,6 +360,7 @@ class Sandbox:
             route("/crm/v3/properties/{objectType}", self.properties_list, ["GET"]),
             route("/crm/v3/properties/{objectType}", self.properties_create, ["POST"]),
             route("/crm/v3/properties/{objectType}/{name}", self.properties_get, ["GET"]),
+            route("/crm/v3/properties/{objectType}/{name}", self.properties_update, ["PATCH"]),
             route(
                 "/crm/v4/objects/{fromType}/{fromId}/associations/default/{toType}/{toId}",
                 self.associate_default,
@@ -621,6 +622,28 @@ class Sandbox:
             raise errors.error(409, "OBJECT_ALREADY_EXISTS", f"Property {prop.name} already exists")
         portal.properties_of(otype)[prop.name] = prop
         return json_response(prop.as_json(), 201)
+
+    async def properties_update(self, request: Request, portal: PortalState) -> Response:
+        otype = object_type(request.path_params["objectType"])
+        current = portal.properties_of(otype).get(request.path_params["name"])
+        if current is None:
+            raise errors.not_found(f"Unable to find property {request.path_params['name']} for {otype}")
+        if not current.custom:
+            raise errors.error(
+                400,
+                "VALIDATION_ERROR",
+                f"{current.name} is a HubSpot-defined property; its definition is read-only",
+            )
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise errors.invalid_input("Invalid input JSON: a property update is an object")
+        spec = {**current.as_json(), **body, "name": current.name}
+        try:
+            prop = custom_property(spec, otype)
+        except ValueError as e:
+            raise errors.invalid_input(str(e)) from None
+        portal.properties_of(otype)[prop.name] = prop
+        return json_response(prop.as_json())
 
     # ---- associations ---------------------------------------------------------------------
 

@@ -1,0 +1,351 @@
+"""Delivery against the sandbox in the same process (HTTP over an ASGI transport), with one clock
+for the queue, the limiter, delivery and the sandbox, moved by the tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from hubspot_relay.config import sandbox_account
+from hubspot_relay.hubspot.client import HubSpotClient
+from hubspot_relay.hubspot.ratelimit import AccountLimiter
+from hubspot_relay.options import DeliveryOptions
+from hubspot_relay.pipeline.deliver import Delivery
+from hubspot_relay.pipeline.identity import IdentityMap
+from hubspot_relay.pipeline.queue import Envelope, ReplayFilter
+from hubspot_relay.pipeline.sqlite_queue import SQLiteQueue
+from hubspot_relay.sandbox import PortalSettings, Sandbox, create_sandbox_app
+from hubspot_relay.sandbox.limits import Budget
+
+pytestmark = pytest.mark.anyio
+AUTH = {"Authorization": "Bearer sandbox-token"}
+START = 1_795_867_200.0  # 2026-11-28T12:00:00Z
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Harness:
+    sandbox: Sandbox
+    queue: SQLiteQueue
+    identity: IdentityMap
+    delivery: Delivery
+    http: httpx.AsyncClient
+    clock: Clock
+
+    async def send(self, *messages: dict[str, Any], source: str = "web") -> None:
+        envelopes = []
+        for m in messages:
+            m = {"messageId": str(uuid.uuid4()), "timestamp": "2026-11-28T11:59:00.000Z", **m}
+            envelopes.append(Envelope(source, m["messageId"], m["type"], orjson.dumps(m), self.clock.now))
+        await self.queue.append(envelopes)
+
+    async def drain(self, *, max_cycles: int = 50, step: float = 0.0) -> None:
+        """Deliver until nothing is left to lease (moving the clock so that retries come due)."""
+        for _ in range(max_cycles):
+            handled = await self.delivery.cycle()
+            counts = (await self.queue.counts()).get("web")
+            if counts and counts.queued + counts.in_flight + counts.retrying == 0:
+                return
+            if not handled:
+                self.clock.now += step or 3601.0
+
+    async def get(self, path: str) -> Any:
+        r = await self.http.get(path, headers=AUTH)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def contact(self, email: str, *props: str) -> dict[str, Any]:
+        body = await self.get(
+            f"/crm/v3/objects/contacts/{email}?idProperty=email&properties={','.join(props)}"
+        )
+        return dict(body["properties"])
+
+    def calls(self) -> dict[str, Any]:
+        by: dict[str, int] = {}
+        for _, label, _status, _ in self.sandbox.calls:
+            by[label] = by.get(label, 0) + 1
+        return by
+
+
+async def make(tmp_path: Path, *, portal: PortalSettings | None = None, **options: Any) -> Harness:
+    clock = Clock()
+    sandbox = create_sandbox_app([portal or PortalSettings()], clock=clock)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox")
+    account = replace(sandbox_account(), api_base="http://sandbox")
+    opts = DeliveryOptions(**options)
+    limiter = AccountLimiter(account.limits.per_10s, account.limits.per_day, clock=clock, sleep=clock.sleep)
+    client = HubSpotClient(account, limiter, http=http)
+    queue = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock)
+    await queue.open()
+    identity = IdentityMap(tmp_path / "identity.sqlite3")
+    delivery = Delivery(account, opts, ["web"], queue, identity, client, clock=clock)
+    return Harness(sandbox, queue, identity, delivery, http, clock)
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = await make(tmp_path)
+    yield harness
+    await harness.queue.close()
+    harness.identity.close()
+
+
+async def test_identify_and_track(h: Harness) -> None:
+    await h.send(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {
+                "email": "peter@initech.com",
+                "firstName": "Peter",
+                "lastName": "Gibbons",
+                "Favorite Color": "red",
+                "plan": "pro",
+                "trialEnds": None,
+                "trial_ends": "2026-12-24T15:00:00Z",
+                "beta_user": True,
+                "Internal Score": 7,
+                "company": {"name": "Initech"},
+                "createdAt": "2026-01-01T00:00:00Z",
+            },
+        },
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Bought Item",
+            "properties": {"sku": "A-1", "revenue": 9.5},
+        },
+    )
+    await h.drain()
+    calls = h.calls()
+    props = await h.contact(
+        "peter@initech.com",
+        "firstname",
+        "lastname",
+        "favorite_color",
+        "plan",
+        "trial_ends",
+        "beta_user",
+        "company",
+        "createdate",
+        "internal_score",
+    )
+    assert props == {
+        "firstname": "Peter",
+        "lastname": "Gibbons",
+        "favorite_color": "red",
+        "plan": "pro",
+        "trial_ends": "1798070400000",
+        "beta_user": "true",
+        "company": "Initech",
+        "createdate": "1767225600000",
+        "internal_score": None,
+    }
+    events = (await h.get("/events/v3/events?eventType=pe997086_bought_item"))["results"]
+    assert [(e["properties"], e["occurredAt"]) for e in events] == [
+        ({"sku": "A-1", "revenue": "9.5"}, "2026-11-28T11:59:00.000Z")
+    ]
+    dropped = {(k, r) for _, _, k, r, _ in h.identity.dropped()}
+    assert ("internal_score", "not a property in this HubSpot account") in dropped
+    assert (await h.queue.counts())["web"].delivered == 2
+    # the fewest calls: catalog, one upsert, definitions, one definition created, one send
+    assert calls == {
+        "GET /crm/v3/properties/contacts": 1,
+        "POST /crm/v3/objects/contacts/batch/upsert": 1,
+        "GET /events/v3/event-definitions": 1,
+        "POST /events/v3/event-definitions": 1,
+        "POST /events/v3/send/batch": 1,
+    }
+
+
+async def test_many_messages_for_one_contact_are_one_upsert(h: Harness) -> None:
+    await h.send(
+        *[
+            {"type": "identify", "userId": "peter@initech.com", "traits": {"firstName": f"P{i}"}}
+            for i in range(5)
+        ]
+    )
+    await h.drain()
+    assert (await h.contact("peter@initech.com", "firstname")) == {"firstname": "P4"}  # the last one wins
+    assert h.calls()["POST /crm/v3/objects/contacts/batch/upsert"] == 1
+
+
+async def test_track_without_email_resolves_through_identify(h: Harness) -> None:
+    # anonymous first (the mobile case), identified later in another batch
+    await h.send(
+        {"type": "screen", "anonymousId": "anon-1", "name": "Home"},
+        {"type": "track", "anonymousId": "anon-1", "event": "Added to Cart"},
+        {"type": "identify", "anonymousId": "anon-1", "traits": {"firstName": "Ann"}},
+    )
+    await h.delivery.cycle()
+    assert (await h.queue.counts())["web"].retrying == 2  # waiting for an email
+    await h.send({"type": "identify", "userId": "ann@x.com", "anonymousId": "anon-1", "traits": {}})
+    await h.drain()
+    assert (await h.contact("ann@x.com", "firstname")) == {"firstname": "Ann"}  # traits that waited
+    names = sorted(e["eventType"] for e in (await h.get("/events/v3/events"))["results"])
+    assert names == ["pe997086_added_to_cart", "pe997086_viewed_screen"]
+
+
+async def test_an_unresolvable_event_is_dead_lettered_after_the_wait(tmp_path: Path) -> None:
+    h = await make(tmp_path, unresolved_event_wait_s=120)
+    try:
+        await h.send({"type": "track", "userId": "nobody", "event": "E"})
+        await h.delivery.cycle()
+        h.clock.now += 121
+        await h.drain(step=61)
+        (dead,) = await h.queue.dead_letters()
+        assert "no email is known for this user" in dead.reason
+    finally:
+        await h.queue.close()
+
+
+async def test_group_creates_and_associates_a_company(h: Harness) -> None:
+    await h.send(
+        {
+            "type": "group",
+            "userId": "peter@initech.com",
+            "groupId": "g-1",
+            "traits": {"name": "Initech", "website": "https://www.initech.com", "employees": 120},
+        }
+    )
+    await h.drain()
+    await h.send(
+        {"type": "group", "userId": "samir@initech.com", "groupId": "g-1", "traits": {"industry": "Software"}}
+    )
+    await h.drain()
+    companies = await h.get("/crm/v3/objects/companies?properties=name,domain,numberofemployees,industry")
+    (company,) = companies["results"]
+    assert company["properties"] == {
+        "name": "Initech",
+        "domain": "initech.com",
+        "numberofemployees": "120",
+        "industry": "Software",
+    }
+    members = await h.get(f"/crm/v4/objects/companies/{company['id']}/associations/contacts")
+    assert len(members["results"]) == 2
+    assert h.calls()["POST /crm/v3/objects/companies/search"] == 1  # the id is remembered afterwards
+
+
+async def test_a_backwards_lifecycle_stage_is_cleared_then_set(h: Harness) -> None:
+    await h.send({"type": "identify", "userId": "a@b.com", "traits": {"lifecyclestage": "customer"}})
+    await h.drain()
+    await h.send({"type": "identify", "userId": "a@b.com", "traits": {"lifecyclestage": "lead"}})
+    await h.drain()
+    assert (await h.contact("a@b.com", "lifecyclestage")) == {"lifecyclestage": "lead"}
+
+
+async def test_one_bad_record_in_a_batch_of_100_then_replay(h: Harness) -> None:
+    await h.send(
+        *[
+            {"type": "identify", "userId": f"user{i}@x.com", "traits": {"plan": "gold" if i == 37 else "pro"}}
+            for i in range(100)
+        ]
+    )
+    await h.drain()
+    counts = (await h.queue.counts())["web"]
+    assert (counts.delivered, counts.dead) == (99, 1)
+    (dead,) = await h.queue.dead_letters()
+    assert orjson.loads(dead.body)["userId"] == "user37@x.com"
+    assert "INVALID_OPTION" in dead.reason and "gold was not one of the allowed options" in dead.reason
+    # the account adds the option; the dead letter is replayed and goes through
+    r = await h.http.patch(
+        "/crm/v3/properties/contacts/plan",
+        headers=AUTH,
+        json={"options": [{"label": v, "value": v} for v in ("free", "pro", "enterprise", "gold")]},
+    )
+    assert r.status_code == 200
+    assert await h.queue.replay(ReplayFilter(reason_contains="INVALID_OPTION")) == 1
+    await h.drain()
+    assert (await h.contact("user37@x.com", "plan")) == {"plan": "gold"}
+    assert (await h.queue.counts())["web"].delivered == 100
+
+
+async def test_events_refused_by_a_non_enterprise_portal(tmp_path: Path) -> None:
+    h = await make(tmp_path, portal=PortalSettings(tier="professional"))
+    try:
+        await h.send(
+            {"type": "identify", "userId": "a@b.com", "traits": {"firstName": "Ann"}},
+            {"type": "track", "userId": "a@b.com", "event": "Bought Item"},
+        )
+        await h.drain()
+        assert (await h.contact("a@b.com", "firstname")) == {"firstname": "Ann"}  # contacts keep flowing
+        (dead,) = await h.queue.dead_letters()
+        assert "refuses custom behavioral events" in dead.reason and "Enterprise" in dead.reason
+        assert [kind for _, kind, _, _ in h.identity.problems()] == ["custom_events"]
+    finally:
+        await h.queue.close()
+
+
+async def test_faults_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    h = await make(tmp_path, contact_batch=10, event_batch=10)
+    await h.http.post(
+        "/_sandbox/faults",
+        json={
+            "seed": 7,
+            "rules": [
+                {"match": "POST *", "error_rate": 0.3, "status": 503},
+                {"match": "POST /events/v3/send/batch", "rate_limit_storm": 3},
+            ],
+        },
+    )
+    users = 150
+    await h.send(
+        *[
+            m
+            for i in range(users)
+            for m in (
+                {"type": "identify", "userId": f"u{i}@x.com", "traits": {"firstName": f"F{i}"}},
+                {"type": "track", "userId": f"u{i}@x.com", "event": "Signed Up"},
+            )
+        ]
+    )
+    await h.drain(max_cycles=200)
+    counts = (await h.queue.counts())["web"]
+    assert (counts.delivered, counts.dead) == (2 * users, 0)
+    contacts = (await h.get("/_sandbox/portals"))[0]["contacts"]
+    events = (await h.get("/events/v3/events?limit=1000"))["results"]
+    assert contacts == users and len(events) == users and len({e["id"] for e in events}) == users
+    assert h.sandbox.faults.injected > 10
+    await h.queue.close()
+
+
+async def test_daily_limit_pauses_until_reset_and_loses_nothing(tmp_path: Path) -> None:
+    h = await make(tmp_path, portal=PortalSettings(budget=Budget(per_10s=100, per_day=3)))
+    try:
+        await h.send(
+            *[{"type": "identify", "userId": f"u{i}@x.com", "traits": {"firstName": "A"}} for i in range(250)]
+        )
+        await h.delivery.cycle()  # catalog + 2 upserts, then HubSpot's DAILY 429
+        assert h.delivery.paused_until > h.clock.now
+        assert any(kind == "daily_limit" for _, kind, _, _ in h.identity.problems())
+        assert (await h.queue.counts())["web"].dead == 0
+        await h.drain(step=3600)
+        assert (await h.queue.counts())["web"].delivered == 250
+    finally:
+        await h.queue.close()
+
+
+async def test_skipped_messages_make_no_calls(h: Harness) -> None:
+    await h.send(
+        {"type": "track", "userId": "a@b.com", "event": "E", "integrations": {"HubSpot": False}},
+        {"type": "track", "userId": "a@b.com", "event": "E", "_metadata": {"bundled": ["HubSpot"]}},
+    )
+    await h.drain()
+    assert (await h.queue.counts())["web"].delivered == 2 and h.calls() == {}
