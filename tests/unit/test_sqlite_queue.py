@@ -181,3 +181,17 @@ async def test_dedupe_survives_restart_and_is_bounded(tmp_path: Path, clock: Clo
         assert await q2.append([env("m0")]) == 1  # past the window: stored again
     finally:
         await q2.close()
+
+
+async def test_leases_of_a_crashed_run_are_reclaimed_on_open(tmp_path: Path, clock: Clock) -> None:
+    q = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock)
+    await q.open()
+    await q.append([env("a"), env("b")])
+    assert len(await q.lease(10, lease_seconds=900)) == 2
+    await q.close()  # as if the process had died holding the leases
+    q2 = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock)
+    await q2.open()
+    try:
+        assert [m.message_id for m in await q2.lease(10, 900)] == ["a", "b"]  # no 15-minute wait
+    finally:
+        await q2.close()

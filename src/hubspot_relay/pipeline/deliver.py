@@ -246,10 +246,11 @@ class Delivery:
                     if email:
                         events.append((m, op, email))
                     elif now - m.received_at < self.options.unresolved_event_wait_s:
+                        # Backoff from 1 s: an identify usually follows within seconds.
                         s.fail(
                             [m.id],
                             "waiting for an identify or alias that gives this user's email",
-                            retry_in=min(60.0, self.options.unresolved_event_wait_s),
+                            retry_in=0.0,
                         )
                     else:
                         s.fail(

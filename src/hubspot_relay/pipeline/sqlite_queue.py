@@ -182,6 +182,7 @@ class SQLiteQueue:
         try:
             await self._run(self._connect)
             if appends:
+                await self._run(self._reclaim_leases)
                 await self._start_writer()
         except BaseException:
             await self.close()
@@ -216,6 +217,13 @@ class SQLiteQueue:
         ).fetchall()
         self._recent = RecentKeys(self._dedupe_window, reversed(rows))
         self._conn = conn
+
+    def _reclaim_leases(self) -> int:
+        """The process that opens the file for appends owns it: leases left by a previous run
+        (a crash, a kill -9) belong to no one, so their messages are made visible at once."""
+        return self._db.execute(
+            f"UPDATE messages SET state = {State.READY}, visible_at = 0 WHERE state = {State.LEASED}"
+        ).rowcount
 
     def _disconnect(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,225 @@
+"""Cloud mode end to end: segment-analytics-python -> relay -> sandbox, read back with HubSpot's SDK."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from segment.analytics import Client
+
+from tests.e2e.test_sandbox_sdk import SandboxProcess
+from tests.helpers import RelayProcess
+
+pytestmark = pytest.mark.e2e
+WRITE_KEY = "wk-cloud"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxProcess]:
+    s = SandboxProcess()
+    yield s
+    s.stop()
+
+
+def relay_env(sandbox: SandboxProcess) -> dict[str, str]:
+    return {
+        "HUBSPOT_RELAY_WRITE_KEY": WRITE_KEY,
+        "HUBSPOT_ACCESS_TOKEN": "sandbox-token",
+        "HUBSPOT_HUB_ID": "997086",
+        "HUBSPOT_API_BASE": sandbox.url,
+    }
+
+
+def wait_delivered(relay: RelayProcess, expected: int, timeout: float = 60) -> dict[str, int]:
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(f"file:{relay.queue_path}?mode=ro", uri=True) as db:
+            counts = dict(db.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall())
+        if counts.get(3, 0) + counts.get(4, 0) >= expected or time.monotonic() > deadline:
+            return {
+                "delivered": counts.get(3, 0),
+                "dead": counts.get(4, 0),
+                "other": sum(n for s, n in counts.items() if s not in (3, 4)),
+            }
+        time.sleep(0.2)
+
+
+def test_analytics_python_to_hubspot(sandbox: SandboxProcess, data_dir: Path) -> None:
+    hs = sandbox.client()
+    with RelayProcess(data_dir, env=relay_env(sandbox)) as relay:
+        client = Client(WRITE_KEY, host=relay.url, gzip=True, sync_mode=True)
+        # a track without an email first: resolved through the identify that follows
+        client.track("user-1", "Viewed Product", {"sku": "SKU-1", "price": 19.99})
+        client.identify(
+            "user-1",
+            {
+                "email": "peter@initech.com",
+                "firstName": "Peter",
+                "lastName": "Gibbons",
+                "Favorite Color": "red",
+                "plan": "enterprise",
+                "trial_ends": "2026-12-24",
+                "beta_user": True,
+                "Shoe Size": 44,
+                "lifecyclestage": "customer",
+            },
+        )
+        client.track(
+            "user-1",
+            "Bought Item",
+            {"email": "peter@initech.com", "revenue": 42.5},
+            context={"traits": {"jobTitle": "Engineer"}},
+        )
+        client.group(
+            "user-1", "initech", {"name": "Initech", "website": "https://initech.com", "employees": 120}
+        )
+        assert wait_delivered(relay, 4) == {"delivered": 4, "dead": 0, "other": 0}
+        client.identify("user-1", {"lifecyclestage": "lead"})  # backwards: cleared first, then set
+        assert wait_delivered(relay, 5) == {"delivered": 5, "dead": 0, "other": 0}
+
+    contact = hs.crm.contacts.basic_api.get_by_id(
+        "peter@initech.com",
+        id_property="email",
+        properties=[
+            "firstname",
+            "lastname",
+            "favorite_color",
+            "plan",
+            "trial_ends",
+            "beta_user",
+            "jobtitle",
+            "shoe_size",
+            "lifecyclestage",
+        ],
+    )
+    assert contact.properties == {
+        "firstname": "Peter",
+        "lastname": "Gibbons",
+        "favorite_color": "red",
+        "plan": "enterprise",
+        "trial_ends": "1798070400000",
+        "beta_user": "true",
+        "jobtitle": "Engineer",
+        "shoe_size": None,
+        "lifecyclestage": "lead",
+    }
+    events = {e.event_type: e for e in hs.events.events_api.get_page(object_type="contact").results}
+    assert set(events) == {"pe997086_viewed_product", "pe997086_bought_item"}
+    assert events["pe997086_viewed_product"].properties == {"sku": "SKU-1", "price": "19.99"}
+    assert events["pe997086_bought_item"].properties == {"revenue": "42.5"}
+    assert {e.object_id for e in events.values()} == {contact.id}
+    companies = hs.crm.companies.basic_api.get_page(
+        properties=["name", "domain", "numberofemployees"]
+    ).results
+    assert [c.properties["domain"] for c in companies] == ["initech.com"]
+    members = hs.crm.associations.v4.basic_api.get_page("company", companies[0].id, "contact")
+    assert [m.to_object_id for m in members.results] == [contact.id]
+
+
+def mobile_batch(anonymous_id: str) -> dict[str, Any]:
+    """A batch as the iOS and Android SDKs send it: screens, device, os and app in context."""
+    ctx = {
+        "app": {"name": "Shop", "version": "3.2.1", "build": "321", "namespace": "com.example.shop"},
+        "device": {"id": "B3F6", "manufacturer": "Apple", "model": "iPhone15,2", "type": "ios"},
+        "os": {"name": "iOS", "version": "18.1"},
+        "library": {"name": "analytics-ios", "version": "4.1.8"},
+        "locale": "en-US",
+        "timezone": "Europe/Berlin",
+        "screen": {"width": 393, "height": 852},
+    }
+
+    def m(mtype: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "type": mtype,
+            "messageId": str(uuid.uuid4()),
+            "anonymousId": anonymous_id,
+            "context": ctx,
+            "timestamp": "2026-11-28T11:00:00.000Z",
+            **fields,
+        }
+
+    return {
+        "batch": [
+            m("screen", name="Home", properties={"category": "launch"}),
+            m("track", event="Product Viewed", properties={"product_id": "p-1"}),
+            m("screen", name="Cart"),
+            m("identify", userId="mobile-9", traits={"email": "mo@example.com", "firstName": "Mo"}),
+            m("track", userId="mobile-9", event="Order Completed", properties={"revenue": 30}),
+        ],
+        "sentAt": "2026-11-28T11:00:05.000Z",
+    }
+
+
+def test_mobile_batch_events_before_identify_reach_the_contact(
+    sandbox: SandboxProcess, data_dir: Path
+) -> None:
+    hs = sandbox.client()
+    with RelayProcess(data_dir, env=relay_env(sandbox)) as relay:
+        r = httpx.post(f"{relay.url}/v1/batch", json=mobile_batch("anon-ios-1"), auth=(WRITE_KEY, ""))
+        assert r.status_code == 200
+        assert wait_delivered(relay, 5) == {"delivered": 5, "dead": 0, "other": 0}
+    contact = hs.crm.contacts.basic_api.get_by_id(
+        "mo@example.com", id_property="email", properties=["firstname"]
+    )
+    assert contact.properties["firstname"] == "Mo"
+    events = hs.events.events_api.get_page(object_type="contact", object_id=contact.id).results
+    assert sorted(e.event_type for e in events) == [
+        "pe997086_order_completed",
+        "pe997086_product_viewed",
+        "pe997086_viewed_screen",
+        "pe997086_viewed_screen",
+    ]
+    screens = sorted(e.properties["name"] for e in events if e.event_type == "pe997086_viewed_screen")
+    assert screens == ["Cart", "Home"]
+
+
+def test_faults_and_kill_9_mid_delivery_change_nothing(sandbox: SandboxProcess, data_dir: Path) -> None:
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={
+            "seed": 3,
+            "rules": [
+                {"match": "POST *", "error_rate": 0.2, "status": 503, "latency_ms": 20},
+                {"match": "POST /events/v3/send/batch", "rate_limit_storm": 5},
+            ],
+        },
+    )
+    users = 300
+    messages = []
+    for i in range(users):
+        messages.append(
+            {
+                "type": "identify",
+                "userId": f"k{i}",
+                "traits": {"email": f"k{i}@x.com", "firstName": "K"},
+                "messageId": f"id-{i}",
+            }
+        )
+        messages.append({"type": "track", "userId": f"k{i}", "event": "Signed Up", "messageId": f"tr-{i}"})
+    env = {**relay_env(sandbox)}
+    relay = RelayProcess(data_dir, env=env).start()
+    for start in range(0, len(messages), 100):
+        r = httpx.post(
+            f"{relay.url}/v1/batch", json={"batch": messages[start : start + 100]}, auth=(WRITE_KEY, "")
+        )
+        assert r.status_code == 200
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{sandbox.url}/_sandbox/calls").json()["total"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    relay.kill9()  # mid-delivery
+    with RelayProcess(data_dir, env=env) as again:
+        counts = wait_delivered(again, 2 * users, timeout=120)
+    assert counts == {"delivered": 2 * users, "dead": 0, "other": 0}
+    portal = httpx.get(f"{sandbox.url}/_sandbox/portals").json()[0]
+    assert portal["contacts"] == users
+    hs = sandbox.client()
+    events = hs.api_request({"method": "GET", "path": "/events/v3/events?limit=1000"}).json()["results"]
+    assert len(events) == users and len({e["id"] for e in events}) == users  # none missing, none twice
+    assert httpx.get(f"{sandbox.url}/_sandbox/calls").json()["faults_injected"] > 0
