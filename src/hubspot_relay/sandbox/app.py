@@ -456,7 +456,7 @@ class Sandbox:
         otype = object_type(request.path_params["objectType"])
         record = portal.find(otype, request.path_params["objectId"])
         if record is not None:
-            del portal.records[otype][record.id]
+            portal.remove(otype, record)
         return Response(status_code=204)
 
     async def crm_batch(self, request: Request, portal: PortalState) -> Response:
@@ -474,7 +474,7 @@ class Sandbox:
             for item in inputs:
                 record = portal.find(otype, str(item.get("id", "")))
                 if record is not None:
-                    del portal.records[otype][record.id]
+                    portal.remove(otype, record)
             return Response(status_code=204)
         # Validate every input first: one bad input fails the whole batch, as at HubSpot.
         prepared: list[tuple[dict[str, Any], dict[str, str]]] = []
@@ -947,8 +947,11 @@ class Sandbox:
 
     async def _calls(self, request: Request) -> Response:
         by_endpoint: dict[str, Counter[str]] = {}
-        for _, label, status, _ in self.calls:
+        span: dict[str, list[float]] = {}
+        for t, label, status, _ in self.calls:
             by_endpoint.setdefault(label, Counter())[str(status)] += 1
+            first_last = span.setdefault(label, [t, t])
+            first_last[1] = t
         times = [t for t, *_ in self.calls]
         return json_response(
             {
@@ -957,6 +960,7 @@ class Sandbox:
                 "by_status": dict(Counter(str(s) for _, _, s, _ in self.calls)),
                 "peak_10s": _peak(times, 10.0),
                 "peak_1s": _peak(times, 1.0),
+                "first_last": span,
                 "faults_injected": self.faults.injected,
                 "events_dropped_as_duplicates": sum(p.duplicates_dropped for p in self.portals.values()),
             }

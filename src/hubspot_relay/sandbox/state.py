@@ -112,6 +112,8 @@ class PortalState:
     event_uuids: set[tuple[str, str]] = field(default_factory=set)
     legacy_events: list[dict[str, Any]] = field(default_factory=list)
     duplicates_dropped: int = 0
+    # unique property values -> record id, per (object type, property): lookups by email are O(1)
+    index: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for otype, spec in self.settings.custom_properties:
@@ -138,12 +140,25 @@ class PortalState:
                 "VALIDATION_ERROR",
                 f"Property {id_property} is not a unique identifier property for {otype}",
             )
-        wanted = str(value).strip().lower() if id_property == "email" else str(value)
-        for record in records.values():
-            have = record.properties.get(id_property)
-            if have is not None and (have.lower() if id_property == "email" else have) == wanted:
-                return record
-        return None
+        found = self.index.get((otype, id_property), {}).get(_norm(id_property, str(value)))
+        return records.get(found) if found is not None else None
+
+    def _reindex(self, otype: str, record: Record, old: dict[str, str]) -> None:
+        for name, prop in self.properties_of(otype).items():
+            if not prop.unique or name == "hs_object_id":
+                continue
+            index = self.index.setdefault((otype, name), {})
+            before, after = old.get(name), record.properties.get(name)
+            if before is not None and before != after:
+                index.pop(_norm(name, before), None)
+            if after is not None:
+                index[_norm(name, after)] = record.id
+
+    def remove(self, otype: str, record: Record) -> None:
+        del self.records[otype][record.id]
+        for (t, name), index in self.index.items():
+            if t == otype and name in record.properties:
+                index.pop(_norm(name, record.properties[name]), None)
 
     def _unique_conflicts(self, otype: str, values: dict[str, str], exclude: int | None = None) -> None:
         for name, value in values.items():
@@ -176,6 +191,7 @@ class PortalState:
     def _write(
         self, otype: str, record: Record, values: dict[str, str], now_ms: int, *, creating: bool
     ) -> None:
+        old = dict(record.properties)
         for name, value in values.items():
             if name == "email":
                 value = value.strip()
@@ -191,6 +207,7 @@ class PortalState:
             record.properties.setdefault("createdate", str(now_ms))
             record.created_ms = now_ms
         record.properties[MODIFIED_PROPERTY[otype]] = str(now_ms)
+        self._reindex(otype, record, old)
 
     @staticmethod
     def _lifecycle_forward(record: Record, value: str) -> bool:
@@ -391,14 +408,23 @@ class PortalState:
     def restore(self, data: dict[str, Any]) -> None:
         self.next_id = data["next_id"]
         self.records = {t: {r[0]: Record(*r) for r in recs} for t, recs in data["records"].items()}
+        self.index = {}
         for otype, props in data.get("custom_properties", {}).items():
             for spec in props:
                 self.catalog.of(otype)[spec["name"]] = custom_property(spec, otype)
+        for otype, recs in self.records.items():
+            for record in recs.values():
+                self._reindex(otype, record, {})
         self.associations = {tuple(a) for a in data["associations"]}  # type: ignore[misc]
         self.definitions = data["definitions"]
         self.events = data["events"]
         self.event_uuids = {(e["eventType"], e["id"]) for e in self.events}
         self.legacy_events = data.get("legacy_events", [])
+
+
+def _norm(name: str, value: str) -> str:
+    """Emails are unique whatever their case; other unique values as they are."""
+    return value.strip().lower() if name == "email" else value
 
 
 def _parse_occurred(value: Any) -> int | None:
