@@ -349,3 +349,45 @@ async def test_skipped_messages_make_no_calls(h: Harness) -> None:
     )
     await h.drain()
     assert (await h.queue.counts())["web"].delivered == 2 and h.calls() == {}
+
+
+async def test_create_missing_properties_when_asked(tmp_path: Path) -> None:
+    h = await make(tmp_path, create_properties=True)
+    try:
+        await h.send({"type": "identify", "userId": "a@b.com", "traits": {"Shoe Size": 44}})
+        await h.drain()
+        assert (await h.contact("a@b.com", "shoe_size")) == {"shoe_size": "44"}
+    finally:
+        await h.queue.close()
+
+
+async def test_without_auto_created_definitions_unknown_events_are_dead_lettered(tmp_path: Path) -> None:
+    h = await make(tmp_path, create_event_definitions=False)
+    try:
+        await h.send({"type": "track", "userId": "a@b.com", "event": "Bought Item"})
+        await h.drain()
+        (dead,) = await h.queue.dead_letters()
+        assert "no event definition pe997086_bought_item" in dead.reason
+    finally:
+        await h.queue.close()
+
+
+async def test_a_refused_token_stops_retrying_and_says_why(h: Harness) -> None:
+    h.delivery.client._headers["Authorization"] = "Bearer revoked"
+    await h.send({"type": "identify", "userId": "a@b.com", "traits": {"firstName": "A"}})
+    await h.drain()
+    (dead,) = await h.queue.dead_letters()
+    assert dead.reason.startswith("HubSpot 401 INVALID_AUTHENTICATION")
+    assert any(kind == "http_401" for _, kind, _, _ in h.identity.problems())
+
+
+async def test_retries_give_up_after_the_maximum_age(tmp_path: Path) -> None:
+    h = await make(tmp_path, retry_max_age_s=600)
+    try:
+        await h.http.post("/_sandbox/faults", json={"rules": [{"match": "POST *", "error_rate": 1.0}]})
+        await h.send({"type": "identify", "userId": "a@b.com", "traits": {"firstName": "A"}})
+        await h.drain(step=120)
+        (dead,) = await h.queue.dead_letters()
+        assert dead.reason.startswith("gave up after") and "HubSpot 502" in dead.reason
+    finally:
+        await h.queue.close()

@@ -141,7 +141,9 @@ class Delivery:
             except Exception:
                 log.exception("delivery cycle failed", account=self.account.name)
                 handled = 0
-            if not handled:
+            # A lease that was not full means the queue is drained: wait a flush window so that the
+            # next batch gathers what arrives meanwhile (fuller batches, fewer calls).
+            if handled < self.options.lease_batch:
                 delay = self.options.flush_ms / 1000
                 if self.paused_until > self.clock():
                     delay = min(60.0, self.paused_until - self.clock())
@@ -158,6 +160,16 @@ class Delivery:
         settlement = Settlement()
         try:
             await self.deliver(leased, settlement)
+        except HubSpotError as e:  # a call outside the batches (the catalog, definitions) failed
+            unfinished = settlement.unfinished([m.id for m in leased])
+            if e.kind is Kind.PERMANENT:
+                self.identity.set_problem(self.account.name, f"http_{e.status}", e.describe())
+                log.error(
+                    "HubSpot refuses the account's calls", account=self.account.name, error=e.describe()
+                )
+                settlement.fail(unfinished, e.describe())
+            else:
+                settlement.fail(unfinished, e.describe(), retry_in=0.0)
         except DailyLimitReached as e:
             self.paused_until = e.resets_at
             self.identity.set_problem(self.account.name, "daily_limit", str(e))
