@@ -31,6 +31,7 @@ test: $(STAMP) $(NODE_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf $(VENV) $(NODE_FIXTURE)/node_modules .pytest_cache .ruff_cache
