@@ -121,7 +121,11 @@ account = "bench"
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_http(f"{self.relay_url}/health", self.relay, "relay")
+        try:
+            wait_http(f"{self.relay_url}/health", self.relay, "relay")
+        except BaseException:
+            self.close()
+            raise
         self.http = httpx.Client(timeout=30)
 
     def post(self, messages: list[dict[str, Any]]) -> None:
