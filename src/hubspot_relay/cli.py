@@ -98,8 +98,15 @@ def serve(
     data_dir: DataDirOpt = None,
     log_format: Annotated[str, typer.Option(help="console or json")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    analytics_js_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="HUBSPOT_RELAY_ANALYTICS_JS_DIR",
+            help="Serve analytics.js from this folder (@segment/analytics-next's dist/umd).",
+        ),
+    ] = None,
 ) -> None:
-    """Accept Segment messages and store them durably for delivery to HubSpot."""
+    """Accept Segment messages, deliver them to HubSpot, and serve the browser's settings and plugin."""
     import uvicorn
 
     from .server import bundled_sandbox, create_app
@@ -112,8 +119,17 @@ def serve(
     with bundled_sandbox(cfg) as sandbox_note:
         if sandbox_note:
             err.print(f"  [bold yellow]{sandbox_note}[/]", highlight=False)
+        if analytics_js_dir and not (analytics_js_dir / "standalone.js").is_file():
+            err.print(
+                f"[bold red]--analytics-js-dir:[/] no standalone.js in {analytics_js_dir}", highlight=False
+            )
+            raise typer.Exit(2)
+        if analytics_js_dir:
+            err.print(
+                f"  analytics.js: {analytics_js_dir} (demo: http://{host}:{port}/demo)", highlight=False
+            )
         uvicorn.run(
-            create_app(cfg),
+            create_app(cfg, analytics_js_dir=analytics_js_dir),
             host=host,
             port=port,
             access_log=False,

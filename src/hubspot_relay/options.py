@@ -11,6 +11,10 @@ class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     page_events: bool = True  # cloud page calls become `viewed_page` custom events
     screen_events: bool = True  # screen calls become `viewed_screen` custom events
     company_id_property: str | None = None  # a unique company property keyed by groupId; else domain
+    # device mode (the browser plugin's settings)
+    load_forms_sdk: bool = False
+    flush_identify_immediately: bool = False
+    browser_script_url: str | None = None  # instead of https://js.hs-scripts.com/{hubId}.js
     # HubSpot set-up
     create_event_definitions: bool = True  # "HubSpot will auto-create the event for you" (the seed)
     create_properties: bool = False  # create missing contact properties instead of dropping them

@@ -10,9 +10,11 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -25,7 +27,9 @@ from .hubspot.client import HubSpotClient
 from .hubspot.ratelimit import AccountLimiter
 from .pipeline.deliver import Delivery
 from .pipeline.identity import IdentityMap
+from .pipeline.queue import State
 from .pipeline.sqlite_queue import SQLiteQueue
+from .segment.device import device_routes
 from .segment.ingest import RelayApp, create_ingest_app
 
 log = structlog.get_logger("hubspot_relay.server")
@@ -147,7 +151,13 @@ def build_deliveries(config: Config, queue: SQLiteQueue, identity: IdentityMap) 
     return deliveries
 
 
-def create_app(config: Config, queue: SQLiteQueue | None = None, *, deliver: bool = True) -> RelayApp:
+def create_app(
+    config: Config,
+    queue: SQLiteQueue | None = None,
+    *,
+    deliver: bool = True,
+    analytics_js_dir: Path | None = None,
+) -> RelayApp:
     """The relay's ASGI app; it opens the queue on start-up, runs delivery for each account, and
     closes everything, drained, on shutdown."""
     q = queue or build_queue(config)
@@ -176,9 +186,29 @@ def create_app(config: Config, queue: SQLiteQueue | None = None, *, deliver: boo
             if identity:
                 identity.close()
 
-    app = create_ingest_app(
-        config, q, routes=[Route("/metrics", metrics, methods=["GET"])], lifespan=lifespan
-    )
+    async def recent() -> list[dict[str, Any]]:
+        states = {int(state): state.name.lower() for state in State}
+        rows = []
+        for message_id, mtype, state, error, body in await q.recent(20):
+            msg = orjson.loads(body)
+            bundled = [str(b).lower() for b in (msg.get("_metadata") or {}).get("bundled") or []]
+            note = "HubSpot got it in the browser" if "hubspot" in bundled else (error or "")
+            rows.append(
+                {
+                    "messageId": message_id,
+                    "type": mtype,
+                    "event": msg.get("event"),
+                    "state": states.get(state, str(state)),
+                    "note": note[:200],
+                }
+            )
+        return rows
+
+    routes = [
+        Route("/metrics", metrics, methods=["GET"]),
+        *device_routes(config, analytics_js_dir=analytics_js_dir, recent=recent),
+    ]
+    app = create_ingest_app(config, q, routes=routes, lifespan=lifespan)
     app.state.queue = q
     app.state.config = config
     return app

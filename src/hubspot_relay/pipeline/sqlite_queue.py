@@ -441,6 +441,20 @@ class SQLiteQueue:
 
         return await self._run(delete)
 
+    async def recent(self, limit: int = 20) -> list[tuple[str, str, int, str | None, bytes]]:
+        """The newest messages: (message id, type, state, last error, body), newest first."""
+
+        def query() -> list[tuple[str, str, int, str | None, bytes]]:
+            return [
+                tuple(r)
+                for r in self._db.execute(  # type: ignore[misc]
+                    "SELECT message_id, type, state, last_error, body FROM messages ORDER BY id DESC LIMIT ?",
+                    (limit,),
+                )
+            ]
+
+        return await self._run(query)
+
     async def messages(self, source: str | None = None, limit: int = 1000) -> list[Leased]:
         """Every stored message, oldest first, whatever its state (for inspection and tests)."""
 
