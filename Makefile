@@ -6,8 +6,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_FIXTURE := tests/e2e/node
 NODE_STAMP   := $(NODE_FIXTURE)/node_modules/.installed
+AJS_DIR      := assets/analytics-js
+AJS_STAMP    := $(AJS_DIR)/node_modules/.installed
+ANALYTICS_JS := $(AJS_DIR)/node_modules/@segment/analytics-next/dist/umd
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +22,23 @@ $(NODE_STAMP): $(NODE_FIXTURE)/package.json $(NODE_FIXTURE)/package-lock.json
 	cd $(NODE_FIXTURE) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-run: $(STAMP)
-	$(BIN)/hubspot-relay serve
+$(AJS_STAMP): $(AJS_DIR)/package.json $(AJS_DIR)/package-lock.json
+	cd $(AJS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Chromium for the browser tests: installed through apt when missing and running as root
+# (elsewhere those tests skip, and in CI a skip of them is a failure).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || true
+
+run: $(STAMP) $(AJS_STAMP)
+	$(BIN)/hubspot-relay serve --analytics-js-dir $(ANALYTICS_JS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(AJS_STAMP) system-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
@@ -34,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/delivery.py
 
 clean:
-	rm -rf $(VENV) $(NODE_FIXTURE)/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_FIXTURE)/node_modules $(AJS_DIR)/node_modules .pytest_cache .ruff_cache
