@@ -76,3 +76,12 @@ def test_settings_route_plugin_and_assets(tmp_path: Path) -> None:
         assert client.get("/analytics-next/bundles/..%2F..%2Fsecret").status_code == 404
         assert "hubspot-relay demo" in client.get("/demo").text
         assert client.get("/demo/api/recent").json() == []
+
+
+def test_in_development_the_settings_carry_the_key_the_client_asked_with(tmp_path: Path) -> None:
+    from hubspot_relay.config import load_env
+
+    config = load_env({"HUBSPOT_RELAY_DATA_DIR": str(tmp_path)})  # no write key: any is let in
+    with TestClient(create_app(config, deliver=False)) as client:
+        body = client.get("/v1/projects/any-key/settings").json()
+    assert body["integrations"]["Segment.io"]["apiKey"] == "any-key"  # else the browser's events get a 401

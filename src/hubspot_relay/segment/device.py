@@ -50,12 +50,19 @@ def plugin_settings(account: Account, script_url: str | None) -> dict[str, Any]:
 
 
 def cdn_settings(
-    source: Source, account: Account, scheme: str, host: str, *, script_url: str | None
+    source: Source,
+    account: Account,
+    scheme: str,
+    host: str,
+    *,
+    script_url: str | None,
+    write_key: str | None = None,
 ) -> dict[str, Any]:
-    """The settings object analytics-next loads, for one source (pure)."""
+    """The settings object analytics-next loads, for one source (pure). `write_key` is the one the
+    client asked with (in development any key is let in, and the source has none of its own)."""
     integrations: dict[str, Any] = {
         "Segment.io": {
-            "apiKey": source.write_key.reveal(),
+            "apiKey": write_key or source.write_key.reveal(),
             "apiHost": f"{host}/v1",
             "protocol": scheme,
             "unbundledIntegrations": [],
@@ -109,7 +116,14 @@ def device_routes(config: Config, *, analytics_js_dir: Path | None = None, recen
             )
         account = config.account(source.account)
         scheme, host = relay_base(request)
-        body = cdn_settings(source, account, scheme, host, script_url=script_url_for(account, scheme, host))
+        body = cdn_settings(
+            source,
+            account,
+            scheme,
+            host,
+            script_url=script_url_for(account, scheme, host),
+            write_key=request.path_params["write_key"],
+        )
         return Response(
             orjson.dumps(body),
             media_type="application/json",
