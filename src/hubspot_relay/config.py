@@ -30,9 +30,13 @@ SANDBOX_HUB_ID = "997086"
 SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_API_KEY = "dfdbfe6f-e7bf-4938-8e82-7d1938e48ab8"
 
-# HubSpot's budgets per key or token (DESIGN.md): the seed's legacy figures, and a private
-# app on a Free/Starter portal, the safe default when the tier is unknown.
-DEFAULT_LIMITS: dict[str, tuple[int, int]] = {"legacy": (100, 40_000), "v3": (100, 250_000)}
+# HubSpot's budgets per key or token (DESIGN.md): (per rolling 10 s, per day, per second). The
+# seed's legacy figures (10 a second, 40,000 a day), and a private app on a Free/Starter portal,
+# the safe default when the tier is unknown.
+DEFAULT_LIMITS: dict[str, tuple[int, int, int | None]] = {
+    "legacy": (100, 40_000, 10),
+    "v3": (100, 250_000, None),
+}
 
 _HUB_ID = re.compile(r"^[0-9]{1,12}$")
 _API_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -218,18 +222,19 @@ def _validate_url(value: str, key: str) -> str:
 
 
 def _limits(raw: _Limits, mode: ApiMode, key: str) -> RateLimits:
-    per_10s_default, per_day_default = DEFAULT_LIMITS[mode]
+    per_10s_default, per_day_default, per_second_default = DEFAULT_LIMITS[mode]
     for name in ("per_10s", "per_second", "per_day"):
         v = getattr(raw, name)
         if v is not None and v < 1:
             raise ConfigError(f"{key}.{name}: must be a positive whole number")
     per_10s = raw.per_10s if raw.per_10s is not None else per_10s_default
-    if raw.per_second is not None:
-        per_10s = min(per_10s, raw.per_second * 10)
+    per_second = raw.per_second if raw.per_second is not None else per_second_default
+    if per_second is not None:
+        per_10s = min(per_10s, per_second * 10)
     return RateLimits(
         per_10s=per_10s,
         per_day=raw.per_day if raw.per_day is not None else per_day_default,
-        per_second=raw.per_second,
+        per_second=per_second,
     )
 
 

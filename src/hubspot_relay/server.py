@@ -136,12 +136,6 @@ def build_deliveries(config: Config, queue: SQLiteQueue, identity: IdentityMap) 
         disabled = [s.name for s in config.sources if s.account == account.name and not s.enabled]
         if not sources and not disabled:
             continue
-        if account.api_mode != "v3":
-            log.warning(
-                "legacy-mode delivery is not built yet: messages for this account stay queued",
-                account=account.name,
-            )
-            continue
         limits = account.limits
         limiter = AccountLimiter(limits.per_10s, limits.per_day, limits.per_second)
         client = HubSpotClient(account, limiter, timeout=account.delivery.request_timeout_s)

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from hubspot_relay.config import sandbox_account
+from hubspot_relay.config import SANDBOX_API_KEY, RateLimits, sandbox_account
 from hubspot_relay.hubspot.client import HubSpotClient
 from hubspot_relay.hubspot.ratelimit import AccountLimiter
 from hubspot_relay.options import DeliveryOptions
@@ -23,6 +23,7 @@ from hubspot_relay.pipeline.queue import Envelope, ReplayFilter
 from hubspot_relay.pipeline.sqlite_queue import SQLiteQueue
 from hubspot_relay.sandbox import PortalSettings, Sandbox, create_sandbox_app
 from hubspot_relay.sandbox.limits import Budget
+from hubspot_relay.secrets import Secret
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": "Bearer sandbox-token"}
@@ -84,13 +85,36 @@ class Harness:
         return by
 
 
-async def make(tmp_path: Path, *, portal: PortalSettings | None = None, **options: Any) -> Harness:
+async def make(
+    tmp_path: Path,
+    *,
+    portal: PortalSettings | None = None,
+    legacy: bool = False,
+    limits: RateLimits | None = None,
+    **options: Any,
+) -> Harness:
     clock = Clock()
     sandbox = create_sandbox_app([portal or PortalSettings()], clock=clock)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox")
-    account = replace(sandbox_account(), api_base="http://sandbox")
+    account = replace(sandbox_account(), api_base="http://sandbox", track_base="http://sandbox")
+    if legacy:  # the seed's dialect: API key, contacts v1, the events HTTP API, 10 calls a second
+        account = replace(
+            account,
+            api_mode="legacy",
+            access_token=None,
+            api_key=Secret(SANDBOX_API_KEY),
+            limits=RateLimits(100, 40_000, 10),
+        )
+    if limits is not None:
+        account = replace(account, limits=limits)
     opts = DeliveryOptions(**options)
-    limiter = AccountLimiter(account.limits.per_10s, account.limits.per_day, clock=clock, sleep=clock.sleep)
+    limiter = AccountLimiter(
+        account.limits.per_10s,
+        account.limits.per_day,
+        account.limits.per_second,
+        clock=clock,
+        sleep=clock.sleep,
+    )
     client = HubSpotClient(account, limiter, http=http)
     queue = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock)
     await queue.open()

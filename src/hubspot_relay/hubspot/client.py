@@ -36,8 +36,11 @@ class HubSpotClient:
         self._owns_http = http is None
         token = account.access_token.reveal() if account.access_token else None
         self._headers = {"Content-Type": "application/json", "User-Agent": "hubspot-relay"}
+        self._auth_params: dict[str, str] = {}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
+        elif account.api_key:  # the seed's API key, as HubSpot's legacy APIs take it
+            self._auth_params["hapikey"] = account.api_key.reveal()
         self.calls = 0
 
     async def aclose(self) -> None:
@@ -45,11 +48,19 @@ class HubSpotClient:
             await self._http.aclose()
 
     async def request(
-        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        *,
+        base: str | None = None,
     ) -> Any:
-        """One API call; returns the decoded JSON (None for an empty answer)."""
-        url = self.account.api_base + path
+        """One API call; returns the decoded JSON (None for an empty or non-JSON answer)."""
+        url = (base or self.account.api_base) + path
         content = orjson.dumps(body) if body is not None else None
+        if self._auth_params and base is None:
+            params = {**(params or {}), **self._auth_params}
         for _ in range(MAX_429_RETRIES):
             await self.limiter.acquire()
             self.calls += 1
@@ -67,7 +78,8 @@ class HubSpotClient:
                 }
             )
             if response.status_code < 300:
-                return orjson.loads(response.content) if response.content else None
+                json_body = response.headers.get("content-type", "").startswith("application/json")
+                return orjson.loads(response.content) if response.content and json_body else None
             if response.status_code == 207:
                 return orjson.loads(response.content)
             error = HubSpotError.from_response(response.status_code, response.content, response.headers)
@@ -110,3 +122,18 @@ class HubSpotClient:
 
     async def send_events(self, inputs: list[dict[str, Any]]) -> None:
         await self.request("POST", "/events/v3/send/batch", {"inputs": inputs})
+
+    # ---- the seed's legacy dialect (API key) ------------------------------------------------
+
+    async def legacy_properties(self) -> list[dict[str, Any]]:
+        return list(await self.request("GET", "/properties/v1/contacts/properties"))
+
+    async def legacy_batch(self, contacts: list[dict[str, Any]]) -> None:
+        """`POST /contacts/v1/contact/batch/`: create or update up to 100 contacts by email."""
+        await self.request("POST", "/contacts/v1/contact/batch/", contacts)
+
+    async def legacy_event(self, params: dict[str, str]) -> None:
+        """The events HTTP API: `GET {track host}/v1/event?_a={hubId}&_n={eventId}&email=...`."""
+        await self.request(
+            "GET", "/v1/event", params={"_a": self.account.hub_id, **params}, base=self.account.track_base
+        )

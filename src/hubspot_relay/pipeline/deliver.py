@@ -128,6 +128,7 @@ class Delivery:
         self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
         self.paused_until = 0.0
         self.delivered = 0
+        self.legacy = account.api_mode == "legacy"
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -213,6 +214,7 @@ class Delivery:
 
     async def deliver(self, leased: list[Leased], s: Settlement) -> None:
         contacts: dict[str, Pending] = {}  # lowercased email -> upsert
+        event_traits: dict[int, dict[str, Any]] = {}  # legacy mode: a track's context.traits
         companies: dict[str, CompanyBatch] = {}
         events: list[tuple[Leased, Event, str]] = []
         now = self.clock()
@@ -237,13 +239,21 @@ class Delivery:
                     email, waiting = self.identity.link(m.source, op.ids, op.email)
                     if email and waiting:
                         upsert(email, waiting, m.id)
+            # The seed's legacy mode sets a track's contact properties with the event itself (its
+            # "Setting Contact Properties on Track"), saving the contact call.
+            on_event = self.legacy and any(isinstance(op, Event) for op in ops)
             for op in ops:
-                if isinstance(op, ContactUpdate):
+                if isinstance(op, ContactUpdate) and on_event:
+                    event_traits.setdefault(m.id, {}).update(op.properties)
+                elif isinstance(op, ContactUpdate):
                     email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
                     if email:
                         upsert(email, op.properties, m.id)
                     else:
                         self.identity.remember(m.source, op.ref.ids, op.properties)
+                elif isinstance(op, CompanyUpdate) and self.legacy:
+                    s.skipped += 1
+                    log.info("group calls are not delivered in legacy mode", account=self.account.name)
                 elif isinstance(op, CompanyUpdate):
                     group = companies.setdefault(op.group_id, CompanyBatch(op.group_id))
                     group.properties.update(op.properties)
@@ -285,7 +295,9 @@ class Delivery:
             await self.send_contacts(list(contacts.values()), s)
         if companies:
             await self.send_companies(list(companies.values()), s)
-        if events:
+        if events and self.legacy:
+            await self.send_legacy_events(events, event_traits, s)
+        elif events:
             await self.send_events(events, s)
 
     # ---- calls with retries and splitting ---------------------------------------------------
@@ -342,7 +354,10 @@ class Delivery:
         cached = self.catalogs.get(object_type)
         if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
             return cached[1]
-        props = await self.call(lambda: self.client.properties(object_type))
+        if self.legacy:
+            props = await self.call(self.client.legacy_properties)
+        else:
+            props = await self.call(lambda: self.client.properties(object_type))
         catalog = {p["name"]: PropertyInfo.from_hubspot(p) for p in props}
         self.catalogs[object_type] = (self.clock(), catalog)
         return catalog
@@ -393,6 +408,9 @@ class Delivery:
             item.extra["raw"] = raw
             item.properties = await self.prepared("contacts", raw)
             item.properties.pop("email", None)  # the upsert's id
+        if self.legacy:
+            await self._send_legacy_contacts(items, s)
+            return
         await self._lifecycle_first(items, s)
 
         async def send(chunk: list[Pending]) -> None:
@@ -423,6 +441,44 @@ class Delivery:
         size = self.options.contact_batch
         for start in range(0, len(items), size):
             await self.split_send(items[start : start + size], send, s, on_validation=stale_catalog)
+
+    async def _send_legacy_contacts(self, items: list[Pending], s: Settlement) -> None:
+        """The seed's dialect: `POST /contacts/v1/contact/batch/`, 100 contacts a call."""
+
+        async def send(chunk: list[Pending]) -> None:
+            await self.client.legacy_batch(
+                [
+                    {
+                        "email": p.key,
+                        "properties": [{"property": k, "value": v} for k, v in p.properties.items()],
+                    }
+                    for p in chunk
+                ]
+            )
+            self.identity.save_contacts(self.account.name, [(p.key, None, None) for p in chunk])
+
+        size = self.options.contact_batch
+        for start in range(0, len(items), size):
+            await self.split_send(items[start : start + size], send, s)
+
+    async def send_legacy_events(
+        self, events: list[tuple[Leased, Event, str]], traits: dict[int, dict[str, Any]], s: Settlement
+    ) -> None:
+        """The events HTTP API, one call an event: `_n` is the event's name (or the HubSpot
+        eventId it is mapped to), `_m` its revenue, and the contact properties ride along."""
+        for m, op, email in events:
+            params = {"_n": self.options.event_names.get(op.label) or op.label or op.name, "email": email}
+            if "revenue" in op.properties:
+                params["_m"] = op.properties["revenue"]
+            if m.id in traits:
+                contact = await self.prepared("contacts", traits[m.id])
+                contact.pop("email", None)
+                params.update({k: v for k, v in contact.items() if not k.startswith("_")})
+
+            async def send(chunk: list[Pending], params: dict[str, str] = params) -> None:
+                await self.client.legacy_event(params)
+
+            await self.split_send([Pending(op.uuid, {}, [m.id])], send, s)
 
     async def _lifecycle_first(self, items: list[Pending], s: Settlement) -> None:
         """HubSpot will not move a lifecycle stage backwards: clear it first where it would."""
