@@ -18,6 +18,16 @@ WRITE_KEY = "wk-legacy"
 API_KEY = "dfdbfe6f-e7bf-4938-8e82-7d1938e48ab8"
 
 
+def legacy_env(sandbox: SandboxProcess) -> dict[str, str]:
+    return {
+        "HUBSPOT_RELAY_WRITE_KEY": WRITE_KEY,
+        "HUBSPOT_API_KEY": API_KEY,
+        "HUBSPOT_HUB_ID": "997086",
+        "HUBSPOT_API_BASE": sandbox.url,
+        "HUBSPOT_TRACK_BASE": sandbox.url,
+    }
+
+
 @pytest.fixture
 def sandbox() -> Iterator[SandboxProcess]:
     s = SandboxProcess("--limit-1s", "10")
@@ -26,13 +36,7 @@ def sandbox() -> Iterator[SandboxProcess]:
 
 
 def test_the_seeds_python_examples(sandbox: SandboxProcess, data_dir: Path) -> None:
-    env = {
-        "HUBSPOT_RELAY_WRITE_KEY": WRITE_KEY,
-        "HUBSPOT_API_KEY": API_KEY,
-        "HUBSPOT_HUB_ID": "997086",
-        "HUBSPOT_API_BASE": sandbox.url,
-        "HUBSPOT_TRACK_BASE": sandbox.url,
-    }
+    env = legacy_env(sandbox)
     with RelayProcess(data_dir, env=env) as relay:
         analytics = Client(WRITE_KEY, host=relay.url, sync_mode=True)
         analytics.identify(
@@ -75,13 +79,7 @@ def test_the_seeds_python_examples(sandbox: SandboxProcess, data_dir: Path) -> N
 
 
 def test_5000_queued_messages_never_exceed_10_calls_a_second(sandbox: SandboxProcess, data_dir: Path) -> None:
-    env = {
-        "HUBSPOT_RELAY_WRITE_KEY": WRITE_KEY,
-        "HUBSPOT_API_KEY": API_KEY,
-        "HUBSPOT_HUB_ID": "997086",
-        "HUBSPOT_API_BASE": sandbox.url,
-        "HUBSPOT_TRACK_BASE": sandbox.url,
-    }
+    env = legacy_env(sandbox)
     messages = [
         {"type": "identify", "userId": f"l{i}@x.com", "traits": {"firstName": "L"}} for i in range(4950)
     ]

@@ -24,6 +24,7 @@ import structlog
 from ..config import Account
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
+from ..hubspot.lifecycle import LIFECYCLE_STAGES, is_backwards
 from ..hubspot.ratelimit import DailyLimitReached
 from ..options import DeliveryOptions
 from ..segment.messages import stamped
@@ -33,16 +34,6 @@ from .queue import Leased, Queue
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
-LIFECYCLE = (
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-    "other",
-)
 INLINE_RETRIES = 3
 EVENTS_RECHECK_S = 600.0
 
@@ -162,15 +153,7 @@ class Delivery:
         try:
             await self.deliver(leased, settlement)
         except HubSpotError as e:  # a call outside the batches (the catalog, definitions) failed
-            unfinished = settlement.unfinished([m.id for m in leased])
-            if e.kind is Kind.PERMANENT:
-                self.identity.set_problem(self.account.name, f"http_{e.status}", e.describe())
-                log.error(
-                    "HubSpot refuses the account's calls", account=self.account.name, error=e.describe()
-                )
-                settlement.fail(unfinished, e.describe())
-            else:
-                settlement.fail(unfinished, e.describe(), retry_in=0.0)
+            self.failed(e, settlement.unfinished([m.id for m in leased]), settlement)
         except DailyLimitReached as e:
             self.paused_until = e.resets_at
             self.identity.set_problem(self.account.name, "daily_limit", str(e))
@@ -205,6 +188,16 @@ class Delivery:
                 count=len(s.dead),
                 first_reason=next(iter(s.dead.values()))[:300],
             )
+
+    def failed(self, e: HubSpotError, ids: Sequence[int], s: Settlement) -> None:
+        """A refusal that is not about the content: permanent ones (401, 403) stop retrying, are
+        reported as the account's problem and dead-letter the messages; the rest are retried."""
+        if e.kind is Kind.PERMANENT:
+            self.identity.set_problem(self.account.name, f"http_{e.status}", e.describe())
+            log.error("HubSpot refuses the account's calls", account=self.account.name, error=e.describe())
+            s.fail(ids, e.describe())
+        else:
+            s.fail(ids, e.describe(), retry_in=0.0)
 
     def backoff(self, attempts: int) -> float:
         """Exponential, with jitter: 1 s, 2 s, 4 s ... up to an hour."""
@@ -339,14 +332,8 @@ class Delivery:
                     await self.split_send(items[half:], send, s, on_validation=on_validation, pays=pays)
                 else:
                     s.fail(ids, e.describe())
-            elif e.kind is Kind.PERMANENT:
-                self.identity.set_problem(self.account.name, f"http_{e.status}", e.describe())
-                log.error(
-                    "HubSpot refuses the account's calls", account=self.account.name, error=e.describe()
-                )
-                s.fail(ids, e.describe())
             else:
-                s.fail(ids, e.describe(), retry_in=0.0)
+                self.failed(e, ids, s)
 
     # ---- contacts -------------------------------------------------------------------------
 
@@ -482,7 +469,7 @@ class Delivery:
 
     async def _lifecycle_first(self, items: list[Pending], s: Settlement) -> None:
         """HubSpot will not move a lifecycle stage backwards: clear it first where it would."""
-        wanted = {p.key.lower(): p for p in items if p.properties.get("lifecyclestage") in LIFECYCLE}
+        wanted = {p.key.lower(): p for p in items if p.properties.get("lifecyclestage") in LIFECYCLE_STAGES}
         if not wanted:
             return
         current: dict[str, str | None] = {}
@@ -511,10 +498,7 @@ class Delivery:
                 props = r.get("properties") or {}
                 current[str(props.get("email", "")).lower()] = props.get("lifecyclestage")
         backwards = [
-            p
-            for e, p in wanted.items()
-            if current.get(e) in LIFECYCLE
-            and LIFECYCLE.index(p.properties["lifecyclestage"]) < LIFECYCLE.index(current[e] or "")
+            p for e, p in wanted.items() if is_backwards(current.get(e), p.properties["lifecyclestage"])
         ]
         if backwards:
             clearing = [Pending(p.key, {"lifecyclestage": ""}, p.ids) for p in backwards]

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..hubspot.lifecycle import LIFECYCLE_STAGES
+
 TYPES = ("string", "number", "date", "datetime", "enumeration", "bool")
 FIELD_TYPES = {
     "string": ("text", "textarea", "phonenumber", "html", "file"),
@@ -116,16 +118,6 @@ def _opts(*pairs: str) -> tuple[Option, ...]:
 
 
 BOOL_OPTIONS = (Option("True", "true", 0), Option("False", "false", 1))
-LIFECYCLE_STAGES = (
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-    "other",
-)
 
 
 def _s(name: str, label: str, group: str = "contactinformation", field_type: str = "text") -> Property:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..hubspot.lifecycle import is_backwards
 from . import errors
-from .catalog import DEFAULT_READ, LIFECYCLE_STAGES, MODIFIED_PROPERTY, Catalog, Property, custom_property
+from .catalog import DEFAULT_READ, MODIFIED_PROPERTY, Catalog, Property, custom_property
 from .settings import PortalSettings
 
 OBJECT_TYPES = {
@@ -211,10 +212,7 @@ class PortalState:
 
     @staticmethod
     def _lifecycle_forward(record: Record, value: str) -> bool:
-        current = record.properties.get("lifecyclestage")
-        if not current or current not in LIFECYCLE_STAGES or value not in LIFECYCLE_STAGES:
-            return True
-        return LIFECYCLE_STAGES.index(value) >= LIFECYCLE_STAGES.index(current)
+        return not is_backwards(record.properties.get("lifecyclestage"), value)
 
     def contact_for_email(self, email: str, now_ms: int) -> Record:
         """The contact with this email, created if there is none (events and legacy calls do)."""
