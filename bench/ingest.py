@@ -4,7 +4,8 @@
 Three servers, each a single uvicorn process on loopback, driven in turn by `wrk`:
   noop     an endpoint that reads the body and answers 200: the HTTP floor
   parse    the real ingest app (auth, decode, validate, stamp) with a queue that discards
-  durable  the real relay: `hubspot-relay serve`, SQLite WAL, synchronous=FULL, group commit
+  durable  the real relay: `hubspot-relay serve --no-deliver` (ingest alone), SQLite WAL,
+           synchronous=FULL, group commit
 Two loads: /v1/batch with 100 messages per request (events/s) and single /v1/t messages
 (requests/s). Every request carries fresh messageIds, so the durable queue stores every one.
 Rounds alternate the servers so that a noisy neighbour hurts all of them alike; the ratio of
@@ -94,7 +95,7 @@ class Server:
                     "HUBSPOT_RELAY_PORT": str(self.port),
                 }
             )
-            cmd = [sys.executable, "-m", "hubspot_relay", "serve", "--log-level", "warning"]
+            cmd = [sys.executable, "-m", "hubspot_relay", "serve", "--log-level", "warning", "--no-deliver"]
         else:
             cmd = [
                 sys.executable,

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -60,8 +61,6 @@ def _load_config(config: Path | None, data_dir: Path | None = None) -> Config:
         err.print(f"[bold red]configuration error:[/] {e}", highlight=False)
         raise typer.Exit(2) from None
     if data_dir is not None:
-        from dataclasses import replace
-
         cfg = replace(cfg, data_dir=data_dir)
     return cfg
 
@@ -98,6 +97,12 @@ def serve(
     data_dir: DataDirOpt = None,
     log_format: Annotated[str, typer.Option(help="console or json")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    deliver: Annotated[
+        bool,
+        typer.Option(
+            "--deliver/--no-deliver", help="Deliver to HubSpot (--no-deliver: only accept and queue)."
+        ),
+    ] = True,
     analytics_js_dir: Annotated[
         Path | None,
         typer.Option(
@@ -116,7 +121,7 @@ def serve(
     host = host or cfg.host
     port = port or cfg.port
     _banner(cfg, host, port)
-    with bundled_sandbox(cfg) as sandbox_note:
+    with bundled_sandbox(cfg if deliver else replace(cfg, accounts=())) as sandbox_note:
         if sandbox_note:
             err.print(f"  [bold yellow]{sandbox_note}[/]", highlight=False)
         if analytics_js_dir and not (analytics_js_dir / "standalone.js").is_file():
@@ -129,7 +134,7 @@ def serve(
                 f"  analytics.js: {analytics_js_dir} (demo: http://{host}:{port}/demo)", highlight=False
             )
         uvicorn.run(
-            create_app(cfg, analytics_js_dir=analytics_js_dir),
+            create_app(cfg, analytics_js_dir=analytics_js_dir, deliver=deliver),
             host=host,
             port=port,
             access_log=False,
