@@ -8,11 +8,22 @@ from typing import Any, Literal
 
 import structlog
 
-from .secrets import scrub
+from .secrets import scrub, scrub_text
 
 
 def _scrub_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return scrub(event)  # type: ignore[no-any-return]
+
+
+class ScrubFilter(logging.Filter):
+    """Masks credentials in stdlib log records (uvicorn's, httpx's: a URL can carry `hapikey`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 def configure(fmt: Literal["console", "json"] = "console", level: str = "INFO") -> None:
@@ -34,4 +45,11 @@ def configure(fmt: Literal["console", "json"] = "console", level: str = "INFO") 
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ScrubFilter())
+    # One line per HubSpot call is noise at info level (and the URL may carry a legacy API key).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -59,6 +59,7 @@ def test_the_seeds_python_examples(sandbox: SandboxProcess, data_dir: Path) -> N
         )
         assert wait_delivered(relay, 3) == {"delivered": 3, "dead": 0, "other": 0}
         assert "[legacy]" in relay.log()
+        assert API_KEY not in relay.log()  # the key is masked wherever it would appear
 
     calls = httpx.get(f"{sandbox.url}/_sandbox/calls").json()
     assert set(calls["by_endpoint"]) == {
