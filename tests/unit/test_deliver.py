@@ -415,3 +415,17 @@ async def test_retries_give_up_after_the_maximum_age(tmp_path: Path) -> None:
         assert dead.reason.startswith("gave up after") and "HubSpot 502" in dead.reason
     finally:
         await h.queue.close()
+
+
+async def test_delivery_is_counted_in_prometheus(h: Harness) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = value("hubspot_relay_settled_messages_total", account="sandbox", outcome="delivered")
+    calls = value("hubspot_relay_hubspot_calls_total", account="sandbox", status="200")
+    await h.send({"type": "identify", "userId": "a@b.com", "traits": {"firstName": "A"}})
+    await h.drain()
+    assert value("hubspot_relay_settled_messages_total", account="sandbox", outcome="delivered") == before + 1
+    assert value("hubspot_relay_hubspot_calls_total", account="sandbox", status="200") == calls + 2

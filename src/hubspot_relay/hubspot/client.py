@@ -11,12 +11,16 @@ from typing import Any
 
 import httpx
 import orjson
+from prometheus_client import Counter
 
 from ..config import Account
 from .errors import HubSpotError, Kind, transport_error
 from .ratelimit import AccountLimiter
 
 MAX_429_RETRIES = 20
+CALLS = Counter(
+    "hubspot_relay_hubspot_calls", "HubSpot API calls by account and status", ["account", "status"]
+)
 
 
 class HubSpotClient:
@@ -41,7 +45,6 @@ class HubSpotClient:
             self._headers["Authorization"] = f"Bearer {token}"
         elif account.api_key:  # the seed's API key, as HubSpot's legacy APIs take it
             self._auth_params["hapikey"] = account.api_key.reveal()
-        self.calls = 0
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -63,13 +66,14 @@ class HubSpotClient:
             params = {**(params or {}), **self._auth_params}
         for _ in range(MAX_429_RETRIES):
             await self.limiter.acquire()
-            self.calls += 1
             try:
                 response = await self._http.request(
                     method, url, content=content, params=params, headers=self._headers
                 )
             except httpx.HTTPError as exc:
+                CALLS.labels(self.account.name, "error").inc()
                 raise transport_error(exc) from None
+            CALLS.labels(self.account.name, str(response.status_code)).inc()
             self.limiter.observe(
                 {
                     k.lower(): v

@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import random
 import time
-from collections import Counter
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 
 from ..config import Account
 from ..hubspot.client import HubSpotClient
@@ -35,6 +36,7 @@ from .queue import Leased, Queue
 log = structlog.get_logger("hubspot_relay.deliver")
 
 INLINE_RETRIES = 3
+SETTLED = Counter("hubspot_relay_settled_messages", "Messages settled by delivery", ["account", "outcome"])
 EVENTS_RECHECK_S = 600.0
 
 
@@ -46,8 +48,8 @@ class Settlement:
     dead: dict[int, str] = field(default_factory=dict)
     patient: set[int] = field(default_factory=set)  # retries that do not age (a daily limit)
     skipped: int = 0
-    owed: Counter[int] = field(default_factory=Counter)  # calls a message's delivery needs
-    paid: Counter[int] = field(default_factory=Counter)  # of those, the ones that went through
+    owed: Tally[int] = field(default_factory=Tally)  # calls a message's delivery needs
+    paid: Tally[int] = field(default_factory=Tally)  # of those, the ones that went through
 
     def owe(self, ids: Sequence[int]) -> None:
         self.owed.update(set(ids))
@@ -118,7 +120,6 @@ class Delivery:
         self.definitions: dict[str, set[str]] | None = None  # fully qualified name -> property names
         self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
         self.paused_until = 0.0
-        self.delivered = 0
         self.legacy = account.api_mode == "legacy"
 
     # ---- the loop -------------------------------------------------------------------------
@@ -170,17 +171,20 @@ class Delivery:
     async def settle(self, leased: list[Leased], s: Settlement) -> None:
         ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead]
         await self.queue.ack(ok)
-        self.delivered += len(ok)
+        SETTLED.labels(self.account.name, "delivered").inc(len(ok))
         now = self.clock()
         by_id = {m.id: m for m in leased}
         for mid, (delay, reason) in s.retry.items():
             m = by_id[mid]
             if mid not in s.patient and now - m.received_at > self.options.retry_max_age_s:
                 await self.queue.dead_letter([mid], f"gave up after {m.attempts} attempts: {reason}")
+                SETTLED.labels(self.account.name, "dead").inc()
             else:
                 await self.queue.retry([mid], max(delay, self.backoff(m.attempts)), reason)
+                SETTLED.labels(self.account.name, "retried").inc()
         for reason in set(s.dead.values()):
             await self.queue.dead_letter([i for i, r in s.dead.items() if r == reason], reason)
+        SETTLED.labels(self.account.name, "dead").inc(len(s.dead))
         if s.dead:
             log.warning(
                 "messages dead-lettered",
@@ -206,6 +210,38 @@ class Delivery:
     # ---- one batch ------------------------------------------------------------------------
 
     async def deliver(self, leased: list[Leased], s: Settlement) -> None:
+        # Translating and resolving identities reads and writes the identity map: done in a thread,
+        # so that ingest keeps answering while a large batch is prepared.
+        plan = await asyncio.to_thread(self.plan, leased, s)
+        contacts, companies, events, event_traits = plan
+        # Everything each message needs is owed before anything is sent: a daily limit that
+        # stops the batch half-way then knows exactly which messages are not finished.
+        for p in contacts.values():
+            s.owe(p.ids)
+        for group in companies.values():
+            s.owe(group.ids)
+        for m, _, _ in events:
+            s.owe([m.id])
+        if contacts:
+            await self.send_contacts(list(contacts.values()), s)
+        if companies:
+            await self.send_companies(list(companies.values()), s)
+        if events and self.legacy:
+            await self.send_legacy_events(events, event_traits, s)
+        elif events:
+            await self.send_events(events, s)
+
+    def plan(
+        self, leased: list[Leased], s: Settlement
+    ) -> tuple[
+        dict[str, Pending],
+        dict[str, CompanyBatch],
+        list[tuple[Leased, Event, str]],
+        dict[int, dict[str, Any]],
+    ]:
+        """Translate a leased batch and coalesce it: (contacts by email, companies by groupId,
+        events with their email, legacy tracks' contact properties). Messages that cannot go yet
+        are settled in `s`."""
         contacts: dict[str, Pending] = {}  # lowercased email -> upsert
         event_traits: dict[int, dict[str, Any]] = {}  # legacy mode: a track's context.traits
         companies: dict[str, CompanyBatch] = {}
@@ -276,22 +312,7 @@ class Delivery:
                 elif isinstance(op, Skip):
                     s.skipped += 1
 
-        # Everything each message needs is owed before anything is sent: a daily limit that
-        # stops the batch half-way then knows exactly which messages are not finished.
-        for p in contacts.values():
-            s.owe(p.ids)
-        for group in companies.values():
-            s.owe(group.ids)
-        for m, _, _ in events:
-            s.owe([m.id])
-        if contacts:
-            await self.send_contacts(list(contacts.values()), s)
-        if companies:
-            await self.send_companies(list(companies.values()), s)
-        if events and self.legacy:
-            await self.send_legacy_events(events, event_traits, s)
-        elif events:
-            await self.send_events(events, s)
+        return contacts, companies, events, event_traits
 
     # ---- calls with retries and splitting ---------------------------------------------------
 
