@@ -16,6 +16,7 @@ import httpx
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -205,25 +206,25 @@ def status(
     for col in columns:
         table.add_column(col.replace("_", " "), justify="right")
     for src in sorted(counts):
-        table.add_row(src, *(str(counts[src][c]) for c in columns))
+        table.add_row(escape(src), *(str(counts[src][c]) for c in columns))
     if not counts:
         table.add_row("(none)", *("0" for _ in columns))
     out.print(table)
     for account, kind, message, _ in problems:
-        out.print(f"[bold red]problem[/] {account} {kind}: {message}", highlight=False)
+        out.print(f"[bold red]problem[/] {escape(account)} {kind}: {escape(message)}", highlight=False)
     if reasons:
         dead = Table(title="dead letters by reason (hubspot-relay replay re-queues them)")
         dead.add_column("count", justify="right")
         dead.add_column("reason")
         for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:20]:
-            dead.add_row(str(n), reason[:200])
+            dead.add_row(str(n), escape(reason[:300]))
         out.print(dead)
     if dropped:
         keys = Table(title="keys not sent to HubSpot")
         for col in ("account", "object", "key", "reason", "count"):
             keys.add_column(col, justify="right" if col == "count" else "left")
         for a, o, k, r, n in dropped[:30]:
-            keys.add_row(a, o, k, r, str(n))
+            keys.add_row(escape(a), o, escape(k), escape(r), str(n))
         out.print(keys)
 
 
