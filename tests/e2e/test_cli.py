@@ -76,6 +76,19 @@ def test_send_then_status(data_dir: Path) -> None:
         table = cli("status", env=env)
         assert "default" in table.stdout and "queued" in table.stdout
 
+        # a value HubSpot refuses: dead-lettered, and status prints HubSpot's reason as it is
+        bad = cli("send", "identify", "--email", "b@b.com", "-t", "plan=gold", env=env)
+        assert bad.returncode == 0, bad.stderr
+        deadline = time.monotonic() + 20
+        while json.loads(cli("status", "--json", env=env).stdout)["sources"]["default"]["dead"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        table = cli("status", env=env)
+        assert "dead letters by reason" in table.stdout
+        assert "[enterprise, free," in table.stdout and "INVALID_OPTION" in table.stdout
+        replayed = cli("replay", "--reason", "INVALID_OPTION", env=env)
+        assert replayed.returncode == 0 and "re-queued 1 dead-lettered message" in replayed.stdout
+
         wrong = cli(
             "send",
             "track",
