@@ -53,8 +53,6 @@ class AccountLimiter:
         self._paused_until = 0.0
         self._daily_until = 0.0
         self._lock = asyncio.Lock()
-        self.waited = 0.0  # seconds spent waiting for the budget (for status and benchmarks)
-        self.calls = 0
 
     def _trim(self, now: float) -> None:
         while self._window and self._window[0] <= now - 10.0 * SLACK:
@@ -89,9 +87,7 @@ class AccountLimiter:
                     self._window.append(now)
                     self._second.append(now)
                     self._day_count += 1
-                    self.calls += 1
                     return
-                self.waited += wait
                 await self._sleep(wait)  # type: ignore[misc]
 
     def observe(self, headers: Mapping[str, str]) -> None:
