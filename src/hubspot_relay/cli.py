@@ -115,6 +115,7 @@ def serve(
     """Accept Segment messages, deliver them to HubSpot, and serve the browser's settings and plugin."""
     import uvicorn
 
+    from .connections import ConnectionLimits, uvicorn_options
     from .server import bundled_sandbox, create_app
 
     configure_logs("json" if log_format == "json" else "console", log_level)
@@ -134,6 +135,12 @@ def serve(
             err.print(
                 f"  analytics.js: {analytics_js_dir} (demo: http://{host}:{port}/demo)", highlight=False
             )
+        limits = ConnectionLimits(
+            header_timeout=cfg.header_timeout_s,
+            max_connections=cfg.max_connections,
+            max_per_peer=cfg.max_connections_per_peer,
+            exempt=cfg.trusted_proxies,
+        )
         uvicorn.run(
             create_app(cfg, analytics_js_dir=analytics_js_dir, deliver=deliver),
             host=host,
@@ -142,6 +149,7 @@ def serve(
             log_level=log_level.lower(),
             server_header=False,
             timeout_graceful_shutdown=10,
+            **uvicorn_options(limits),
         )
 
 
@@ -150,16 +158,77 @@ def status(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HUBSPOT_RELAY_URL",
+            help="A running relay to ask (default: the configured host and port).",
+        ),
+    ] = None,
 ) -> None:
-    """Messages per source (queued, in flight, retrying, delivered, dead), dead-letter reasons,
-    keys HubSpot did not take, and account problems (a refused token, custom events, limits)."""
+    """Messages per source and account (queued, in flight, retrying, delivered, dead, oldest age),
+    budget used today, pauses, dead-letter reasons and account problems (a refused token, custom
+    events, limits). Asks the running relay's operations API; reads the data folder when none runs."""
+    cfg = _load_config(config, data_dir)
+    report = _status_from_relay(cfg, url)
+    if report is None:
+        report = _status_from_files(cfg)
+    if as_json:
+        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+        return
+    _print_status(report)
+
+
+def _relay_url(cfg: Config, url: str | None) -> str:
+    if url:
+        return url.rstrip("/")
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+    return f"http://{host}:{cfg.port}"
+
+
+def _status_from_relay(cfg: Config, url: str | None) -> dict[str, Any] | None:
+    """The running relay's report, or None when no relay answers there."""
+    base = _relay_url(cfg, url)
+    headers = {"Authorization": f"Bearer {cfg.admin_token.reveal()}"} if cfg.admin_token else {}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as http:
+            r = http.get("/admin/api/status")
+            if r.status_code in (401, 403):
+                message = (
+                    r.json().get("message", r.text)
+                    if r.headers.get("content-type", "").startswith("application/json")
+                    else r.text
+                )
+                err.print(f"[bold red]the relay at {base} refused:[/] {escape(message)}", highlight=False)
+                raise typer.Exit(2)
+            r.raise_for_status()
+            report: dict[str, Any] = r.json()
+            dead = http.get("/admin/api/dead-letters", params={"limit": 1000}).json().get("dead_letters", [])
+    except httpx.HTTPError:
+        if url:
+            err.print(f"[bold red]no relay answers at {base}[/]", highlight=False)
+            raise typer.Exit(1) from None
+        return None
+    reasons: dict[str, int] = {}
+    for d in dead:
+        reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+    report["dead_letter_reasons"] = reasons
+    report["from"] = base
+    return report
+
+
+def _status_from_files(cfg: Config) -> dict[str, Any]:
+    """With no relay running: read its data folder directly."""
     from .pipeline.identity import IdentityMap
     from .server import build_queue, identity_path, queue_path
 
-    cfg = _load_config(config, data_dir)
     path = queue_path(cfg)
     if not path.exists():
-        err.print(f"no queue at {path} yet: nothing has been received", highlight=False)
+        err.print(
+            f"no relay answers at {_relay_url(cfg, None)} and there is no queue at {path}: "
+            "start one, or pass --url, --config or --data-dir",
+            highlight=False,
+        )
         raise typer.Exit(1)
 
     async def read() -> tuple[dict[str, Any], dict[str, int]]:
@@ -181,37 +250,54 @@ def status(
         identity = IdentityMap(identity_path(cfg))
         dropped, problems = identity.dropped(), identity.problems()
         identity.close()
-    if as_json:
-        sys.stdout.write(
-            orjson.dumps(
-                {
-                    "queue": str(path),
-                    "sources": counts,
-                    "dead_letter_reasons": reasons,
-                    "dropped_keys": [
-                        {"account": a, "object_type": o, "key": k, "reason": r, "count": n}
-                        for a, o, k, r, n in dropped
-                    ],
-                    "problems": [
-                        {"account": a, "kind": k, "message": m, "since": t} for a, k, m, t in problems
-                    ],
-                }
-            ).decode()
-            + "\n"
-        )
-        return
-    table = Table(title=f"hubspot-relay queue ({path})")
+    return {
+        "from": str(path),
+        "sources": counts,
+        "dead_letter_reasons": reasons,
+        "dropped_keys": [
+            {"account": a, "object_type": o, "key": k, "reason": r, "count": n} for a, o, k, r, n in dropped
+        ],
+        "problems": [{"account": a, "kind": k, "message": m, "since": t} for a, k, m, t in problems],
+    }
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    table = Table(title=f"hubspot-relay ({report['from']})")
     columns = ["queued", "in_flight", "retrying", "delivered", "dead"]
+    counts = report["sources"]
     table.add_column("source")
     for col in columns:
         table.add_column(col.replace("_", " "), justify="right")
+    ages = any("oldest_queued_age_s" in c for c in counts.values())
+    if ages:
+        table.add_column("oldest queued", justify="right")
     for src in sorted(counts):
-        table.add_row(escape(src), *(str(counts[src][c]) for c in columns))
+        row = [str(counts[src][c]) for c in columns]
+        if ages:
+            age = counts[src].get("oldest_queued_age_s")
+            row.append("-" if age is None else f"{age:.0f} s")
+        table.add_row(escape(src), *row)
     if not counts:
         table.add_row("(none)", *("0" for _ in columns))
     out.print(table)
-    for account, kind, message, _ in problems:
-        out.print(f"[bold red]problem[/] {escape(account)} {kind}: {escape(message)}", highlight=False)
+    problems = list(report.get("problems", []))
+    for name, acc in (report.get("accounts") or {}).items():
+        budget = acc.get("budget") or {}
+        state = "[bold yellow]paused[/]" if acc.get("paused") else "delivering"
+        used = budget.get("calls_today")
+        line = f"account {escape(name)} (hub {acc['hub_id']}): {state}"
+        if used is not None:
+            line += f", {used} of {budget['per_day']} calls today"
+        out.print(line, highlight=False)
+        problems += [{"account": name, **p} for p in acc.get("problems", [])]
+    for reason in report.get("degraded", []):
+        out.print(f"[bold red]degraded[/] {escape(reason)}", highlight=False)
+    for p in problems:
+        out.print(
+            f"[bold red]problem[/] {escape(p['account'])} {p['kind']}: {escape(p['message'])}",
+            highlight=False,
+        )
+    reasons = report.get("dead_letter_reasons") or {}
     if reasons:
         dead = Table(title="dead letters by reason (hubspot-relay replay re-queues them)")
         dead.add_column("count", justify="right")
@@ -219,12 +305,15 @@ def status(
         for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:20]:
             dead.add_row(str(n), escape(reason[:300]))
         out.print(dead)
+    dropped = report.get("dropped_keys") or []
     if dropped:
         keys = Table(title="keys not sent to HubSpot")
         for col in ("account", "object", "key", "reason", "count"):
             keys.add_column(col, justify="right" if col == "count" else "left")
-        for a, o, k, r, n in dropped[:30]:
-            keys.add_row(escape(a), o, escape(k), escape(r), str(n))
+        for d in dropped[:30]:
+            keys.add_row(
+                escape(d["account"]), d["object_type"], escape(d["key"]), escape(d["reason"]), str(d["count"])
+            )
         out.print(keys)
 
 

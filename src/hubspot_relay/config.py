@@ -7,6 +7,7 @@ fault without ever echoing a credential.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -37,6 +38,9 @@ DEFAULT_LIMITS: dict[str, tuple[int, int, int | None]] = {
     "legacy": (100, 40_000, 10),
     "v3": (100, 250_000, None),
 }
+
+DEFAULT_MAX_QUEUED = 1_000_000
+DEFAULT_MIN_FREE_DISK_MB = 256
 
 _HUB_ID = re.compile(r"^[0-9]{1,12}$")
 _API_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -83,6 +87,14 @@ class _Relay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: int | None = None
     queue: Literal["sqlite"] = "sqlite"
     admin_token: str | None = None
+    public_url: str | None = None
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    max_queued: int | None = None
+    min_free_disk_mb: int | None = None
+    metrics_public: bool = False
+    header_timeout_s: float = 10.0
+    max_connections: int = 10_000
+    max_connections_per_peer: int = 256
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -140,6 +152,18 @@ class Config:
     admin_token: Secret | None = None
     # With no write key configured (development against the sandbox only) any key is let in.
     open_ingest: bool = False
+    # The address browsers reach the relay at (settings, plugin URL); None: loopback requests only.
+    public_url: str | None = None
+    # Proxies whose X-Forwarded-* headers are believed (addresses or networks).
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Back-pressure: past these, ingest answers 429 with Retry-After and loses nothing.
+    max_queued: int = DEFAULT_MAX_QUEUED  # undelivered messages per source
+    min_free_disk_mb: int = DEFAULT_MIN_FREE_DISK_MB
+    metrics_public: bool = False  # /metrics without the admin token
+    # Slow and greedy clients (see connections.py).
+    header_timeout_s: float = 10.0
+    max_connections: int = 10_000
+    max_connections_per_peer: int = 256
     _by_write_key: dict[str, Source] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -339,6 +363,7 @@ def load_file(path: Path, env: Mapping[str, str] | None = None) -> Config:
             sources=tuple(sources),
             queue=raw.relay.queue,
             admin_token=Secret(admin) if admin else None,
+            **_relay_options(raw.relay, path),
         ),
         env,
     )
@@ -391,9 +416,83 @@ def load_env(env: Mapping[str, str] | None = None) -> Config:
     )
 
 
+def validate_public_url(value: str, key: str) -> str:
+    if not re.match(r"^https?://[^\s/?#]+$", value.strip().rstrip("/")):
+        raise ConfigError(
+            f"{key}: the address browsers reach the relay at, scheme and host only, like "
+            "https://relay.example.com"
+        )
+    return value.strip().rstrip("/")
+
+
+def parse_proxies(values: list[str], key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for v in values:
+        try:
+            nets.append(ipaddress.ip_network(v.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"{key}: {v.strip()[:60]!r} is not an IP address or network") from None
+    return tuple(nets)
+
+
+def _positive(value: int | None, key: str, minimum: int = 1) -> int | None:
+    if value is not None and value < minimum:
+        raise ConfigError(f"{key}: must be a whole number of at least {minimum}")
+    return value
+
+
+def _relay_options(raw: _Relay, path: Path) -> dict[str, Any]:
+    try:
+        out: dict[str, Any] = {
+            "public_url": validate_public_url(raw.public_url, "relay.public_url") if raw.public_url else None,
+            "trusted_proxies": parse_proxies(raw.trusted_proxies, "relay.trusted_proxies"),
+            "metrics_public": raw.metrics_public,
+            "max_connections": _positive(raw.max_connections, "relay.max_connections"),
+            "max_connections_per_peer": _positive(
+                raw.max_connections_per_peer, "relay.max_connections_per_peer"
+            ),
+        }
+        if not 0.1 <= raw.header_timeout_s <= 300:
+            raise ConfigError("relay.header_timeout_s: seconds, from 0.1 to 300")
+        out["header_timeout_s"] = raw.header_timeout_s
+        if _positive(raw.max_queued, "relay.max_queued") is not None:
+            out["max_queued"] = raw.max_queued
+        if _positive(raw.min_free_disk_mb, "relay.min_free_disk_mb", 0) is not None:
+            out["min_free_disk_mb"] = raw.min_free_disk_mb
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return out
+
+
+def _env_int(env: Mapping[str, str], name: str, minimum: int) -> int:
+    text = env[name].strip()
+    if not text.isascii() or not text.isdigit() or int(text) < minimum:
+        raise ConfigError(f"{name}: must be a whole number of at least {minimum}")
+    return int(text)
+
+
 def _with_relay_settings(cfg: Config, env: Mapping[str, str]) -> Config:
     """Environment variables override the file for the relay process itself."""
     changes: dict[str, Any] = {}
+    if env.get("HUBSPOT_RELAY_PUBLIC_URL"):
+        changes["public_url"] = validate_public_url(
+            env["HUBSPOT_RELAY_PUBLIC_URL"], "HUBSPOT_RELAY_PUBLIC_URL"
+        )
+    if env.get("HUBSPOT_RELAY_TRUSTED_PROXIES"):
+        changes["trusted_proxies"] = parse_proxies(
+            [v for v in env["HUBSPOT_RELAY_TRUSTED_PROXIES"].split(",") if v.strip()],
+            "HUBSPOT_RELAY_TRUSTED_PROXIES",
+        )
+    if env.get("HUBSPOT_RELAY_MAX_QUEUED"):
+        changes["max_queued"] = _env_int(env, "HUBSPOT_RELAY_MAX_QUEUED", 1)
+    if env.get("HUBSPOT_RELAY_MIN_FREE_DISK_MB"):
+        changes["min_free_disk_mb"] = _env_int(env, "HUBSPOT_RELAY_MIN_FREE_DISK_MB", 0)
+    if env.get("HUBSPOT_RELAY_METRICS_PUBLIC"):
+        changes["metrics_public"] = env["HUBSPOT_RELAY_METRICS_PUBLIC"].strip().lower() in (
+            "1",
+            "true",
+            "yes",
+        )
     if env.get("HUBSPOT_RELAY_DATA_DIR"):
         changes["data_dir"] = Path(env["HUBSPOT_RELAY_DATA_DIR"])
     if env.get("HUBSPOT_RELAY_PORT"):

@@ -22,9 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .access import Access
+from .admin import AdminState, admin_routes
 from .config import Config
 from .hubspot.client import HubSpotClient
 from .hubspot.ratelimit import AccountLimiter
+from .pipeline.backpressure import Backpressure
 from .pipeline.deliver import Delivery
 from .pipeline.identity import IdentityMap
 from .pipeline.queue import State
@@ -37,6 +40,8 @@ log = structlog.get_logger("hubspot_relay.server")
 # Delivered messages are kept this long so a client's retry of an old request is recognised.
 DEDUPE_WINDOW_SECONDS = 24 * 3600
 _PRUNE_EVERY_SECONDS = 600
+# A clean stop gives a delivery cycle in progress this long to finish; then it hands its lease back.
+STOP_GRACE_SECONDS = 8.0
 
 
 @contextlib.contextmanager
@@ -120,8 +125,13 @@ async def _prune_forever(queue: SQLiteQueue) -> None:
             log.exception("pruning delivered messages failed")
 
 
-async def metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics_endpoint(config: Config, access: Access) -> Any:
+    async def metrics(request: Request) -> Response:
+        if not config.metrics_public and (refusal := access.admin(request)) is not None:
+            return refusal
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
 
 
 def identity_path(config: Config) -> Any:
@@ -155,54 +165,85 @@ def create_app(
     """The relay's ASGI app; it opens the queue on start-up, runs delivery for each account, and
     closes everything, drained, on shutdown."""
     q = queue or build_queue(config)
+    access = Access(config.admin_token, config.trusted_proxies)
+    backpressure = Backpressure(config.max_queued, config.min_free_disk_mb, config.data_dir)
+    admin = AdminState()
+    admin.backpressure = backpressure
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await q.open()
-        pruner = asyncio.create_task(_prune_forever(q))
-        log.info("queue open", path=str(q.path))
         stop = asyncio.Event()
+        await backpressure.refresh(q.pending_counts)
+        helpers = [
+            asyncio.create_task(_prune_forever(q), name="prune"),
+            asyncio.create_task(backpressure.watch(q.pending_counts, stop), name="backpressure"),
+        ]
+        log.info("queue open", path=str(q.path))
         identity = IdentityMap(identity_path(config)) if deliver else None
         deliveries = build_deliveries(config, q, identity) if identity else []
+        admin.deliveries, admin.identity = deliveries, identity
         tasks = [asyncio.create_task(d.run(stop), name=f"deliver-{d.account.name}") for d in deliveries]
         try:
             yield
         finally:
             stop.set()
-            if tasks:
-                await asyncio.wait(tasks, timeout=30)
+            await _stop_within(tasks, STOP_GRACE_SECONDS)
             for d in deliveries:
                 await d.client.aclose()
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            await _stop_within(helpers, 0)
             await q.close()
             if identity:
                 identity.close()
 
     async def recent() -> list[dict[str, Any]]:
-        states = {int(state): state.name.lower() for state in State}
-        rows = []
-        for message_id, mtype, state, error, body in await q.recent(20):
-            msg = orjson.loads(body)
-            bundled = [str(b).lower() for b in (msg.get("_metadata") or {}).get("bundled") or []]
-            note = "HubSpot got it in the browser" if "hubspot" in bundled else (error or "")
-            rows.append(
-                {
-                    "messageId": message_id,
-                    "type": mtype,
-                    "event": msg.get("event"),
-                    "state": states.get(state, str(state)),
-                    "note": note[:200],
-                }
-            )
-        return rows
+        return [_recent_row(*row) for row in await q.recent(20)]
 
     routes = [
-        Route("/metrics", metrics, methods=["GET"]),
-        *device_routes(config, analytics_js_dir=analytics_js_dir, recent=recent),
+        Route("/metrics", metrics_endpoint(config, access), methods=["GET"]),
+        *admin_routes(config, q, access, admin),
+        *device_routes(config, analytics_js_dir=analytics_js_dir, recent=recent, access=access),
     ]
-    app = create_ingest_app(config, q, routes=routes, lifespan=lifespan)
+    app = create_ingest_app(config, q, routes=routes, lifespan=lifespan, backpressure=backpressure)
     app.state.queue = q
     app.state.config = config
+    app.state.admin = admin
     return app
+
+
+_STATES = {int(state): state.name.lower() for state in State}
+
+
+def _recent_row(message_id: str, mtype: str, state: int, error: str | None, body: bytes) -> dict[str, Any]:
+    """One line of the demo's live view; a message that cannot be read still gets its line."""
+    try:
+        msg = orjson.loads(body)
+        meta = msg.get("_metadata") if isinstance(msg, dict) else None
+        bundled = meta.get("bundled") if isinstance(meta, dict) else None
+        names = [str(b).lower() for b in bundled] if isinstance(bundled, list) else []
+        event = msg.get("event") if isinstance(msg, dict) and isinstance(msg.get("event"), str) else None
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        names, event = [], None
+    note = "HubSpot got it in the browser" if "hubspot" in names else (error or "")
+    return {
+        "messageId": message_id,
+        "type": mtype,
+        "event": event,
+        "state": _STATES.get(state, str(state)),
+        "note": note[:200],
+    }
+
+
+async def _stop_within(tasks: list[asyncio.Task[Any]], grace: float) -> None:
+    """Let tasks finish for `grace` seconds, then cancel what is left (a delivery cycle hands its
+    lease back when cancelled) and wait for that."""
+    if not tasks:
+        return
+    if grace > 0:
+        await asyncio.wait(tasks, timeout=grace)
+    for t in tasks:
+        t.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for t, r in zip(tasks, results, strict=True):
+        if isinstance(r, Exception):
+            log.error("task failed while stopping", task=t.get_name(), error=f"{type(r).__name__}: {r}")

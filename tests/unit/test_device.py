@@ -54,19 +54,21 @@ def test_settings_route_plugin_and_assets(tmp_path: Path) -> None:
         port=0,
         accounts=(sandbox_account(),),
         sources=(Source("web", Secret("wk"), "sandbox"),),
+        public_url="https://relay.example",
     )
     assets = tmp_path / "umd"
     assets.mkdir()
     (assets / "standalone.js").write_text("/* analytics.js */")
     (assets / "407.bundle.abc.js").write_text("/* chunk */")
-    with TestClient(create_app(config, deliver=False, analytics_js_dir=assets)) as client:
+    app = create_app(config, deliver=False, analytics_js_dir=assets)
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
         r = client.get("/v1/projects/wk/settings", headers={"Origin": "https://shop.example"})
         assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=60"
         assert r.headers["access-control-allow-origin"] == "*"
         plugin = r.json()["remotePlugins"][0]
-        assert plugin["url"] == "http://testserver/plugins/hubspot.js"
+        assert plugin["url"] == "https://relay.example/plugins/hubspot.js"
         assert (
-            plugin["settings"]["scriptUrl"] == "http://testserver/demo/hubspot-standin.js"
+            plugin["settings"]["scriptUrl"] == "https://relay.example/demo/hubspot-standin.js"
         )  # sandbox account
         assert client.get("/v1/projects/nope/settings").status_code == 404
         js = client.get("/plugins/hubspot.js")
@@ -82,6 +84,6 @@ def test_in_development_the_settings_carry_the_key_the_client_asked_with(tmp_pat
     from hubspot_relay.config import load_env
 
     config = load_env({"HUBSPOT_RELAY_DATA_DIR": str(tmp_path)})  # no write key: any is let in
-    with TestClient(create_app(config, deliver=False)) as client:
+    with TestClient(create_app(config, deliver=False), client=("127.0.0.1", 50000)) as client:
         body = client.get("/v1/projects/any-key/settings").json()
     assert body["integrations"]["Segment.io"]["apiKey"] == "any-key"  # else the browser's events get a 401

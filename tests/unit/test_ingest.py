@@ -37,7 +37,7 @@ def config(tmp_path: Path) -> Config:
 
 @pytest.fixture
 def client(config: Config) -> Iterator[TestClient]:
-    with TestClient(create_app(config, deliver=False)) as c:
+    with TestClient(create_app(config, deliver=False), client=("127.0.0.1", 50000)) as c:
         yield c
 
 

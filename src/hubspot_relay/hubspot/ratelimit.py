@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import Any
 
 # Windows are held a little longer than HubSpot's, so that calls sent just inside a window
 # cannot arrive just inside the next one's count at HubSpot.
@@ -89,6 +90,19 @@ class AccountLimiter:
                     self._day_count += 1
                     return
                 await self._sleep(wait)  # type: ignore[misc]
+
+    def usage(self) -> dict[str, Any]:
+        """Calls counted today (UTC, by this process) and in the last 10 s, against the budget."""
+        now = self.clock()
+        self._trim(now)
+        return {
+            "calls_today": self._day_count,
+            "per_day": self.per_day,
+            "budget_used_today": round(self._day_count / self.per_day, 4) if self.per_day else None,
+            "calls_last_10s": len(self._window),
+            "per_10s": self.per_10s,
+            "daily_limit_until": self._daily_until if self._daily_until > now else None,
+        }
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Take HubSpot's view of the budget when it is tighter than ours."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sqlite3
 import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
@@ -120,7 +121,16 @@ class Delivery:
         self.definitions: dict[str, set[str]] | None = None  # fully qualified name -> property names
         self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
         self.paused_until = 0.0
+        self.operator_paused = identity.is_paused(account.name)
         self.legacy = account.api_mode == "legacy"
+
+    def pause(self, paused: bool) -> None:
+        """An operator's pause (kept across restarts): nothing is leased until resumed."""
+        self.operator_paused = paused
+        self.identity.set_paused(self.account.name, paused)
+        log.warning(
+            "delivery paused by an operator" if paused else "delivery resumed", account=self.account.name
+        )
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -144,13 +154,57 @@ class Delivery:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
 
     async def cycle(self) -> int:
-        """Deliver one leased batch; returns how many messages it settled."""
-        if self.paused_until > self.clock():
+        """Deliver one leased batch; returns how many messages it settled.
+
+        Nothing leased is left in flight: a stop mid-cycle hands the lease back, and a cycle that
+        fails anyway (the queue itself failing) retries its messages with backoff.
+        """
+        if self.paused_until > self.clock() or self.operator_paused:
             return 0
         leased = await self.queue.lease(self.options.lease_batch, lease_seconds=900, sources=self.sources)
         if not leased:
             return 0
+        try:
+            await self.deliver_isolated(leased)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.queue.release([m.id for m in leased]))
+            raise
+        except Exception as e:
+            log.exception("delivery cycle failed", account=self.account.name)
+            await self.give_back(leased, f"delivery failed: {type(e).__name__}: {e}")
+        return len(leased)
+
+    async def give_back(self, leased: list[Leased], reason: str) -> None:
+        """Retry with backoff; a message that keeps failing past its maximum age is a dead letter."""
+        s = Settlement()
+        s.fail([m.id for m in leased], reason[:500], retry_in=0.0)
+        await self.settle(leased, s)
+
+    async def deliver_isolated(self, leased: list[Leased]) -> None:
+        """Deliver and settle `leased`; an unforeseen error is narrowed down by halving the batch
+        until the message that causes it is alone, and only that one is dead-lettered."""
         settlement = Settlement()
+        try:
+            await self.deliver_batch(leased, settlement)
+        except (OSError, sqlite3.Error) as e:  # the machine, not a message: all of them wait
+            log.exception("delivery failed", account=self.account.name)
+            settlement = Settlement()  # re-sending what went through is harmless (upserts, event uuids)
+            settlement.fail([m.id for m in leased], f"{type(e).__name__}: {e}"[:500], retry_in=0.0)
+        except Exception as e:
+            if len(leased) > 1:
+                half = len(leased) // 2
+                await self.deliver_isolated(leased[:half])
+                await self.deliver_isolated(leased[half:])
+                return
+            log.exception("message could not be delivered", account=self.account.name)
+            settlement = Settlement()
+            settlement.fail(
+                [leased[0].id], f"hubspot-relay could not deliver this message: {type(e).__name__}: {e}"[:500]
+            )
+        await self.settle(leased, settlement)
+
+    async def deliver_batch(self, leased: list[Leased], settlement: Settlement) -> None:
+        """One batch's calls, with the refusals that concern the whole account settled here."""
         try:
             await self.deliver(leased, settlement)
         except HubSpotError as e:  # a call outside the batches (the catalog, definitions) failed
@@ -165,12 +219,11 @@ class Delivery:
             settlement.fail(
                 settlement.unfinished([m.id for m in leased]), str(e), retry_in=wait, patient=True
             )
-        await self.settle(leased, settlement)
-        return len(leased)
 
     async def settle(self, leased: list[Leased], s: Settlement) -> None:
         ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead]
-        await self.queue.ack(ok)
+        if ok:
+            await self.queue.ack(ok)
         SETTLED.labels(self.account.name, "delivered").inc(len(ok))
         now = self.clock()
         by_id = {m.id: m for m in leased}
@@ -197,9 +250,12 @@ class Delivery:
         """A refusal that is not about the content: permanent ones (401, 403) stop retrying, are
         reported as the account's problem and dead-letter the messages; the rest are retried."""
         if e.kind is Kind.PERMANENT:
-            self.identity.set_problem(self.account.name, f"http_{e.status}", e.describe())
-            log.error("HubSpot refuses the account's calls", account=self.account.name, error=e.describe())
-            s.fail(ids, e.describe())
+            reason = e.describe()
+            if e.status == 401:
+                reason = f"{reason} (the account's access token or API key is refused: fix it, then replay)"
+            self.identity.set_problem(self.account.name, f"http_{e.status}", reason)
+            log.error("HubSpot refuses the account's calls", account=self.account.name, error=reason)
+            s.fail(ids, reason)
         else:
             s.fail(ids, e.describe(), retry_in=0.0)
 
@@ -260,7 +316,7 @@ class Delivery:
             try:
                 ops = translate(stamped(m.body, m.received_at, m.sent_at), self.options)
             except Exception as e:
-                s.fail([m.id], f"could not translate the message: {type(e).__name__}: {e}")
+                s.fail([m.id], f"could not translate the message: {type(e).__name__}: {e}"[:500])
                 continue
             # Identities first, so that this batch's identify resolves this batch's earlier tracks.
             for op in ops:
@@ -679,6 +735,9 @@ class Delivery:
         try:
             usable = await self._ensure_definitions(events, s)
         except HubSpotError as e:
+            if e.status == 401:  # the token, not custom events, is what HubSpot refuses
+                self.failed(e, ids, s)
+                return
             self._refuse_events(e)
             s.fail(ids, self.events_refused[1] if self.events_refused else e.describe())
             return
@@ -710,7 +769,7 @@ class Delivery:
             try:
                 await self.client.send_events([p.properties for p in chunk])
             except HubSpotError as e:
-                if e.kind is Kind.PERMANENT:
+                if e.kind is Kind.PERMANENT and e.status != 401:
                     self._refuse_events(e)
                 raise
 

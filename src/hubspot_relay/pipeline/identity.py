@@ -173,6 +173,15 @@ class IdentityMap:
                 [(account, kind, message, time.time())],
             )
 
+    def set_paused(self, account: str, paused: bool, note: str = "paused by an operator") -> None:
+        """An operator's pause survives restarts: it is kept as the account's `paused` problem."""
+        self.set_problem(account, "paused", note if paused else None)
+
+    def is_paused(self, account: str) -> bool:
+        return (
+            self._one("SELECT 1 FROM problems WHERE account = ? AND kind = 'paused'", (account,)) is not None
+        )
+
     def problems(self) -> list[tuple[str, str, str, float]]:
         return [
             tuple(r) for r in self._all("SELECT account, kind, message, since FROM problems ORDER BY since")

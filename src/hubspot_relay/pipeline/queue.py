@@ -65,6 +65,7 @@ class SourceCounts:
     retrying: int = 0
     delivered: int = 0
     dead: int = 0
+    oldest_queued_at: float | None = None  # arrival of the oldest message waiting (queued or retrying)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -102,6 +103,10 @@ class Queue(Protocol):
 
     async def ack(self, ids: Sequence[int]) -> None: ...
 
+    async def release(self, ids: Sequence[int]) -> None:
+        """Hand leased messages back, visible at once, the attempt not counted (a clean stop)."""
+        ...
+
     async def retry(self, ids: Sequence[int], delay_seconds: float, error: str) -> None: ...
 
     async def dead_letter(self, ids: Sequence[int], reason: str) -> None: ...
@@ -115,3 +120,7 @@ class Queue(Protocol):
         ...
 
     async def counts(self) -> dict[str, SourceCounts]: ...
+
+    async def pending_counts(self) -> dict[str, int]:
+        """Undelivered messages per source (what back-pressure limits)."""
+        ...

@@ -270,8 +270,13 @@ class SQLiteQueue:
             raise QueueWriteError("the queue writer is restarting; retry")
         # Claimed synchronously on the event loop, so two requests carrying the same messageId
         # cannot both get through; released again if the write fails.
-        new = self._recent.claim_new([(env.source, env.message_id) for env in envelopes])
+        keys = [(env.source, env.message_id) for env in envelopes]
+        new = self._recent.claim_new(keys)
         fresh = [env for env, is_new in zip(envelopes, new, strict=True) if is_new]
+        if len(fresh) < len(envelopes):
+            # A retry of a request still being committed (the client timed out and sent it
+            # again): its answer must wait for that commit, or a 200 could precede the disk.
+            await self._committed([k for k, is_new in zip(keys, new, strict=True) if not is_new], writer)
         if not fresh:
             return 0
         payload = pickle.dumps(
@@ -282,6 +287,21 @@ class SQLiteQueue:
             protocol=pickle.HIGHEST_PROTOCOL,
         )
         return await asyncio.shield(writer.send(payload, fresh))
+
+    async def _committed(self, keys: list[tuple[str, str]], writer: _WriterProcess) -> None:
+        """Wait until every append carrying one of `keys` is committed; raise if one was not.
+
+        Claimed keys are either on disk or in a frame the writer has not answered yet; only this
+        rare path (a duplicate) looks through the frames in flight, so the usual append pays nothing.
+        """
+        wanted = set(keys)
+        waits = [
+            fut
+            for fut, envelopes in list(writer.in_flight)
+            if any((env.source, env.message_id) in wanted for env in envelopes)
+        ]
+        if waits:
+            await asyncio.gather(*(asyncio.shield(f) for f in waits))
 
     # ---- leasing and outcomes -------------------------------------------------------------
 
@@ -335,6 +355,28 @@ class SQLiteQueue:
                 " ON CONFLICT (source) DO UPDATE SET delivered = delivered + excluded.delivered",
                 list(delivered.items()),
             )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def release(self, ids: Sequence[int]) -> None:
+        """Give leased messages back untouched (a clean stop mid-cycle): visible at once, and the
+        attempt is not counted."""
+        if ids:
+            await self._run(self._release, list(ids))
+
+    def _release(self, ids: list[int]) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for chunk in _chunks(ids):
+                db.execute(
+                    f"UPDATE messages SET state = {State.READY}, visible_at = 0,"
+                    f" attempts = max(attempts - 1, 0) WHERE id IN ({','.join('?' * len(chunk))})"
+                    f" AND state = {State.LEASED}",
+                    chunk,
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -428,7 +470,24 @@ class SQLiteQueue:
             setattr(counts, attr[State(state)], n)
         for source, n in self._db.execute("SELECT source, delivered FROM source_totals"):
             out.setdefault(source, SourceCounts()).delivered = n
+        for source, oldest in self._db.execute(
+            f"SELECT source, min(received_at) FROM messages WHERE state IN ({State.READY}, {State.RETRYING})"
+            " GROUP BY source"
+        ):
+            out.setdefault(source, SourceCounts()).oldest_queued_at = oldest
         return out
+
+    async def pending_counts(self) -> dict[str, int]:
+        """Undelivered messages (queued, in flight or retrying) per source: what back-pressure counts."""
+
+        def query() -> dict[str, int]:
+            return dict(
+                self._db.execute(
+                    "SELECT source, count(*) FROM messages WHERE state < 3 GROUP BY source"
+                ).fetchall()
+            )
+
+        return await self._run(query)
 
     async def prune_delivered(self, older_than_seconds: float) -> int:
         """Forget delivered messages once they are past the window in which clients retry."""

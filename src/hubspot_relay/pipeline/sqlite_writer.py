@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import signal
 import sqlite3
 import struct
 import sys
@@ -122,6 +123,10 @@ def serve(path: str, synchronous: str, fd_in: int, fd_out: int) -> None:
 
 def main() -> None:
     path, synchronous = sys.argv[1], sys.argv[2]
+    # Ctrl-C and SIGTERM reach the whole process group; the relay decides when the writer stops
+    # (it closes our input after the last append), and a relay killed outright closes it too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
         serve(path, synchronous, sys.stdin.fileno(), sys.stdout.fileno())
 

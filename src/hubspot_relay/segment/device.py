@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from ..access import Access, is_loopback
 from ..config import Account, Config, Source
 
 SETTINGS_MAX_AGE = 60  # seconds: toggling HubSpot off takes effect at the next page load after this
@@ -29,11 +31,36 @@ PLUGIN_MAX_AGE = 300
 WEB = resources.files("hubspot_relay") / "web"
 
 
-def relay_base(request: Request) -> tuple[str, str]:
-    """(scheme, host[:port]) the browser used to reach the relay."""
-    proto = request.headers.get("x-forwarded-proto") or request.url.scheme
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host") or request.url.netloc
-    return proto, host
+_HOST = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+class NoPublicAddress(Exception):
+    """A settings request from elsewhere than loopback, and no public address configured."""
+
+
+def relay_base(request: Request, config: Config, access: Access) -> tuple[str, str, bool]:
+    """(scheme, host[:port], from configuration) that browsers should use to reach the relay.
+
+    The configured public address wins. Without one, the request's own `Host` is believed only
+    from a loopback peer (development), and `X-Forwarded-*` only from a configured trusted proxy:
+    anything else lets one request poison what a shared cache hands every visitor.
+    """
+    if config.public_url:
+        scheme, _, host = config.public_url.partition("://")
+        return scheme, host, True
+    peer = access.peer(request)
+    if access.trusted_proxy(request):
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        host = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
+        scheme = proto if proto in ("http", "https") else request.url.scheme
+        host = host or request.headers.get("host", "")
+    elif is_loopback(peer):
+        scheme, host = request.url.scheme, request.headers.get("host", "")
+    else:
+        raise NoPublicAddress
+    if not _HOST.match(host):
+        raise NoPublicAddress
+    return scheme, host, False
 
 
 def plugin_settings(account: Account, script_url: str | None) -> dict[str, Any]:
@@ -100,7 +127,11 @@ def cdn_settings(
     }
 
 
-def device_routes(config: Config, *, analytics_js_dir: Path | None = None, recent: Any = None) -> list[Route]:
+def device_routes(
+    config: Config, *, analytics_js_dir: Path | None = None, recent: Any = None, access: Access | None = None
+) -> list[Route]:
+    guard = access or Access(config.admin_token, config.trusted_proxies)
+
     def script_url_for(account: Account, scheme: str, host: str) -> str | None:
         if account.delivery.browser_script_url:
             return account.delivery.browser_script_url
@@ -115,7 +146,20 @@ def device_routes(config: Config, *, analytics_js_dir: Path | None = None, recen
                 orjson.dumps({"message": "unknown write key"}), 404, media_type="application/json"
             )
         account = config.account(source.account)
-        scheme, host = relay_base(request)
+        try:
+            scheme, host, configured = relay_base(request, config, guard)
+        except NoPublicAddress:
+            return Response(
+                orjson.dumps(
+                    {
+                        "message": "this relay does not know its public address: set "
+                        "HUBSPOT_RELAY_PUBLIC_URL (or public_url), or trusted_proxies for your proxy"
+                    }
+                ),
+                503,
+                media_type="application/json",
+                headers={"Cache-Control": "no-store"},
+            )
         body = cdn_settings(
             source,
             account,
@@ -124,10 +168,12 @@ def device_routes(config: Config, *, analytics_js_dir: Path | None = None, recen
             script_url=script_url_for(account, scheme, host),
             write_key=request.path_params["write_key"],
         )
+        # Only settings built from configuration may sit in a shared cache.
+        cache = "public" if configured else "private"
         return Response(
             orjson.dumps(body),
             media_type="application/json",
-            headers={"Cache-Control": f"public, max-age={SETTINGS_MAX_AGE}"},
+            headers={"Cache-Control": f"{cache}, max-age={SETTINGS_MAX_AGE}"},
         )
 
     def static(name: str, media_type: str, max_age: int) -> Any:
@@ -165,6 +211,8 @@ def device_routes(config: Config, *, analytics_js_dir: Path | None = None, recen
         )
 
     async def demo_recent(request: Request) -> Response:
+        if (refusal := guard.admin(request)) is not None:
+            return refusal
         rows = await recent() if recent is not None else []
         return Response(
             orjson.dumps(rows), media_type="application/json", headers={"Cache-Control": "no-store"}

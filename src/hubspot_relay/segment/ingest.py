@@ -12,6 +12,7 @@ Everything else (CORS preflight, health, metrics, settings, assets) goes through
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import time
@@ -30,14 +31,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Config, Source
+from ..pipeline.backpressure import Backpressure
 from ..pipeline.queue import Envelope, Queue
 from .messages import (
     BATCH,
     BATCH_PATHS,
     FIELDS,
+    MAX_DEPTH,
     MAX_REQUEST_BYTES,
     SINGLE_PATHS,
     InvalidMessage,
@@ -51,6 +54,11 @@ log = structlog.get_logger("hubspot_relay.ingest")
 _ACCEPTED_TYPES = ("application/json", "text/plain")
 _ENCODINGS = ("", "identity", "gzip", "x-gzip")
 _ALLOWED_HEADERS = ["Content-Type", "Authorization", "Content-Encoding", "X-Retry-Count"]
+# A client gets this long to send its whole body: a slow sender cannot hold a request open for ever.
+BODY_TIMEOUT_S = 30.0
+# A refusal lists this many rejected messages and counts the rest: a 480 KB batch of invalid
+# items must not become an 18 MB answer.
+MAX_REJECTIONS_LISTED = 20
 
 INGEST_MESSAGES = Counter(
     "hubspot_relay_ingest_messages", "Messages received by ingest", ["source", "outcome"]
@@ -100,8 +108,21 @@ class Headers:
                 self.origin = value.decode("latin-1")
 
 
-async def read_body(headers: Headers, receive: Receive, limit: int = MAX_REQUEST_BYTES) -> bytes:
-    """The request body, decompressed, refused as soon as it passes `limit` bytes."""
+async def read_body(
+    headers: Headers, receive: Receive, limit: int = MAX_REQUEST_BYTES, body_timeout: float = BODY_TIMEOUT_S
+) -> bytes:
+    """The request body, decompressed, refused as soon as it passes `limit` bytes or takes longer
+    than `timeout` seconds to arrive."""
+    try:
+        async with asyncio.timeout(body_timeout):
+            return await _read_body(headers, receive, limit)
+    except TimeoutError:
+        raise RequestError(
+            408, "request_timeout", f"the body did not arrive within {body_timeout:g} seconds"
+        ) from None
+
+
+async def _read_body(headers: Headers, receive: Receive, limit: int) -> bytes:
     media = headers.content_type.split(";", 1)[0].strip().lower()
     if media and media not in _ACCEPTED_TYPES:
         raise RequestError(
@@ -147,6 +168,10 @@ async def read_body(headers: Headers, receive: Receive, limit: int = MAX_REQUEST
             raise too_large
         if not inflater.eof:
             raise RequestError(400, "invalid_gzip", "body is not valid gzip: it ends too early")
+        if inflater.unused_data:
+            raise RequestError(
+                400, "invalid_gzip", "body is not valid gzip: bytes follow the compressed data"
+            )
     return body
 
 
@@ -183,7 +208,7 @@ def decode_payload(body: bytes, kind: str, *, find_write_key: bool = True) -> Pa
                 for raw in batch.batch:
                     try:
                         write_key = _text(FIELDS.decode(raw).writeKey)
-                    except msgspec.MsgspecError:
+                    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
                         continue
                     if write_key:
                         break
@@ -204,6 +229,12 @@ def decode_payload(body: bytes, kind: str, *, find_write_key: bool = True) -> Pa
         raise RequestError(400, "invalid_request", "body must be a JSON object") from None
     except msgspec.DecodeError as e:
         raise RequestError(400, "invalid_json", f"body is not valid JSON: {e}") from None
+    except UnicodeDecodeError:
+        raise RequestError(400, "invalid_json", "body is not valid UTF-8") from None
+    except RecursionError:
+        raise RequestError(
+            400, "too_deep", f"body nests objects or arrays too deeply; the limit is {MAX_DEPTH} levels"
+        ) from None
 
 
 def basic_auth_user(header: str) -> str | None:
@@ -213,7 +244,7 @@ def basic_auth_user(header: str) -> str | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # not base64 (or not ASCII at all), not UTF-8
         return None
     return decoded.partition(":")[0] or None
 
@@ -226,9 +257,15 @@ def validate_all(
     forced, defaults, sent_at, name = payload.forced_type, payload.defaults, payload.sent_at, source.name
     for index, raw in enumerate(payload.messages):
         try:
-            msg = accept(raw, forced_type=forced, defaults=defaults)
+            msg = accept(
+                raw, forced_type=forced, defaults=defaults, received_at=received_at, batch_sent_at=sent_at
+            )
         except InvalidMessage as e:
             rejected.append(Rejection(index, _message_id_of(raw), str(e)))
+            continue
+        except Exception as e:  # a message our checks did not foresee: refused, never a 500
+            log.warning("message could not be read", error=f"{type(e).__name__}: {e}"[:300])
+            rejected.append(Rejection(index, _message_id_of(raw), "message could not be read"))
             continue
         accepted.append(Envelope(name, *msg, received_at, sent_at))
     return accepted, rejected
@@ -237,17 +274,32 @@ def validate_all(
 def _message_id_of(raw: Any) -> str | None:
     try:
         return _text(FIELDS.decode(raw).messageId)
-    except msgspec.MsgspecError:
+    except Exception:  # invalid JSON, UTF-8 or nesting: the rejection has no id to give
         return None
+
+
+def rejection_report(rejected: list[Rejection]) -> dict[str, Any]:
+    """The rejected messages, the first few listed: an answer stays small whatever was sent."""
+    report: dict[str, Any] = {"rejected": [r.as_dict() for r in rejected[:MAX_REJECTIONS_LISTED]]}
+    if len(rejected) > MAX_REJECTIONS_LISTED:
+        report["rejectedCount"] = len(rejected)
+    return report
 
 
 class IngestEndpoint:
     """`POST /v1/{kind}` as a bare ASGI app."""
 
-    def __init__(self, config: Config, queue: Queue, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        queue: Queue,
+        clock: Callable[[], float] = time.time,
+        backpressure: Backpressure | None = None,
+    ) -> None:
         self.config = config
         self.queue = queue
         self.clock = clock
+        self.backpressure = backpressure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope["headers"])
@@ -289,6 +341,13 @@ class IngestEndpoint:
             )
             extra = [(b"www-authenticate", b'Basic realm="hubspot-relay"')] if err.status == 401 else []
             return err.status, {"success": False, "code": err.code, "message": err.message}, extra
+        if self.backpressure is not None and (full := self.backpressure.refusal(source.name)):
+            INGEST_REQUESTS.labels("429").inc()
+            return (
+                429,
+                {"success": False, "code": full.code, "message": full.message},
+                [(b"retry-after", str(full.retry_after).encode())],
+            )
 
         accepted, rejected = validate_all(payload, source, self.clock())
         if rejected:
@@ -307,12 +366,12 @@ class IngestEndpoint:
                         "success": False,
                         "code": "invalid_message",
                         "message": message,
-                        "rejected": [r.as_dict() for r in rejected],
+                        **rejection_report(rejected),
                     },
                     [],
                 )
         try:
-            await self.queue.append(accepted)
+            added = await self.queue.append(accepted)
         except Exception:
             INGEST_REQUESTS.labels("503").inc()
             log.exception("queue append failed", source=source.name, count=len(accepted))
@@ -326,17 +385,11 @@ class IngestEndpoint:
                 [(b"retry-after", b"1")],
             )
         _count(source.name, "accepted", len(accepted))
+        if self.backpressure is not None:
+            self.backpressure.added(source.name, added)
         _REQUESTS_OK.inc()
         if rejected:
-            return (
-                200,
-                {
-                    "success": True,
-                    "accepted": len(accepted),
-                    "rejected": [r.as_dict() for r in rejected],
-                },
-                [],
-            )
+            return 200, {"success": True, "accepted": len(accepted), **rejection_report(rejected)}, []
         return 200, _SUCCESS, []
 
 
@@ -367,6 +420,22 @@ class RelayApp:
             await self.rest(scope, receive, send)
 
 
+class ScopedCORS:
+    """CORS for the paths browsers call from other origins (ingest, settings) and for no others:
+    the admin API, metrics and demo views must not be readable from any web page."""
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...] = ("/v1/",), **options: Any) -> None:
+        self.app = app
+        self.prefixes = prefixes
+        self.cors = CORSMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def create_ingest_app(
     config: Config,
     queue: Queue,
@@ -374,17 +443,26 @@ def create_ingest_app(
     clock: Callable[[], float] = time.time,
     routes: Sequence[Route] = (),
     lifespan: Any = None,
+    backpressure: Backpressure | None = None,
 ) -> RelayApp:
     """The ingest ASGI app; `routes` lets the caller mount more (settings, assets, admin)."""
 
     async def health(request: Request) -> Response:
-        return Response(b'{"status":"ok"}', media_type="application/json")
+        reasons = backpressure.reasons() if backpressure is not None else []
+        if reasons:  # still 200: the relay is up and answering, it is refusing new messages
+            body = {"status": "degraded", "reasons": reasons}
+            return Response(
+                orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
+            )
+        return Response(
+            b'{"status":"ok"}', media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
 
     rest = Starlette(
         routes=[Route("/health", health, methods=["GET"]), *routes],
         middleware=[
             Middleware(
-                CORSMiddleware,
+                ScopedCORS,
                 allow_origins=["*"],
                 allow_methods=["GET", "POST", "OPTIONS"],
                 allow_headers=_ALLOWED_HEADERS,
@@ -393,4 +471,4 @@ def create_ingest_app(
         ],
         lifespan=lifespan,
     )
-    return RelayApp(IngestEndpoint(config, queue, clock), rest)
+    return RelayApp(IngestEndpoint(config, queue, clock, backpressure), rest)

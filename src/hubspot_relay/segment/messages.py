@@ -9,6 +9,8 @@ clock (the arrival time is passed in).
 
 from __future__ import annotations
 
+import contextlib
+import re
 import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -34,6 +36,12 @@ BATCH_PATHS = frozenset({"batch", "b", "import"})
 # Segment's HTTP Tracking API limits.
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_REQUEST_BYTES = 500 * 1024
+# Ours: JSON nested deeper than this is refused at ingest (HubSpot takes flat property values, and
+# a parser's recursion is not a thing to hand to strangers). The message object itself is level 1.
+MAX_DEPTH = 64
+# Timestamps HubSpot can be given, after clock-skew correction: from 1970 to the year 9999.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 _EMPTY = msgspec.Raw()
 
@@ -59,6 +67,7 @@ class Fields(msgspec.Struct):
     properties: msgspec.Raw = _EMPTY
     context: msgspec.Raw = _EMPTY
     integrations: msgspec.Raw = _EMPTY
+    metadata: msgspec.Raw = msgspec.field(default=_EMPTY, name="_metadata")
 
 
 class Batch(msgspec.Struct):
@@ -123,10 +132,70 @@ def parse_time(value: Any, field: str, *, cached: bool = False) -> datetime:
     return parsed
 
 
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENERS = frozenset(b"[{")
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply a JSON text nests objects and arrays (brackets inside strings do not count)."""
+    brackets = _STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for b in brackets:
+        if b in _OPENERS:
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def check_depth(raw: bytes, limit: int = MAX_DEPTH) -> None:
+    """Refuse JSON nested deeper than `limit`; counting brackets first makes the usual case free."""
+    if raw.count(b"{") + raw.count(b"[") > limit and (depth := nesting_depth(raw)) > limit:
+        raise InvalidMessage(f"message nests objects or arrays {depth} levels deep; the limit is {limit}")
+
+
+def check_utf8(raw: bytes) -> None:
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidMessage(f"message is not valid UTF-8 (byte {e.start})") from None
+
+
+def corrected_timestamp(received: datetime, sent: datetime | None, timestamp: datetime) -> datetime:
+    """Segment's clock-skew correction: receivedAt - (sentAt - timestamp). OverflowError when the
+    result is not a date-time (a client clock thousands of years off)."""
+    if sent is None:
+        return timestamp
+    return received - (sent - timestamp)
+
+
+def check_timestamp(f: Fields, received_at: float, batch_sent_at: str | None) -> None:
+    """A timestamp HubSpot can take once corrected for the client's clock (1970 to 9999)."""
+    ts = parse_time(f.timestamp, "timestamp")
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    sent_raw = f.sentAt if f.sentAt is not None else batch_sent_at
+    sent = _parse_iso(sent_raw) if isinstance(sent_raw, str) else None
+    received = datetime.fromtimestamp(received_at, UTC)
+    try:
+        corrected = corrected_timestamp(received, sent, ts)
+        ok = _EPOCH <= corrected <= _LATEST
+    except (OverflowError, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise InvalidMessage(
+            f"'timestamp' {str(f.timestamp)[:40]!r} is out of range once corrected for the client's "
+            "clock (sentAt): it must fall between 1970 and 9999"
+        )
+
+
 def check(f: Fields, forced_type: str | None = None) -> str:
     """Validate one message as Segment's spec requires; returns its type or raises InvalidMessage."""
     mtype = forced_type or f.type
-    if mtype not in MESSAGE_TYPES:
+    if type(mtype) is not str or mtype not in MESSAGE_TYPES:
         if mtype is None:
             raise InvalidMessage("'type' is missing")
         expected = ", ".join(sorted(MESSAGE_TYPES))
@@ -151,6 +220,8 @@ def check(f: Fields, forced_type: str | None = None) -> str:
         raise InvalidMessage("'context' must be an object")
     if f.integrations and memoryview(f.integrations)[0] not in _OBJECT_OR_NULL:
         raise InvalidMessage("'integrations' must be an object")
+    if f.metadata and memoryview(f.metadata)[0] not in _OBJECT_OR_NULL:
+        raise InvalidMessage("'_metadata' must be an object")
     if f.messageId is not None and not _has_id(f.messageId):
         raise InvalidMessage("'messageId' must be a non-empty string")
     if f.timestamp is not None:
@@ -166,24 +237,32 @@ def accept(
     forced_type: str | None = None,
     defaults: dict[str, bytes] | None = None,
     new_id: Any = uuid.uuid4,
+    received_at: float | None = None,
+    batch_sent_at: str | None = None,
 ) -> Accepted:
     """Validate one message and return what the queue stores.
 
-    The bytes are kept as sent unless the message needs rewriting: a `type` that comes from
-    the path, a generated `messageId`, batch-level `context`/`integrations` filling in, or a
-    `writeKey` that must not be stored.
+    Whatever is accepted can be delivered: valid UTF-8, nested at most MAX_DEPTH deep, and (given
+    `received_at`) a timestamp still in range after the clock-skew correction. The bytes are
+    kept as sent unless the message needs rewriting: a `type` that comes from the path, a
+    generated `messageId`, batch-level `context`/`integrations` filling in, or a `writeKey` that
+    must not be stored.
     """
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidMessage(f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES} (32 KB)")
+    body = bytes(raw)
+    check_utf8(body)
+    check_depth(body)
     try:
-        f = FIELDS.decode(raw)
+        f = FIELDS.decode(body)
     except msgspec.ValidationError:
         raise InvalidMessage("a message must be a JSON object") from None
     except msgspec.DecodeError as e:
         raise InvalidMessage(f"message is not valid JSON: {e}") from None
     mtype = check(f, forced_type)
+    if received_at is not None and f.timestamp is not None:
+        check_timestamp(f, received_at, batch_sent_at)
     fill = {k: v for k, v in defaults.items() if not is_object(getattr(f, k))} if defaults else None
-    body = bytes(raw)
     if f.type != mtype or f.messageId is None or f.writeKey is not None or fill:
         msg = orjson.loads(body)
         msg.pop("writeKey", None)
@@ -217,7 +296,9 @@ def stamped(body: bytes, received_at: float, sent_at: str | None = None) -> dict
         ts = _parse_iso(timestamp) if isinstance(timestamp, str) else None
         if ts is not None:
             sent_dt = _parse_iso(sent) if isinstance(sent, str) else None
-            corrected = received - (sent_dt - ts) if sent_dt is not None else ts
+            # Ingest refuses what cannot be corrected; a message stored before it did keeps receivedAt.
+            with contextlib.suppress(OverflowError, ValueError):
+                corrected = corrected_timestamp(received, sent_dt, ts)
     if sent is not None:
         msg["sentAt"] = sent
     msg["timestamp"] = _iso(corrected)

@@ -8,6 +8,7 @@ Keys that are not properties of the account, or are read-only, are dropped with 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -40,6 +41,13 @@ class Uncoercible(ValueError):
     """A value that cannot be given the property's type."""
 
 
+# Numbers as HubSpot reads them: ASCII digits (float() would also take "²", "1_000", "nan", "inf").
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+# Epoch milliseconds HubSpot can store: years 1 to 9999.
+_MIN_MS, _MAX_MS = -62135596800000, 253402300799999
+
+
 def _number(value: Any) -> str:
     if isinstance(value, bool):
         raise Uncoercible("a boolean is not a number")
@@ -51,31 +59,43 @@ def _number(value: Any) -> str:
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     if isinstance(value, str):
         text = value.strip()
-        try:
-            float(text)
-        except ValueError:
-            raise Uncoercible(f"{text[:40]!r} is not a number") from None
+        if not _NUMBER.fullmatch(text) or not math.isfinite(float(text)):
+            raise Uncoercible(f"{text[:40]!r} is not a number")
         return text
     raise Uncoercible(f"a {type(value).__name__} is not a number")
 
 
 def _epoch_ms(value: Any) -> int:
+    ms = _to_epoch_ms(value)
+    if not _MIN_MS <= ms <= _MAX_MS:
+        raise Uncoercible(f"{str(value)[:40]!r} is out of range for a date")
+    return ms
+
+
+def _to_epoch_ms(value: Any) -> int:
     if isinstance(value, bool):
         raise Uncoercible("a boolean is not a date")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Uncoercible("not a finite number")
     if isinstance(value, int | float):
         # Seconds or milliseconds: anything before 1973 in milliseconds is taken as seconds.
         return int(value * 1000) if abs(value) < 1e11 else int(value)
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit():
-            return _epoch_ms(int(text))
+        if _INTEGER.fullmatch(text):
+            if len(text) > 20:
+                raise Uncoercible(f"{text[:40]!r} is out of range for a date")
+            return _to_epoch_ms(int(text))
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise Uncoercible(f"{text[:40]!r} is not a date") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp() * 1000)
+        try:
+            return int(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError):
+            raise Uncoercible(f"{text[:40]!r} is out of range for a date") from None
     raise Uncoercible(f"a {type(value).__name__} is not a date")
 
 
@@ -99,7 +119,10 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return ";".join(_text(v) for v in value if v is not None)
     if isinstance(value, dict):
-        return orjson.dumps(value).decode()
+        try:
+            return orjson.dumps(value).decode()
+        except orjson.JSONEncodeError as e:  # nested past orjson's limit
+            raise Uncoercible(f"an object that cannot be written as text: {e}") from None
     return str(value)
 
 

@@ -1,0 +1,88 @@
+"""Who may see what: the admin token, loopback peers, and trusted proxies.
+
+Every endpoint that shows data (the operations API, the demo's message views, `/metrics` unless
+made public) asks `Access.admin`: a request passes with `Authorization: Bearer <admin token>`
+(compared in constant time), or, when no admin token is configured, only from a loopback peer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .secrets import Secret
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def in_networks(host: str | None, networks: Sequence[Network]) -> bool:
+    if not host or not networks:
+        return False
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)
+
+
+def bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+class Access:
+    def __init__(self, admin_token: Secret | None, trusted_proxies: Sequence[Network] = ()) -> None:
+        self._token = admin_token.reveal().encode() if admin_token else None
+        self.trusted_proxies = tuple(trusted_proxies)
+
+    @property
+    def has_token(self) -> bool:
+        return self._token is not None
+
+    def peer(self, request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    def admin(self, request: Request) -> Response | None:
+        """None when the request may read operational data; otherwise the refusal to send."""
+        if self._token is None:
+            if is_loopback(self.peer(request)) and not self._forwarded(request):
+                return None
+            return _refusal(
+                403,
+                "loopback_only",
+                "no admin token is configured: this is answered on loopback only "
+                "(set HUBSPOT_RELAY_ADMIN_TOKEN to use it from elsewhere)",
+            )
+        given = bearer(request)
+        if given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), self._token):
+            return None
+        return _refusal(401, "unauthorized", "send the admin token as 'Authorization: Bearer <token>'")
+
+    def _forwarded(self, request: Request) -> bool:
+        """A loopback peer relaying someone else's request (a local reverse proxy) is not local."""
+        return "x-forwarded-for" in request.headers or "forwarded" in request.headers
+
+    def trusted_proxy(self, request: Request) -> bool:
+        return in_networks(self.peer(request), self.trusted_proxies)
+
+
+def _refusal(status: int, code: str, message: str) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="hubspot-relay admin"'} if status == 401 else None
+    return JSONResponse(
+        {"success": False, "code": code, "message": message},
+        status,
+        headers={**(headers or {}), "Cache-Control": "no-store"},
+    )

@@ -1,0 +1,189 @@
+"""The operations API under `/admin/api/`: what an operator (or `hubspot-relay status`) reads and does.
+
+- `GET  /admin/api/status`: per source and account: queued, in flight, retrying, delivered, dead,
+  oldest queued age; per account: calls and budget used today, paused, problems; back-pressure.
+- `GET  /admin/api/dead-letters?source=&reason=&limit=`: dead letters with their reasons.
+- `POST /admin/api/replay` `{"source", "reason", "messageIds"}`: re-queue matching dead letters.
+- `POST /admin/api/accounts/{name}/pause` and `/resume`: stop or restart delivery to an account
+  (kept across restarts); ingest keeps accepting meanwhile.
+
+Every route asks `Access.admin` first: the admin token as a Bearer, or loopback without one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .access import Access
+from .config import Config
+from .pipeline.backpressure import Backpressure
+from .pipeline.deliver import Delivery
+from .pipeline.identity import IdentityMap
+from .pipeline.queue import Queue, ReplayFilter
+
+MAX_DEAD_LETTERS = 1000
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(body), status, media_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+def _bad(message: str) -> Response:
+    return _json({"success": False, "code": "invalid_request", "message": message}, 400)
+
+
+class AdminState:
+    """What the API reads; filled in by the server once the queue and delivery are running."""
+
+    def __init__(self) -> None:
+        self.deliveries: Sequence[Delivery] = ()
+        self.identity: IdentityMap | None = None
+        self.backpressure: Backpressure | None = None
+
+
+async def status_report(
+    config: Config, queue: Queue, state: AdminState, clock: Callable[[], float] = time.time
+) -> dict[str, Any]:
+    now = clock()
+    counts = await queue.counts()
+    sources = {}
+    for src in config.sources:
+        c = counts.get(src.name)
+        row = c.as_dict() if c else {"queued": 0, "in_flight": 0, "retrying": 0, "delivered": 0, "dead": 0}
+        oldest = c.oldest_queued_at if c else None
+        row["oldest_queued_age_s"] = round(now - oldest, 1) if oldest else None
+        row["account"] = src.account
+        row["enabled"] = src.enabled
+        sources[src.name] = row
+    problems = state.identity.problems() if state.identity else []
+    by_account = {d.account.name: d for d in state.deliveries}
+    accounts = {}
+    for acc in config.accounts:
+        names = [s.name for s in config.sources if s.account == acc.name]
+        totals = {
+            k: sum(sources[n][k] for n in names)
+            for k in ("queued", "in_flight", "retrying", "delivered", "dead")
+        }
+        ages = [
+            sources[n]["oldest_queued_age_s"] for n in names if sources[n]["oldest_queued_age_s"] is not None
+        ]
+        d = by_account.get(acc.name)
+        accounts[acc.name] = {
+            "hub_id": acc.hub_id,
+            "api_mode": acc.api_mode,
+            "sandbox": acc.sandbox,
+            **totals,
+            "oldest_queued_age_s": max(ages) if ages else None,
+            "paused": bool(d and d.operator_paused),
+            "daily_limit_until": d.paused_until if d and d.paused_until > now else None,
+            "delivering": d is not None,
+            "budget": d.client.limiter.usage() if d else None,
+            "problems": [{"kind": k, "message": m, "since": t} for a, k, m, t in problems if a == acc.name],
+        }
+    reasons = state.backpressure.reasons() if state.backpressure else []
+    return {
+        "status": "degraded" if reasons else "ok",
+        "degraded": reasons,
+        "sources": sources,
+        "accounts": accounts,
+    }
+
+
+def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState) -> list[Route]:
+    def guarded(endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def wrapper(request: Request) -> Response:
+            refusal = access.admin(request)
+            if refusal is not None:
+                return refusal
+            return await endpoint(request)  # type: ignore[no-any-return]
+
+        return wrapper
+
+    async def status(request: Request) -> Response:
+        return _json(await status_report(config, queue, state))
+
+    async def dead_letters(request: Request) -> Response:
+        q = request.query_params
+        limit_text = q.get("limit", "100")
+        if (
+            not limit_text.isascii()
+            or not limit_text.isdigit()
+            or not 1 <= int(limit_text) <= MAX_DEAD_LETTERS
+        ):
+            return _bad(f"limit: a whole number from 1 to {MAX_DEAD_LETTERS}")
+        found = await queue.dead_letters(
+            int(limit_text),
+            ReplayFilter(source=q.get("source") or None, reason_contains=q.get("reason") or None),
+        )
+        return _json(
+            {
+                "dead_letters": [
+                    {
+                        "source": d.source,
+                        "messageId": d.message_id,
+                        "type": d.type,
+                        "reason": d.reason,
+                        "attempts": d.attempts,
+                        "failed_at": d.failed_at,
+                        "message": _body(d.body),
+                    }
+                    for d in found
+                ]
+            }
+        )
+
+    async def replay(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            return _bad("the body must be JSON: {} for every dead letter, or source, reason, messageIds")
+        if not isinstance(body, dict):
+            return _bad("the body must be a JSON object")
+        source, reason, ids = body.get("source"), body.get("reason"), body.get("messageIds") or []
+        if not (source is None or isinstance(source, str)) or not (reason is None or isinstance(reason, str)):
+            return _bad("source and reason must be strings")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 10_000:
+            return _bad("messageIds must be a list of at most 10,000 strings")
+        n = await queue.replay(
+            ReplayFilter(source=source or None, reason_contains=reason or None, message_ids=tuple(ids))
+        )
+        return _json({"success": True, "replayed": n})
+
+    def pausing(paused: bool) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            name = request.path_params["name"]
+            delivery = next((d for d in state.deliveries if d.account.name == name), None)
+            if delivery is None:
+                return _json(
+                    {"success": False, "code": "not_found", "message": "no account delivers under that name"},
+                    404,
+                )
+            delivery.pause(paused)
+            return _json({"success": True, "account": name, "paused": paused})
+
+        return endpoint
+
+    return [
+        Route("/admin/api/status", guarded(status), methods=["GET"]),
+        Route("/admin/api/dead-letters", guarded(dead_letters), methods=["GET"]),
+        Route("/admin/api/replay", guarded(replay), methods=["POST"]),
+        Route("/admin/api/accounts/{name}/pause", guarded(pausing(True)), methods=["POST"]),
+        Route("/admin/api/accounts/{name}/resume", guarded(pausing(False)), methods=["POST"]),
+    ]
+
+
+def _body(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:2000].decode("utf-8", "replace")

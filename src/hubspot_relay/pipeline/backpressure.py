@@ -1,0 +1,117 @@
+"""Back-pressure: when the queue or the disk is full, ingest says "later" instead of "yes".
+
+HubSpot takes a few hundred messages a second per account; a flood can be acknowledged a
+hundred times faster. Without a limit the queue grows until the disk is gone and no one is told.
+Past `max_queued` undelivered messages for a source, or below `min_free_disk_mb` free in the data
+folder, ingest answers 429 with `Retry-After` (Segment's clients back off and resend), nothing
+already accepted is dropped, and `/health` says why.
+
+The check is on the hot path, so it reads two numbers in memory: the queue's undelivered count
+per source, recounted from the queue every few seconds and raised by every append in between,
+and the free disk space, read on the same tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger("hubspot_relay.backpressure")
+
+REFRESH_SECONDS = 2.0
+RETRY_AFTER_QUEUE_S = 10
+RETRY_AFTER_DISK_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str
+    message: str
+    retry_after: int
+
+
+class Backpressure:
+    def __init__(
+        self,
+        max_queued: int,
+        min_free_disk_mb: int,
+        data_dir: Path,
+        *,
+        disk_free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free,
+    ) -> None:
+        self.max_queued = max_queued
+        self.min_free_bytes = min_free_disk_mb * 1024 * 1024
+        self.data_dir = data_dir
+        self._disk_free = disk_free
+        self.pending: dict[str, int] = {}
+        self.free_bytes: int | None = None
+        self._was_degraded = False
+
+    def refusal(self, source: str) -> Refusal | None:
+        """Why ingest must not take more for `source` now, or None."""
+        if self.free_bytes is not None and self.free_bytes < self.min_free_bytes:
+            return Refusal(
+                "disk_full",
+                f"the relay's disk has less than {self.min_free_bytes // 1048576} MB free; "
+                "retry later (nothing already accepted is lost)",
+                RETRY_AFTER_DISK_S,
+            )
+        if self.pending.get(source, 0) >= self.max_queued:
+            return Refusal(
+                "queue_full",
+                f"{self.max_queued} messages of this source are waiting for HubSpot; "
+                "retry later (nothing already accepted is lost)",
+                RETRY_AFTER_QUEUE_S,
+            )
+        return None
+
+    def added(self, source: str, n: int) -> None:
+        self.pending[source] = self.pending.get(source, 0) + n
+
+    def update(self, pending: dict[str, int], free_bytes: int | None) -> None:
+        self.pending = dict(pending)
+        self.free_bytes = free_bytes
+        reasons = self.reasons()
+        if reasons and not self._was_degraded:
+            log.warning("ingest is refusing messages (back-pressure)", reasons=reasons)
+        elif self._was_degraded and not reasons:
+            log.info("ingest accepts messages again")
+        self._was_degraded = bool(reasons)
+
+    def reasons(self) -> list[str]:
+        """What /health reports as degraded."""
+        out = []
+        if self.free_bytes is not None and self.free_bytes < self.min_free_bytes:
+            out.append(
+                f"disk: {self.free_bytes // 1048576} MB free in the data folder, "
+                f"below min_free_disk_mb={self.min_free_bytes // 1048576}"
+            )
+        for source, n in sorted(self.pending.items()):
+            if n >= self.max_queued:
+                out.append(f"source {source!r}: {n} messages queued, max_queued={self.max_queued}")
+        return out
+
+    async def refresh(self, pending_counts: Callable[[], Awaitable[dict[str, int]]]) -> None:
+        counts = await pending_counts()
+        try:
+            free = await asyncio.to_thread(self._disk_free, self.data_dir)
+        except OSError:
+            free = None
+        self.update(counts, free)
+
+    async def watch(
+        self, pending_counts: Callable[[], Awaitable[dict[str, int]]], stop: asyncio.Event
+    ) -> None:
+        while not stop.is_set():
+            try:
+                await self.refresh(pending_counts)
+            except Exception:
+                log.exception("back-pressure refresh failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), REFRESH_SECONDS)
