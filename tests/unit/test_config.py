@@ -98,6 +98,11 @@ def test_good_file(tmp_path: Path) -> None:
         ),
         (f'access_token = "{TOKEN}"', 'api_mode = "v3"', r"accounts\[0\]: api_mode v3 needs access_token"),
         ('data_dir = "/tmp/x"', "data_dir = 5", r"relay.data_dir: Expected `str \| null`, got `int`"),
+        ('data_dir = "/tmp/x"', 'public_url = "relay.example"', r"relay.public_url: .*like https://"),
+        ('data_dir = "/tmp/x"', 'public_url = "https://x/y"', r"relay.public_url: .*scheme and host only"),
+        ('data_dir = "/tmp/x"', 'trusted_proxies = ["10.0.0.0/33"]', r"relay.trusted_proxies: '10.0.0.0/33'"),
+        ('data_dir = "/tmp/x"', "max_queued = 0", r"relay.max_queued: must be a whole number of at least 1"),
+        ('data_dir = "/tmp/x"', "header_timeout_s = 0", r"relay.header_timeout_s: seconds"),
     ],
 )
 def test_file_errors_name_the_key(tmp_path: Path, old: str, new: str, error: str) -> None:
@@ -163,6 +168,10 @@ def test_env_modes(env: dict[str, str], mode: str) -> None:
         ),
         ({"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_HUB_ID": "1"}, "HUBSPOT_RELAY_WRITE_KEY: needed"),
         ({"HUBSPOT_RELAY_PORT": "http"}, "HUBSPOT_RELAY_PORT: must be a port number"),
+        ({"HUBSPOT_RELAY_MAX_QUEUED": "lots"}, "HUBSPOT_RELAY_MAX_QUEUED: must be a whole number"),
+        ({"HUBSPOT_RELAY_MIN_FREE_DISK_MB": "-1"}, "HUBSPOT_RELAY_MIN_FREE_DISK_MB: must be a whole number"),
+        ({"HUBSPOT_RELAY_PUBLIC_URL": "javascript:alert(1)"}, "HUBSPOT_RELAY_PUBLIC_URL: the address"),
+        ({"HUBSPOT_RELAY_TRUSTED_PROXIES": "10.0.0.1,nope"}, "HUBSPOT_RELAY_TRUSTED_PROXIES: 'nope'"),
         (
             {
                 "HUBSPOT_API_BASE": "ftp://x",
@@ -182,3 +191,23 @@ def test_env_errors(env: dict[str, str], error: str) -> None:
 def test_env_overrides_relay_settings(tmp_path: Path) -> None:
     cfg = load_env({"HUBSPOT_RELAY_DATA_DIR": str(tmp_path), "HUBSPOT_RELAY_PORT": "9999"})
     assert (cfg.data_dir, cfg.port) == (tmp_path, 9999)
+
+
+def test_relay_hardening_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'data_dir = "/tmp/x"',
+        'data_dir = "/tmp/x"\npublic_url = "https://relay.example/"\ntrusted_proxies = ["10.0.0.0/8"]\n'
+        "max_queued = 500\nmin_free_disk_mb = 0\nmetrics_public = true",
+    )
+    cfg = load_file(write(tmp_path, text), env={"SERVER_WK": "wk-server", "HUBSPOT_RELAY_MAX_QUEUED": "7"})
+    assert (cfg.public_url, cfg.max_queued, cfg.min_free_disk_mb, cfg.metrics_public) == (
+        "https://relay.example",
+        7,
+        0,
+        True,
+    )
+    assert [str(n) for n in cfg.trusted_proxies] == ["10.0.0.0/8"]
+    env = load_env(
+        {"HUBSPOT_RELAY_PUBLIC_URL": "http://127.0.0.1:8088", "HUBSPOT_RELAY_TRUSTED_PROXIES": "::1"}
+    )
+    assert env.public_url == "http://127.0.0.1:8088" and env.max_queued == 1_000_000

@@ -195,3 +195,67 @@ async def test_leases_of_a_crashed_run_are_reclaimed_on_open(tmp_path: Path, clo
         assert [m.message_id for m in await q2.lease(10, 900)] == ["a", "b"]  # no 15-minute wait
     finally:
         await q2.close()
+
+
+# ---- a retry racing the commit it repeats (issue 9, finding 1) ------------------------------
+
+
+def _writer_signal(queue: SQLiteQueue, sig: int) -> None:
+    import os
+
+    assert queue._writer is not None
+    os.kill(queue._writer.proc.pid, sig)
+
+
+async def test_a_retry_waits_for_the_commit_of_the_request_it_repeats(queue: SQLiteQueue) -> None:
+    import signal
+
+    _writer_signal(queue, signal.SIGSTOP)  # the first request's commit is slow
+    try:
+        first = asyncio.create_task(queue.append([env("a"), env("b")]))
+        await asyncio.sleep(0.05)
+        retry = asyncio.create_task(queue.append([env("b"), env("c")]))  # the client timed out
+        await asyncio.sleep(0.2)
+        assert not retry.done(), "the retry answered before the messages it repeats were on disk"
+    finally:
+        _writer_signal(queue, signal.SIGCONT)
+    assert (await first, await retry) == (2, 1)
+    assert len(await queue.messages()) == 3
+
+
+async def test_a_retry_of_a_request_whose_commit_fails_is_not_acknowledged(queue: SQLiteQueue) -> None:
+    import signal
+
+    _writer_signal(queue, signal.SIGSTOP)
+    first = asyncio.create_task(queue.append([env("a")]))
+    await asyncio.sleep(0.05)
+    retry = asyncio.create_task(queue.append([env("a")]))
+    await asyncio.sleep(0.05)
+    _writer_signal(queue, signal.SIGKILL)  # the relay's writer dies before committing
+    with pytest.raises(QueueWriteError):
+        await first
+    with pytest.raises(QueueWriteError):
+        await retry  # on main this returned 0 at once: a 200 for a message never stored
+    # The client's next retry is stored (the writer was restarted).
+    for _ in range(100):
+        if queue._writer is not None and queue._writer.alive:
+            break
+        await asyncio.sleep(0.05)
+    assert await queue.append([env("a")]) == 1
+
+
+async def test_release_hands_a_lease_back_without_counting_the_attempt(queue: SQLiteQueue) -> None:
+    await queue.append([env("a"), env("b")])
+    leased = await queue.lease(10, 60)
+    await queue.release([m.id for m in leased])
+    again = await queue.lease(10, 60)
+    assert [m.attempts for m in again] == [1, 1]
+
+
+async def test_pending_counts_and_oldest_queued(queue: SQLiteQueue, clock: Clock) -> None:
+    await queue.append([env("a"), env("b"), env("c", source="app")])
+    (m, *_) = await queue.lease(1, 60)
+    await queue.ack([m.id])
+    assert await queue.pending_counts() == {"web": 1, "app": 1}
+    counts = await queue.counts()
+    assert counts["web"].oldest_queued_at == 1.0
