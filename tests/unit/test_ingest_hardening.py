@@ -78,6 +78,8 @@ REFUSED = [
     (TRACK + b',"_metadata":"bundled"}', "/v1/track", "invalid_message"),
     (TRACK + b',"properties":' + nested(500) + b"}", "/v1/track", "invalid_message"),
     (TRACK + b',"properties":' + nested(64) + b"}", "/v1/track", "invalid_message"),
+    (TRACK + b',"properties":{"n":1e400}}', "/v1/track", "invalid_message"),
+    (TRACK + b',"properties":{"n":' + b"9" * 400 + b"}}", "/v1/track", "invalid_message"),
     (
         TRACK + b',"timestamp":"0001-01-01T00:00:00Z","sentAt":"9999-12-31T00:00:00Z"}',
         "/v1/track",
@@ -107,6 +109,11 @@ def test_nesting_up_to_the_limit_is_accepted(client: TestClient, config: Config)
     assert r.status_code == 200, r.text
     too_deep = client.post("/v1/track", content=TRACK + b',"properties":' + nested(64) + b"}", headers=JSON)
     assert "65 levels deep; the limit is 64" in too_deep.json()["message"]
+
+
+def test_big_numbers_a_double_holds_are_accepted(client: TestClient) -> None:
+    body = TRACK + b',"properties":{"n":1e300,"m":100000000000000000000000000,"s":"1e400"}}'
+    assert client.post("/v1/track", content=body, headers=JSON).status_code == 200
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(client: TestClient, config: Config) -> None:

@@ -1,0 +1,276 @@
+"""Property tests (Hypothesis): ingest never answers 5xx and never stores half a request, and any
+message ingest accepts either translates into HubSpot-shaped operations or is refused with a reason."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from hubspot_relay.config import Config, Source, sandbox_account
+from hubspot_relay.options import DeliveryOptions
+from hubspot_relay.sandbox.catalog import Catalog, validate_value
+from hubspot_relay.secrets import Secret
+from hubspot_relay.segment.messages import InvalidMessage, accept, stamped
+from hubspot_relay.server import create_app
+from hubspot_relay.translate import (
+    CompanyUpdate,
+    ContactUpdate,
+    Event,
+    Link,
+    PropertyInfo,
+    Skip,
+    prepare,
+    translate,
+)
+
+WK = "wk-prop"
+RECEIVED = 1_795_867_200.0
+CONTACTS = Catalog.default().of("contacts")
+COMPANIES = Catalog.default().of("companies")
+INFO = {
+    "contacts": {n: PropertyInfo.from_hubspot(p.as_json()) for n, p in CONTACTS.items()},
+    "companies": {n: PropertyInfo.from_hubspot(p.as_json()) for n, p in COMPANIES.items()},
+}
+
+# ---- strategies ---------------------------------------------------------------------------------
+
+TRICKY_TEXT = st.sampled_from(
+    [
+        "²",
+        "1_000",
+        "nan",
+        "inf",
+        "-0",
+        "1e309",
+        "9999-12-31",
+        "0001-01-01",
+        "2026-02-30",
+        "  42 ",
+        "true",
+        "No",
+        "",
+        " ",
+        "\u0000",
+        "\ud7ff",
+        "😀",
+        "a;b",
+        "2026-11-28T12:00:00+14:00",
+        "99999999999999999999999",
+    ]
+)
+text = st.one_of(st.text(max_size=20), TRICKY_TEXT)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    text,
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(text, inner, max_size=4)),
+    max_leaves=12,
+)
+PROPERTY_KEYS = st.sampled_from(
+    [
+        *sorted(CONTACTS),
+        "firstName",
+        "First Name",
+        "last_name",
+        "Favorite Color",
+        "revenue",
+        "email",
+        "company",
+    ]
+)
+traits = st.dictionaries(st.one_of(PROPERTY_KEYS, text), st.one_of(scalars, json_values), max_size=8)
+ids = st.one_of(text, st.integers(), st.emails(), st.sampled_from(["u1", "peter@initech.com"]))
+timestamps = st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)).map(
+        lambda d: d.isoformat()
+    ),
+    text,
+)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> dict[str, Any]:
+    msg: dict[str, Any] = {
+        "type": draw(
+            st.one_of(st.sampled_from(["identify", "track", "page", "screen", "group", "alias"]), json_values)
+        )
+    }
+    for key, strategy in [
+        ("userId", ids),
+        ("anonymousId", ids),
+        ("previousId", ids),
+        ("groupId", ids),
+        ("event", text),
+        ("name", text),
+        ("timestamp", timestamps),
+        ("sentAt", timestamps),
+        ("traits", st.one_of(traits, json_values)),
+        ("properties", st.one_of(traits, json_values)),
+        ("context", st.one_of(st.fixed_dictionaries({"traits": traits}), json_values)),
+        ("_metadata", st.one_of(st.fixed_dictionaries({"bundled": st.lists(text)}), json_values)),
+        ("messageId", st.one_of(st.uuids().map(str), json_values)),
+    ]:
+        if draw(st.booleans()):
+            msg[key] = draw(strategy)
+    return msg
+
+
+def mutate(data: bytes, draw: st.DrawFn) -> bytes:
+    """A few byte-level accidents: truncation, a flipped byte, invalid UTF-8, deep brackets."""
+    kind = draw(st.sampled_from(["none", "truncate", "flip", "insert", "deep"]))
+    if kind == "none" or not data:
+        return data
+    at = draw(st.integers(0, len(data) - 1))
+    if kind == "truncate":
+        return data[:at]
+    if kind == "flip":
+        return data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1 :]
+    if kind == "insert":
+        return (
+            data[:at]
+            + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"[", b"{", b"\\", b'"']))
+            + data[at:]
+        )
+    depth = draw(st.integers(60, 1500))
+    return data[:at] + b"[" * depth + b"]" * depth + data[at:]
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[str, dict[str, Any], bytes, int]:
+    """(path, headers, body, messages in it) as a client, a fuzzer or an accident would send them."""
+    batch = draw(st.booleans())
+    msgs = draw(st.lists(messages(), min_size=1, max_size=5))
+    for m in msgs:  # fresh ids, so that "stored" can be counted per request
+        if draw(st.booleans()):
+            m["messageId"] = str(uuid.uuid4())
+    if batch:
+        path = draw(st.sampled_from(["/v1/batch", "/v1/b", "/v1/import"]))
+        doc: Any = {"batch": msgs}
+        if draw(st.booleans()):
+            doc["sentAt"] = draw(timestamps)
+        if draw(st.booleans()):
+            doc["context"] = draw(json_values)
+    else:
+        path = draw(
+            st.sampled_from(
+                ["/v1/track", "/v1/t", "/v1/identify", "/v1/i", "/v1/p", "/v1/g", "/v1/a", "/v1/s"]
+            )
+        )
+        doc = msgs[0]
+    body = json.dumps(doc, ensure_ascii=draw(st.booleans())).encode()
+    body = mutate(body, draw)
+    headers: dict[str, Any] = {}
+    auth = draw(st.sampled_from(["basic", "body", "garbage", "none"]))
+    if auth == "basic":
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{WK}:".encode()).decode()
+    elif auth == "garbage":
+        headers["Authorization"] = draw(
+            st.binary(max_size=30).map(lambda b: b"Basic " + b.replace(b"\r", b"").replace(b"\n", b""))
+        )
+    elif auth == "body" and body.startswith(b"{"):
+        body = b'{"writeKey":"' + WK.encode() + b'",' + body[1:]
+    headers["Content-Type"] = draw(
+        st.sampled_from(
+            ["application/json", "text/plain", "application/json; charset=utf-8", "image/png", ""]
+        )
+    )
+    if draw(st.integers(0, 4)) == 0:
+        encoding = draw(st.sampled_from(["gzip", "x-gzip", "br", "identity"]))
+        headers["Content-Encoding"] = encoding
+        if encoding in ("gzip", "x-gzip"):
+            body = gzip.compress(body) + draw(st.sampled_from([b"", b"", b"trailing"]))
+    return path, headers, body, len(msgs)
+
+
+# ---- ingest ----------------------------------------------------------------------------------------
+
+
+def test_ingest_never_answers_5xx_and_never_stores_half_a_request(tmp_path: Path) -> None:
+    config = Config(
+        data_dir=tmp_path,
+        host="127.0.0.1",
+        port=0,
+        accounts=(sandbox_account(),),
+        sources=(Source("web", Secret(WK), "sandbox"),),
+    )
+    db = tmp_path / "queue.sqlite3"
+    with TestClient(create_app(config, deliver=False), client=("127.0.0.1", 1)) as client:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+
+        def stored() -> int:
+            return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+        @given(requests())
+        @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(request: tuple[str, dict[str, Any], bytes, int]) -> None:
+            path, headers, body, count = request
+            before = stored()
+            r = client.post(path, content=body, headers=headers)
+            assert r.status_code < 500, (r.status_code, r.text)
+            payload = r.json()
+            assert isinstance(payload.get("success"), bool)
+            added = stored() - before
+            if r.status_code != 200:
+                assert payload.get("code") and payload.get("message"), payload
+                assert added == 0, "a refused request stored messages"
+            else:
+                assert payload["success"] is True
+                accepted = payload.get("accepted", count)
+                assert added <= accepted  # a repeated messageId is stored once
+                for rejection in payload.get("rejected", []):
+                    assert rejection["reason"]
+
+        check()
+        conn.close()
+
+
+# ---- translate and coerce -----------------------------------------------------------------------------
+
+
+@given(messages())
+@settings(max_examples=600, deadline=None, database=None)
+def test_any_message_translates_to_hubspot_shaped_operations_or_is_refused_with_a_reason(
+    msg: dict[str, Any],
+) -> None:
+    body = json.dumps(msg, ensure_ascii=False).encode()
+    try:
+        accepted = accept(body, received_at=RECEIVED)
+    except InvalidMessage as e:
+        assert str(e)  # refused, with a reason
+        return
+    ops = translate(stamped(accepted.body, RECEIVED), DeliveryOptions())
+    assert ops
+    for op in ops:
+        assert isinstance(op, ContactUpdate | Link | Event | CompanyUpdate | Skip)
+        if isinstance(op, Skip):
+            assert op.reason
+        if isinstance(op, Event):
+            assert op.name and op.uuid
+            assert all(isinstance(k, str) and isinstance(v, str) for k, v in op.properties.items())
+            occurred = datetime.fromisoformat(op.occurred_at)
+            assert 1970 <= occurred.year <= 9999
+        if isinstance(op, ContactUpdate | CompanyUpdate):
+            kind = "contacts" if isinstance(op, ContactUpdate) else "companies"
+            catalog = CONTACTS if kind == "contacts" else COMPANIES
+            clean, dropped = prepare(op.properties, INFO[kind])
+            assert all(reason for reason in dropped.values())
+            for key, value in clean.items():
+                assert isinstance(value, str)
+                prop = catalog[key]
+                if prop.type in ("number", "date", "datetime", "bool"):
+                    assert validate_value(prop, value) is None, (key, value, validate_value(prop, value))
