@@ -43,8 +43,10 @@ test: $(STAMP) $(NODE_STAMP) $(AJS_STAMP) system-deps
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/soak.py --seconds 180 --plot docs/img/soak.png
 
 clean:
 	rm -rf $(VENV) $(NODE_FIXTURE)/node_modules $(AJS_DIR)/node_modules .pytest_cache .ruff_cache

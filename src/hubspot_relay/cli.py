@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import uuid
 from dataclasses import replace
@@ -141,6 +142,9 @@ def serve(
             max_per_peer=cfg.max_connections_per_peer,
             exempt=cfg.trusted_proxies,
         )
+        # uvicorn stops cleanly on SIGTERM, then raises it again for the handler it found: make
+        # that one exit with status 0, so that a service manager sees a clean stop.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(
             create_app(cfg, analytics_js_dir=analytics_js_dir, deliver=deliver),
             host=host,

@@ -93,6 +93,7 @@ class _Relay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     min_free_disk_mb: int | None = None
     metrics_public: bool = False
     header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
     max_connections: int = 10_000
     max_connections_per_peer: int = 256
 
@@ -162,6 +163,7 @@ class Config:
     metrics_public: bool = False  # /metrics without the admin token
     # Slow and greedy clients (see connections.py).
     header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
     max_connections: int = 10_000
     max_connections_per_peer: int = 256
     _by_write_key: dict[str, Source] = field(init=False, repr=False, compare=False)
@@ -455,6 +457,9 @@ def _relay_options(raw: _Relay, path: Path) -> dict[str, Any]:
         if not 0.1 <= raw.header_timeout_s <= 300:
             raise ConfigError("relay.header_timeout_s: seconds, from 0.1 to 300")
         out["header_timeout_s"] = raw.header_timeout_s
+        if not 0.1 <= raw.body_timeout_s <= 3600:
+            raise ConfigError("relay.body_timeout_s: seconds, from 0.1 to 3600")
+        out["body_timeout_s"] = raw.body_timeout_s
         if _positive(raw.max_queued, "relay.max_queued") is not None:
             out["max_queued"] = raw.max_queued
         if _positive(raw.min_free_disk_mb, "relay.min_free_disk_mb", 0) is not None:

@@ -321,7 +321,7 @@ class IngestEndpoint:
         if kind not in SINGLE_PATHS and kind not in BATCH_PATHS:
             return 404, {"success": False, "code": "not_found", "message": f"unknown endpoint /v1/{kind}"}, []
         try:
-            body = await read_body(headers, receive)
+            body = await read_body(headers, receive, body_timeout=self.config.body_timeout_s)
             basic = basic_auth_user(headers.authorization) if headers.authorization else None
             payload = decode_payload(body, kind, find_write_key=basic is None)
             write_key = basic or payload.write_key
@@ -340,6 +340,8 @@ class IngestEndpoint:
                 "request refused", path=f"/v1/{kind}", status=err.status, code=err.code, reason=err.message
             )
             extra = [(b"www-authenticate", b'Basic realm="hubspot-relay"')] if err.status == 401 else []
+            if err.code in _BODY_LEFT_UNREAD:  # the rest of the body is not worth reading: hang up
+                extra.append((b"connection", b"close"))
             return err.status, {"success": False, "code": err.code, "message": err.message}, extra
         if self.backpressure is not None and (full := self.backpressure.refusal(source.name)):
             INGEST_REQUESTS.labels("429").inc()
@@ -394,6 +396,7 @@ class IngestEndpoint:
 
 
 _SUCCESS: dict[str, Any] = {"success": True}
+_BODY_LEFT_UNREAD = frozenset({"request_timeout", "request_too_large", "disconnected"})
 _REQUESTS_OK = INGEST_REQUESTS.labels("200")
 _message_counters: dict[tuple[str, str], Any] = {}
 
