@@ -38,6 +38,7 @@ class RelayProcess:
     sandbox_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    new_session: bool = False  # its own process group, as a terminal gives it (for Ctrl-C tests)
 
     @property
     def url(self) -> str:
@@ -66,6 +67,7 @@ class RelayProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            start_new_session=self.new_session,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
