@@ -66,7 +66,13 @@ def test_send_then_status(data_dir: Path) -> None:
             if counts["delivered"] == 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert counts == {"queued": 0, "in_flight": 0, "retrying": 0, "delivered": 2, "dead": 0}
+        assert {k: counts[k] for k in ("queued", "in_flight", "retrying", "delivered", "dead")} == {
+            "queued": 0,
+            "in_flight": 0,
+            "retrying": 0,
+            "delivered": 2,
+            "dead": 0,
+        }
         sandbox = f"http://127.0.0.1:{relay.sandbox_port}"
         contact = httpx.get(
             f"{sandbox}/crm/v3/objects/contacts/a@b.com?idProperty=email&properties=firstname,favorite_color",
@@ -99,6 +105,42 @@ def test_send_then_status(data_dir: Path) -> None:
             env={**env, "HUBSPOT_RELAY_WRITE_KEY": "nope"},
         )
         assert wrong.returncode == 1 and "401" in wrong.stderr
+
+
+def test_status_asks_the_running_relay_from_any_folder_with_the_admin_token(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    token = "admin-7f3c"
+    env = {"HUBSPOT_RELAY_WRITE_KEY": "wk", "HUBSPOT_RELAY_ADMIN_TOKEN": token}
+    with RelayProcess(data_dir, env=env) as relay:
+        r = httpx.post(f"{relay.url}/v1/t", json={"userId": "u", "event": "E"}, auth=("wk", ""))
+        assert r.status_code == 200
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        base = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
+
+        def status(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "hubspot_relay", "status", *args],
+                env={**base, "HUBSPOT_RELAY_URL": relay.url, **extra},
+                capture_output=True,
+                text=True,
+                cwd=elsewhere,  # no data folder here: the answer comes from the relay
+                timeout=60,
+                check=False,
+            )
+
+        ok = status("--json", HUBSPOT_RELAY_ADMIN_TOKEN=token)
+        assert ok.returncode == 0, ok.stderr
+        report = json.loads(ok.stdout)
+        assert report["from"] == relay.url and report["sources"]["default"]["account"] == "sandbox"
+        assert "budget" in report["accounts"]["sandbox"]
+        table = status(HUBSPOT_RELAY_ADMIN_TOKEN=token)
+        assert "account sandbox (hub 997086): delivering" in table.stdout, table.stdout
+        refused = status(HUBSPOT_RELAY_ADMIN_TOKEN="wrong")
+        assert refused.returncode == 2 and "refused" in refused.stderr and token not in refused.stderr
+        nobody = status("--url", "http://127.0.0.1:9")
+        assert nobody.returncode == 1 and "no relay answers" in nobody.stderr
 
 
 def test_send_refuses_incomplete_messages() -> None:

@@ -143,12 +143,23 @@ def test_gzip_with_trailing_garbage_is_refused(client: TestClient, config: Confi
 
 
 def test_an_error_body_stays_small_whatever_was_sent(client: TestClient) -> None:
-    body = b'{"batch":[' + b",".join([b"1"] * 200_000) + b"]}"  # 400 KB of invalid items
+    body = b'{"batch":[' + b",".join([b'{"type":"x"}'] * 16_000) + b"]}"  # 200 KB of invalid items
     r = client.post("/v1/batch", content=body, headers=JSON)
     assert r.status_code == 400
     payload = r.json()
-    assert len(payload["rejected"]) == 20 and payload["rejectedCount"] == 200_000
+    assert len(payload["rejected"]) == 20 and payload["rejectedCount"] == 16_000
     assert len(r.content) < 4096  # was 38 times the request
+
+
+def test_more_items_than_any_valid_batch_holds_are_refused_whole(client: TestClient, config: Config) -> None:
+    smallest = b'{"type":"page","anonymousId":1}'
+    fits = b'{"batch":[' + b",".join([smallest] * 15_000) + b"]}"
+    assert len(fits) < 500 * 1024
+    assert client.post("/v1/batch", content=fits, headers=JSON).status_code == 200
+    body = b'{"batch":[' + b",".join([b"1"] * 240_000) + b"]}"  # 480 KB
+    r = client.post("/v1/batch", content=body, headers=JSON)
+    assert r.status_code == 400 and r.json()["code"] == "too_many_messages"
+    assert len(r.content) < 300 and len(stored(config)) == 15_000
 
 
 def test_a_partial_batch_lists_the_first_rejections_and_counts_them(client: TestClient) -> None:

@@ -56,6 +56,10 @@ _ENCODINGS = ("", "identity", "gzip", "x-gzip")
 _ALLOWED_HEADERS = ["Content-Type", "Authorization", "Content-Encoding", "X-Retry-Count"]
 # A client gets this long to send its whole body: a slow sender cannot hold a request open for ever.
 BODY_TIMEOUT_S = 30.0
+# No valid batch under 500 KB holds more messages than this (the shortest valid message,
+# {"type":"page","anonymousId":1}, takes 32 bytes with its comma): more is garbage, refused whole
+# before validating each item ties up the event loop.
+MAX_BATCH_MESSAGES = MAX_REQUEST_BYTES // 32 + 1
 # A refusal lists this many rejected messages and counts the rest: a 480 KB batch of invalid
 # items must not become an 18 MB answer.
 MAX_REJECTIONS_LISTED = 20
@@ -218,6 +222,13 @@ def decode_payload(body: bytes, kind: str, *, find_write_key: bool = True) -> Pa
                     parse_time(batch.sentAt, "sentAt", cached=True)
                 except InvalidMessage as e:
                     raise RequestError(400, "invalid_request", str(e)) from None
+            if len(batch.batch) > MAX_BATCH_MESSAGES:
+                raise RequestError(
+                    400,
+                    "too_many_messages",
+                    f"a batch of {len(batch.batch)} items: no valid batch under 500 KB holds more than "
+                    f"{MAX_BATCH_MESSAGES}",
+                )
             return Payload(batch.batch, write_key, batch.sentAt, defaults or None)
         fields = FIELDS.decode(body)
         return Payload([body.strip()], _text(fields.writeKey), forced_type=SINGLE_PATHS[kind])
