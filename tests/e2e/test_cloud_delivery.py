@@ -223,3 +223,29 @@ def test_faults_and_kill_9_mid_delivery_change_nothing(sandbox: SandboxProcess, 
     events = hs.api_request({"method": "GET", "path": "/events/v3/events?limit=1000"}).json()["results"]
     assert len(events) == users and len({e["id"] for e in events}) == users  # none missing, none twice
     assert httpx.get(f"{sandbox.url}/_sandbox/calls").json()["faults_injected"] > 0
+
+
+def test_back_pressure_with_segments_own_client_loses_nothing(
+    sandbox: SandboxProcess, data_dir: Path
+) -> None:
+    """Past max_queued the relay answers 429 with Retry-After; analytics-python backs off, resends,
+    and every message reaches HubSpot once the queue drains (issue 9, finding 7)."""
+    import re
+
+    env = {**relay_env(sandbox), "HUBSPOT_RELAY_MAX_QUEUED": "150"}
+    with RelayProcess(data_dir, env=env) as relay:
+        # HubSpot slows down, so the queue fills faster than it drains
+        httpx.post(f"{sandbox.url}/_sandbox/faults", json={"rules": [{"match": "POST *", "latency_ms": 300}]})
+        client = Client(WRITE_KEY, host=relay.url, upload_size=100, max_retries=20)
+        for i in range(600):
+            client.track(f"bp{i % 30}", "Back Pressure", {"email": f"bp{i % 30}@x.com", "i": i})
+        client.flush()
+        client.join()
+        counts = wait_delivered(relay, 600, timeout=120)
+        metrics = httpx.get(f"{relay.url}/metrics").text
+    assert counts == {"delivered": 600, "dead": 0, "other": 0}
+    refused = re.search(r'hubspot_relay_ingest_requests_total\{status="429"\} (\d+)', metrics)
+    assert refused and float(refused.group(1)) > 0, "the flood never met back-pressure"
+    assert 'status="500"' not in metrics and 'status="503"' not in metrics
+    portal = httpx.get(f"{sandbox.url}/_sandbox/portals").json()[0]
+    assert portal["events"] == 600

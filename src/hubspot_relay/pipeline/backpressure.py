@@ -25,7 +25,7 @@ import structlog
 log = structlog.get_logger("hubspot_relay.backpressure")
 
 REFRESH_SECONDS = 2.0
-RETRY_AFTER_QUEUE_S = 10
+RETRY_AFTER_QUEUE_S = 5
 RETRY_AFTER_DISK_S = 60
 
 
