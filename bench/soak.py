@@ -163,11 +163,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax2 = ax.twinx()
     ax2.plot(t, [s[2] for s in result["samples"]], label="undelivered messages", color="tab:orange")
     ax2.set_ylabel("messages")
+    ax.set_ylim(0, max(s[1] for s in result["samples"]) / 1024 * 1.2)
+    ax2.set_ylim(0, max(s[2] for s in result["samples"]) * 1.5 + 1)
     ax.set_title(
         f"soak: {result['clients']} clients, {result['rate_per_s']:g} msg/s, HubSpot at 300 ms; "
-        f"p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s"
+        f"ingest-to-HubSpot p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s",
+        fontsize=9,
     )
-    fig.legend(loc="upper left")
+    fig.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

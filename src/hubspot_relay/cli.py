@@ -138,6 +138,7 @@ def serve(
             )
         limits = ConnectionLimits(
             header_timeout=cfg.header_timeout_s,
+            body_timeout=cfg.body_timeout_s,
             max_connections=cfg.max_connections,
             max_per_peer=cfg.max_connections_per_peer,
             exempt=cfg.trusted_proxies,

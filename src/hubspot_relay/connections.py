@@ -6,7 +6,8 @@ their sockets for minutes and starved `/health` and ingest. This protocol (uvico
 one, with three checks added) closes a connection whose headers have not all arrived within
 `header_timeout` seconds, and refuses connections beyond `max_connections` in all or
 `max_per_peer` from one address (trusted proxies are exempt: every client comes through them).
-Ingest bounds the body's arrival itself (`segment.ingest.BODY_TIMEOUT_S`).
+Ingest bounds a body's arrival itself once it has started (answering 408); a request whose body
+never starts is closed a second after `body_timeout`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = structlog.get_logger("hubspot_relay.connections")
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
     max_connections: int = 10_000
     max_per_peer: int = 256
     exempt: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
@@ -76,7 +78,14 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def on_headers_complete(self) -> None:
             self._disarm()
+            # A backstop for a body that never starts: ingest times a body that is under way
+            # itself (and answers 408); this closes a request that sends nothing after its headers.
+            self._header_timer = self.loop.call_later(limits.body_timeout + 1.0, self._body_too_slow)
             super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            super().on_message_complete()
 
         def _arm(self) -> None:
             self._header_timer = self.loop.call_later(limits.header_timeout, self._headers_too_slow)
@@ -85,6 +94,12 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             if self._header_timer is not None:
                 self._header_timer.cancel()
                 self._header_timer = None
+
+        def _body_too_slow(self) -> None:
+            self._header_timer = None
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_started and self.transport is not None:
+                self.transport.abort()
 
         def _headers_too_slow(self) -> None:
             self._header_timer = None

@@ -21,7 +21,7 @@ CONFIG = """
 [relay]
 header_timeout_s = 2
 body_timeout_s = 3
-max_connections_per_peer = 200
+max_connections_per_peer = 230
 
 [[accounts]]
 name = "acme"
@@ -71,6 +71,16 @@ def test_slow_and_greedy_clients_cannot_exhaust_the_relay(data_dir: Path) -> Non
                     b'Authorization: Basic d2staG9zdGlsZTo=\r\nContent-Length: 5000\r\n\r\n{"batch":['
                 )
             held.append(s)
+        # ... 30 that send whole headers and never a byte of body ...
+        silent = []
+        for _ in range(30):
+            s = attacker_socket(relay.port)
+            s.sendall(
+                b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Authorization: Basic d2staG9zdGlsZTo=\r\nContent-Length: 5000\r\n\r\n"
+            )
+            silent.append(s)
+        held += silent
         # ... and more connections than one peer may hold: refused at once.
         extra = [attacker_socket(relay.port) for _ in range(50)]
         assert all(closed_by_server(s) for s in extra)
@@ -85,12 +95,14 @@ def test_slow_and_greedy_clients_cannot_exhaust_the_relay(data_dir: Path) -> Non
         # The slow ones are cut off: headers after 2 s, bodies after 3 s (a 408 first).
         time.sleep(3.5)
         assert all(closed_by_server(s) for s in held[:150])
-        for s in held[150:]:
+        for s in held[150:200]:
             s.settimeout(2)
             data = b""
             while chunk := s.recv(4096):
                 data += chunk
             assert data.startswith(b"HTTP/1.1 408") and b"request_timeout" in data
+        time.sleep(1.0)  # a body that never starts: closed a second after body_timeout
+        assert all(closed_by_server(s) for s in silent)
         # and once they are gone the peer may connect again
         again = attacker_socket(relay.port)
         again.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import sqlite3
 import uuid
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ from hubspot_relay.translate import (
 )
 
 WK = "wk-prop"
+# More examples for a longer hunt: HUBSPOT_RELAY_FUZZ_EXAMPLES=5000 make test
+EXAMPLES = int(os.environ.get("HUBSPOT_RELAY_FUZZ_EXAMPLES", "400"))
 RECEIVED = 1_795_867_200.0
 CONTACTS = Catalog.default().of("contacts")
 COMPANIES = Catalog.default().of("companies")
@@ -216,7 +219,9 @@ def test_ingest_never_answers_5xx_and_never_stores_half_a_request(tmp_path: Path
             return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
 
         @given(requests())
-        @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def check(request: tuple[str, dict[str, Any], bytes, int]) -> None:
             path, headers, body, count = request
             before = stored()
@@ -243,7 +248,7 @@ def test_ingest_never_answers_5xx_and_never_stores_half_a_request(tmp_path: Path
 
 
 @given(messages())
-@settings(max_examples=600, deadline=None, database=None)
+@settings(max_examples=EXAMPLES * 3 // 2, deadline=None, database=None)
 def test_any_message_translates_to_hubspot_shaped_operations_or_is_refused_with_a_reason(
     msg: dict[str, Any],
 ) -> None:
