@@ -33,9 +33,18 @@ class ConnectionLimits:
     exempt: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
 
 
+SWEEP_SECONDS = 0.25  # how often deadlines are checked: a timer per request cost a tenth of one
+
+
 def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
-    """An httptools protocol class for `uvicorn.run(http=...)` that enforces `limits`."""
+    """An httptools protocol class for `uvicorn.run(http=...)` that enforces `limits`.
+
+    Deadlines are plain numbers on each connection, checked by one sweep every SWEEP_SECONDS
+    while connections are open, rather than a timer armed and cancelled for every request.
+    """
     per_peer: dict[str, int] = {}
+    live: set[GuardedProtocol] = set()
+    sweeper: list[asyncio.TimerHandle] = []
 
     def exempt(peer: str) -> bool:
         try:
@@ -44,9 +53,18 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             return False
         return any(addr in net for net in limits.exempt)
 
+    def sweep(loop: asyncio.AbstractEventLoop) -> None:
+        sweeper.clear()
+        now = loop.time()
+        for conn in [c for c in live if c._deadline is not None and c._deadline <= now]:
+            conn._expire()
+        if live:
+            sweeper.append(loop.call_later(SWEEP_SECONDS, sweep, loop))
+
     class GuardedProtocol(HttpToolsProtocol):
         _peer: str | None = None
-        _header_timer: asyncio.TimerHandle | None = None
+        _deadline: float | None = None
+        _waiting_for: str = "headers"
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -58,10 +76,14 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
                 return
             self._peer = peer
             per_peer[peer] = per_peer.get(peer, 0) + 1
-            self._arm()
+            live.add(self)
+            if not sweeper:
+                sweeper.append(self.loop.call_later(SWEEP_SECONDS, sweep, self.loop))
+            self._expect("headers", limits.header_timeout)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
+            self._deadline = None
+            live.discard(self)
             if self._peer is not None:
                 left = per_peer.get(self._peer, 1) - 1
                 if left > 0:
@@ -73,38 +95,31 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            if self._header_timer is None:  # the next request on a kept-alive connection
-                self._arm()
+            if self._deadline is None:  # the next request on a kept-alive connection
+                self._expect("headers", limits.header_timeout)
 
         def on_headers_complete(self) -> None:
-            self._disarm()
             # A backstop for a body that never starts: ingest times a body that is under way
             # itself (and answers 408); this closes a request that sends nothing after its headers.
-            self._header_timer = self.loop.call_later(limits.body_timeout + 1.0, self._body_too_slow)
+            self._expect("body", limits.body_timeout + 1.0)
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
-            self._disarm()
+            self._deadline = None
             super().on_message_complete()
 
-        def _arm(self) -> None:
-            self._header_timer = self.loop.call_later(limits.header_timeout, self._headers_too_slow)
+        def _expect(self, what: str, seconds: float) -> None:
+            self._waiting_for = what
+            self._deadline = self.loop.time() + seconds
 
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _body_too_slow(self) -> None:
-            self._header_timer = None
-            cycle = self.cycle
-            if cycle is not None and not cycle.response_started and self.transport is not None:
-                self.transport.abort()
-
-        def _headers_too_slow(self) -> None:
-            self._header_timer = None
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.abort()
+        def _expire(self) -> None:
+            self._deadline = None
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                return
+            body_never_came = self.cycle is not None and not self.cycle.response_started
+            if self._waiting_for == "headers" or body_never_came:
+                transport.abort()
 
     return GuardedProtocol
 
