@@ -93,6 +93,8 @@ class Server:
                     "HUBSPOT_RELAY_WRITE_KEY": WRITE_KEY,
                     "HUBSPOT_RELAY_DATA_DIR": str(self.data_dir),
                     "HUBSPOT_RELAY_PORT": str(self.port),
+                    # ingest alone (--no-deliver) fills the queue by design: no back-pressure here
+                    "HUBSPOT_RELAY_MAX_QUEUED": "1000000000",
                 }
             )
             cmd = [sys.executable, "-m", "hubspot_relay", "serve", "--log-level", "warning", "--no-deliver"]

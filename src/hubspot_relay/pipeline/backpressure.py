@@ -7,8 +7,9 @@ folder, ingest answers 429 with `Retry-After` (Segment's clients back off and re
 already accepted is dropped, and `/health` says why.
 
 The check is on the hot path, so it reads two numbers in memory: the queue's undelivered count
-per source, recounted from the queue every few seconds and raised by every append in between,
-and the free disk space, read on the same tick.
+per source, raised by every append and recounted from the queue (which sees deliveries) every
+2 s near the limit and every 30 s far from it (a count over millions of rows is not free), and
+the free disk space, read every 2 s.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ import structlog
 log = structlog.get_logger("hubspot_relay.backpressure")
 
 REFRESH_SECONDS = 2.0
+RECOUNT_FAR_SECONDS = 30.0  # below half the limit a stale count cannot let a flood through
 RETRY_AFTER_QUEUE_S = 5
 RETRY_AFTER_DISK_S = 60
 
@@ -52,6 +55,7 @@ class Backpressure:
         self.pending: dict[str, int] = {}
         self.free_bytes: int | None = None
         self._was_degraded = False
+        self._counted_at = float("-inf")
 
     def refusal(self, source: str) -> Refusal | None:
         """Why ingest must not take more for `source` now, or None."""
@@ -97,8 +101,18 @@ class Backpressure:
                 out.append(f"source {source!r}: {n} messages queued, max_queued={self.max_queued}")
         return out
 
-    async def refresh(self, pending_counts: Callable[[], Awaitable[dict[str, int]]]) -> None:
-        counts = await pending_counts()
+    def _recount_due(self, now: float) -> bool:
+        near = any(n >= self.max_queued // 2 for n in self.pending.values())
+        return now - self._counted_at >= (REFRESH_SECONDS if near else RECOUNT_FAR_SECONDS)
+
+    async def refresh(
+        self, pending_counts: Callable[[], Awaitable[dict[str, int]]], *, force: bool = True
+    ) -> None:
+        now = time.monotonic()
+        counts = self.pending
+        if force or self._recount_due(now):
+            counts = await pending_counts()
+            self._counted_at = now
         try:
             free = await asyncio.to_thread(self._disk_free, self.data_dir)
         except OSError:
@@ -110,7 +124,7 @@ class Backpressure:
     ) -> None:
         while not stop.is_set():
             try:
-                await self.refresh(pending_counts)
+                await self.refresh(pending_counts, force=False)
             except Exception:
                 log.exception("back-pressure refresh failed")
             with contextlib.suppress(TimeoutError):
