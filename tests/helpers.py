@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from hubspot_relay.config import Config, Source, sandbox_account
+from hubspot_relay.secrets import Secret
 from hubspot_relay.segment.messages import stamped
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +106,18 @@ class RelayProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def sandbox_config(data_dir: Path, write_key: str, **settings: Any) -> Config:
+    """One source ("web") routed to the bundled sandbox's account, for in-process app tests."""
+    return Config(
+        data_dir=data_dir,
+        host="127.0.0.1",
+        port=0,
+        accounts=(sandbox_account(),),
+        sources=(Source("web", Secret(write_key), "sandbox"),),
+        **settings,
+    )
 
 
 def stored_messages(queue_path: Path, source: str | None = None) -> list[dict[str, Any]]:

@@ -12,10 +12,11 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from hubspot_relay.config import Config, Source, parse_proxies, sandbox_account
+from hubspot_relay.config import Config, parse_proxies
 from hubspot_relay.pipeline.queue import State
 from hubspot_relay.secrets import Secret
 from hubspot_relay.server import create_app
+from tests.helpers import sandbox_config
 
 WK = "wk-admin"
 TOKEN = "s3cret-admin-token"
@@ -28,14 +29,7 @@ REMOTE = ("203.0.113.9", 40000)
 
 
 def make_config(tmp_path: Path, **kw: Any) -> Config:
-    return Config(
-        data_dir=tmp_path,
-        host="127.0.0.1",
-        port=0,
-        accounts=(sandbox_account(),),
-        sources=(Source("web", Secret(WK), "sandbox"),),
-        **kw,
-    )
+    return sandbox_config(tmp_path, WK, **kw)
 
 
 @pytest.fixture

@@ -5,25 +5,15 @@ lease back; a stop mid-cycle hands the messages back untouched (issue 9, finding
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hubspot_relay.pipeline import deliver as deliver_module
 from hubspot_relay.pipeline.queue import State
-from tests.unit.test_deliver import Harness, make
+from tests.unit.test_deliver import Harness
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = await make(tmp_path)
-    yield harness
-    await harness.queue.close()
-    harness.identity.close()
 
 
 def states(h: Harness) -> dict[str, int]:

@@ -12,10 +12,9 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from hubspot_relay.config import Config, Source, sandbox_account
-from hubspot_relay.secrets import Secret
+from hubspot_relay.config import Config
 from hubspot_relay.server import create_app
-from tests.helpers import stored_messages
+from tests.helpers import sandbox_config, stored_messages
 
 WRITE_KEY = "wk-test-123"
 
@@ -26,13 +25,7 @@ def auth(key: str = WRITE_KEY) -> dict[str, str]:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    return Config(
-        data_dir=tmp_path,
-        host="127.0.0.1",
-        port=0,
-        accounts=(sandbox_account(),),
-        sources=(Source("web", Secret(WRITE_KEY), "sandbox"),),
-    )
+    return sandbox_config(tmp_path, WRITE_KEY)
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from hubspot_relay.config import Config, Source, sandbox_account
-from hubspot_relay.secrets import Secret
+from hubspot_relay.config import Config
 from hubspot_relay.server import create_app
-from tests.helpers import stored_messages
+from tests.helpers import sandbox_config, stored_messages
 
 WK = "wk-hard"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{WK}:".encode()).decode()}
@@ -24,14 +23,7 @@ JSON = {"Content-Type": "application/json", **AUTH}
 
 
 def make_config(tmp_path: Path, **kw: Any) -> Config:
-    return Config(
-        data_dir=tmp_path,
-        host="127.0.0.1",
-        port=0,
-        accounts=(sandbox_account(),),
-        sources=(Source("web", Secret(WK), "sandbox"),),
-        **kw,
-    )
+    return sandbox_config(tmp_path, WK, **kw)
 
 
 @pytest.fixture

@@ -17,10 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from hubspot_relay.config import Config, Source, sandbox_account
 from hubspot_relay.options import DeliveryOptions
 from hubspot_relay.sandbox.catalog import Catalog, validate_value
-from hubspot_relay.secrets import Secret
 from hubspot_relay.segment.messages import InvalidMessage, accept, stamped
 from hubspot_relay.server import create_app
 from hubspot_relay.translate import (
@@ -33,6 +31,7 @@ from hubspot_relay.translate import (
     prepare,
     translate,
 )
+from tests.helpers import sandbox_config
 
 WK = "wk-prop"
 # More examples for a longer hunt: HUBSPOT_RELAY_FUZZ_EXAMPLES=5000 make test
@@ -204,13 +203,7 @@ def requests(draw: st.DrawFn) -> tuple[str, dict[str, Any], bytes, int]:
 
 
 def test_ingest_never_answers_5xx_and_never_stores_half_a_request(tmp_path: Path) -> None:
-    config = Config(
-        data_dir=tmp_path,
-        host="127.0.0.1",
-        port=0,
-        accounts=(sandbox_account(),),
-        sources=(Source("web", Secret(WK), "sandbox"),),
-    )
+    config = sandbox_config(tmp_path, WK)
     db = tmp_path / "queue.sqlite3"
     with TestClient(create_app(config, deliver=False), client=("127.0.0.1", 1)) as client:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
