@@ -127,6 +127,7 @@ def test_a_clean_stop_is_quiet_and_prompt(data_dir: Path, sig: signal.Signals) -
     log = relay.log()
     assert code == 0, log
     assert took < 15, f"stopping took {took:.1f} s"
+    print(f"{sig.name}: stopped in {took:.2f} s")
     assert "restarting" not in log and "error" not in log.lower(), log
     # Nothing was left in flight: the messages are delivered or ready for the next start.
     import sqlite3
