@@ -42,6 +42,17 @@ DEFAULT_LIMITS: dict[str, tuple[int, int, int | None]] = {
 DEFAULT_MAX_QUEUED = 1_000_000
 DEFAULT_MIN_FREE_DISK_MB = 256
 
+# HubSpot's limits by subscription (per private app per rolling 10 s, per account per day): Free
+# and Starter 100 / 250,000; Professional 190 / 625,000; Enterprise 190 / 1,000,000. Each "API
+# limit increase" add-on makes it 250 per 10 s and adds 1,000,000 a day.
+TIER_LIMITS: dict[str, tuple[int, int]] = {
+    "free": (100, 250_000),
+    "starter": (100, 250_000),
+    "professional": (190, 625_000),
+    "enterprise": (190, 1_000_000),
+}
+DEFAULT_RESERVE = 0.10  # of the budget, left for the portal's other integrations
+
 _HUB_ID = re.compile(r"^[0-9]{1,12}$")
 _API_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -59,6 +70,7 @@ class _Limits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     per_10s: int | None = None
     per_second: int | None = None
     per_day: int | None = None
+    reserve: float | None = None
 
 
 class _Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -70,6 +82,8 @@ class _Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     api_base: str = DEFAULT_API_BASE
     track_base: str = DEFAULT_TRACK_BASE
     eu: bool = False
+    tier: str | None = None
+    limit_increases: int = 0
     limits: _Limits = msgspec.field(default_factory=_Limits)
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -109,9 +123,14 @@ class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
+    """HubSpot's budget for the account (per rolling 10 s, per day, per second), the share of it
+    left for the portal's other integrations, and whether HubSpot's headers may raise it."""
+
     per_10s: int
     per_day: int
     per_second: int | None = None
+    reserve: float = 0.0
+    learn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,12 +266,20 @@ def _validate_url(value: str, key: str) -> str:
     return value.rstrip("/")
 
 
-def _limits(raw: _Limits, mode: ApiMode, key: str) -> RateLimits:
+def _limits(raw: _Limits, mode: ApiMode, key: str, tier: str | None = None, increases: int = 0) -> RateLimits:
     per_10s_default, per_day_default, per_second_default = DEFAULT_LIMITS[mode]
+    if tier is not None:
+        per_10s_default, per_day_default = TIER_LIMITS[tier]
+    if not 0 <= increases <= 100:
+        raise ConfigError(f"{key.rsplit('.', 1)[0]}.limit_increases: how many API limit increases, 0 to 100")
+    if increases:
+        per_10s_default, per_day_default = 250, per_day_default + 1_000_000 * increases
     for name in ("per_10s", "per_second", "per_day"):
         v = getattr(raw, name)
         if v is not None and v < 1:
             raise ConfigError(f"{key}.{name}: must be a positive whole number")
+    if raw.reserve is not None and not 0 <= raw.reserve < 1:
+        raise ConfigError(f"{key}.reserve: a share of the budget, from 0 (none) to below 1, like 0.1")
     per_10s = raw.per_10s if raw.per_10s is not None else per_10s_default
     per_second = raw.per_second if raw.per_second is not None else per_second_default
     if per_second is not None:
@@ -261,6 +288,9 @@ def _limits(raw: _Limits, mode: ApiMode, key: str) -> RateLimits:
         per_10s=per_10s,
         per_day=raw.per_day if raw.per_day is not None else per_day_default,
         per_second=per_second,
+        reserve=raw.reserve if raw.reserve is not None else DEFAULT_RESERVE,
+        # Limits written by hand are a ceiling HubSpot's headers may only lower.
+        learn=raw.per_10s is None and raw.per_day is None and raw.per_second is None,
     )
 
 
@@ -286,11 +316,22 @@ def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
         api_key=api_key,
         api_base=_validate_url(raw.api_base, f"{key}.api_base"),
         track_base=_validate_url(raw.track_base, f"{key}.track_base"),
-        limits=_limits(raw.limits, mode, f"{key}.limits"),
+        limits=_limits(
+            raw.limits, mode, f"{key}.limits", _tier(raw.tier, f"{key}.tier"), raw.limit_increases
+        ),
         eu=raw.eu,
         options=dict(raw.options),
         delivery=parse_options(dict(raw.options), f"{key}.options"),
     )
+
+
+def _tier(value: str | None, key: str) -> str | None:
+    if value is None:
+        return None
+    tier = value.strip().lower()
+    if tier not in TIER_LIMITS:
+        raise ConfigError(f"{key}: one of {', '.join(TIER_LIMITS)} (it sets the starting budget)")
+    return tier
 
 
 def _check_routes(accounts: tuple[Account, ...], sources: tuple[Source, ...]) -> None:
@@ -322,7 +363,7 @@ def sandbox_account(port: int = SANDBOX_PORT) -> Account:
         api_key=None,
         api_base=base,
         track_base=base,
-        limits=RateLimits(*DEFAULT_LIMITS["v3"]),
+        limits=RateLimits(*DEFAULT_LIMITS["v3"], reserve=DEFAULT_RESERVE, learn=True),
         sandbox=True,
     )
 
@@ -390,7 +431,7 @@ def load_env(env: Mapping[str, str] | None = None) -> Config:
             api_key=validate_api_key(api_key, "HUBSPOT_API_KEY") if api_key else None,
             api_base=_validate_url(env.get("HUBSPOT_API_BASE", DEFAULT_API_BASE), "HUBSPOT_API_BASE"),
             track_base=_validate_url(env.get("HUBSPOT_TRACK_BASE", DEFAULT_TRACK_BASE), "HUBSPOT_TRACK_BASE"),
-            limits=RateLimits(*DEFAULT_LIMITS[mode]),
+            limits=_limits(_Limits(), mode, "limits", _tier(env.get("HUBSPOT_TIER") or None, "HUBSPOT_TIER")),
         )
         if not write_key:
             raise ConfigError(

@@ -147,7 +147,9 @@ def build_deliveries(config: Config, queue: SQLiteQueue, identity: IdentityMap) 
         if not sources and not disabled:
             continue
         limits = account.limits
-        limiter = AccountLimiter(limits.per_10s, limits.per_day, limits.per_second)
+        limiter = AccountLimiter(
+            limits.per_10s, limits.per_day, limits.per_second, reserve=limits.reserve, learn=limits.learn
+        )
         client = HubSpotClient(account, limiter, timeout=account.delivery.request_timeout_s)
         deliveries.append(
             Delivery(account, account.delivery, sources, queue, identity, client, disabled_sources=disabled)

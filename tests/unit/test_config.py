@@ -103,6 +103,17 @@ def test_good_file(tmp_path: Path) -> None:
         ('data_dir = "/tmp/x"', 'trusted_proxies = ["10.0.0.0/33"]', r"relay.trusted_proxies: '10.0.0.0/33'"),
         ('data_dir = "/tmp/x"', "max_queued = 0", r"relay.max_queued: must be a whole number of at least 1"),
         ('data_dir = "/tmp/x"', "header_timeout_s = 0", r"relay.header_timeout_s: seconds"),
+        ("hub_id = 997086", 'hub_id = 997086\ntier = "gold"', r"accounts\[0\].tier: one of free, starter"),
+        (
+            "hub_id = 997086",
+            "hub_id = 997086\nlimits = { reserve = 1.5 }",
+            r"accounts\[0\].limits.reserve: a share",
+        ),
+        (
+            "hub_id = 997086",
+            "hub_id = 997086\nlimit_increases = -1",
+            r"accounts\[0\].limit_increases: how many",
+        ),
     ],
 )
 def test_file_errors_name_the_key(tmp_path: Path, old: str, new: str, error: str) -> None:
@@ -211,3 +222,21 @@ def test_relay_hardening_settings_from_the_file_and_the_environment(tmp_path: Pa
         {"HUBSPOT_RELAY_PUBLIC_URL": "http://127.0.0.1:8088", "HUBSPOT_RELAY_TRUSTED_PROXIES": "::1"}
     )
     assert env.public_url == "http://127.0.0.1:8088" and env.max_queued == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("extra", "limits"),
+    [
+        ("", (100, 250_000, None, 0.1, True)),  # unknown tier: Free/Starter's figures, learned upwards
+        ('tier = "professional"', (190, 625_000, None, 0.1, True)),
+        ('tier = "Enterprise"\nlimit_increases = 2', (250, 3_000_000, None, 0.1, True)),
+        ('tier = "enterprise"\nlimits = { per_10s = 150, reserve = 0 }', (150, 1_000_000, None, 0.0, False)),
+    ],
+)
+def test_tier_sets_the_starting_budget(tmp_path: Path, extra: str, limits: tuple[object, ...]) -> None:
+    cfg = load_file(
+        write(tmp_path, GOOD.replace("hub_id = 997086", "hub_id = 997086\n" + extra, 1)),
+        env={"SERVER_WK": "wk-server"},
+    )
+    got = cfg.account("acme").limits
+    assert (got.per_10s, got.per_day, got.per_second, got.reserve, got.learn) == limits

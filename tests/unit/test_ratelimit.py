@@ -75,3 +75,50 @@ async def test_daily_limit_raises_until_midnight() -> None:
     lim.rate_limited("DAILY", None)
     with pytest.raises(DailyLimitReached):
         await lim.acquire()
+
+
+# ---- limits learned from HubSpot, with a share left for other integrations (issue 10) ----------
+
+PRO_HEADERS = {
+    "x-hubspot-ratelimit-max": "190",
+    "x-hubspot-ratelimit-interval-milliseconds": "10000",
+    "x-hubspot-ratelimit-daily": "625000",
+}
+
+
+@pytest.mark.parametrize(
+    ("learn", "reserve", "headers", "per_10s", "per_day"),
+    [
+        (True, 0.0, PRO_HEADERS, 190, 625_000),  # raised: the portal is Professional
+        (True, 0.1, PRO_HEADERS, 171, 562_500),  # 10% left for the portal's other integrations
+        (False, 0.1, PRO_HEADERS, 90, 225_000),  # limits set by hand: a ceiling headers only lower
+        (False, 0.0, {"x-hubspot-ratelimit-max": "50"}, 50, 250_000),  # lowered whatever the setting
+        (True, 0.0, {"x-hubspot-ratelimit-max": "abc", "x-hubspot-ratelimit-daily": "-1"}, 100, 250_000),
+    ],
+)
+def test_budget_learned_from_hubspots_headers(
+    learn: bool, reserve: float, headers: dict[str, str], per_10s: int, per_day: int
+) -> None:
+    lim = AccountLimiter(100, 250_000, reserve=reserve, learn=learn, clock=Clock())
+    lim.observe(headers)
+    assert (lim.per_10s, lim.per_day) == (per_10s, per_day)
+
+
+async def test_a_learned_budget_is_used_and_not_exceeded() -> None:
+    clock = Clock()
+    lim = AccountLimiter(100, 1_000_000, reserve=0.1, learn=True, clock=clock, sleep=clock.sleep)
+    lim.observe(PRO_HEADERS)
+    times = await calls(lim, clock, 600)
+    assert peak(times, 10.0) == 171  # 90% of 190, all of it
+
+
+async def test_hubspots_remaining_counts_the_reserve_too() -> None:
+    clock = Clock()
+    lim = AccountLimiter(190, 1_000_000, reserve=0.1, clock=clock, sleep=clock.sleep)
+    await lim.acquire()
+    # HubSpot: 189 left of 190. Ours: 170 left of 171. Nobody else is calling: no phantom calls.
+    lim.observe({"x-hubspot-ratelimit-max": "190", "x-hubspot-ratelimit-remaining": "189"})
+    assert lim.usage()["calls_last_10s"] == 1
+    # Another app made 50 calls: HubSpot says 139 left, so ours is 120.
+    lim.observe({"x-hubspot-ratelimit-max": "190", "x-hubspot-ratelimit-remaining": "139"})
+    assert lim.per_10s - lim.usage()["calls_last_10s"] == 120

@@ -1,8 +1,9 @@
 """One limiter per HubSpot account, shared by every worker that calls it.
 
 It keeps the account under its budget by itself (a rolling 10-second window, the seed's
-per-second limit, a daily quota), tightens itself from HubSpot's `X-HubSpot-RateLimit-*`
-headers (other apps may share the budget), and pauses as a 429's `policyName` or
+per-second limit, a daily quota), learns the budget from HubSpot's `X-HubSpot-RateLimit-*`
+headers (and other apps' use of it), leaves a share for the portal's other integrations,
+and pauses as a 429's `policyName` or
 `Retry-After` demands. A daily limit raises `DailyLimitReached` with the reset time, so
 the caller leaves its messages queued instead of waiting in memory.
 """
@@ -32,19 +33,39 @@ def next_midnight_utc(now: float) -> float:
     return (now // 86_400 + 1) * 86_400
 
 
+def _number(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
 class AccountLimiter:
+    """The account's budget as HubSpot sets it (`per_10s`, `per_day`, `per_second`), less the
+    `reserve` share left for the portal's other integrations, is what the relay may use.
+
+    With `learn`, HubSpot's `X-HubSpot-RateLimit-Max`, `-Daily`, `-Secondly` and
+    `-Interval-Milliseconds` headers replace the starting figures, up as well as down (a
+    Professional portal starts at the tier's 190, an unknown one at 100 until HubSpot says);
+    without it (limits set by hand) they only lower them.
+    """
+
     def __init__(
         self,
         per_10s: int,
         per_day: int,
         per_second: int | None = None,
         *,
+        reserve: float = 0.0,
+        learn: bool = False,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
-        self.per_10s = per_10s
-        self.per_day = per_day
-        self.per_second = per_second
+        self.reserve = reserve
+        self.learn = learn
+        self.budget = {"window": per_10s, "day": per_day, "second": per_second}
+        self.window_s = 10.0
+        self.per_10s = self._usable(per_10s)
+        self.per_day = self._usable(per_day)
+        self.per_second = self._usable(per_second) if per_second is not None else None
         self.clock = clock
         self._sleep = sleep
         self._window: deque[float] = deque()
@@ -55,8 +76,11 @@ class AccountLimiter:
         self._daily_until = 0.0
         self._lock = asyncio.Lock()
 
+    def _usable(self, budget: int) -> int:
+        return max(1, int(budget * (1.0 - self.reserve)))
+
     def _trim(self, now: float) -> None:
-        while self._window and self._window[0] <= now - 10.0 * SLACK:
+        while self._window and self._window[0] <= now - self.window_s * SLACK:
             self._window.popleft()
         while self._second and self._second[0] <= now - 1.0 * SLACK:
             self._second.popleft()
@@ -73,7 +97,7 @@ class AccountLimiter:
             raise DailyLimitReached(self._daily_until)
         wait = max(0.0, self._paused_until - now)
         if len(self._window) >= self.per_10s:
-            wait = max(wait, self._window[len(self._window) - self.per_10s] + 10.0 * SLACK - now)
+            wait = max(wait, self._window[len(self._window) - self.per_10s] + self.window_s * SLACK - now)
         if self.per_second is not None and len(self._second) >= self.per_second:
             wait = max(wait, self._second[len(self._second) - self.per_second] + 1.0 * SLACK - now)
         return wait
@@ -92,7 +116,7 @@ class AccountLimiter:
                 await self._sleep(wait)  # type: ignore[misc]
 
     def usage(self) -> dict[str, Any]:
-        """Calls counted today (UTC, by this process) and in the last 10 s, against the budget."""
+        """Calls counted today (UTC, by this process) and in the last window, against the budget."""
         now = self.clock()
         self._trim(now)
         return {
@@ -101,20 +125,44 @@ class AccountLimiter:
             "budget_used_today": round(self._day_count / self.per_day, 4) if self.per_day else None,
             "calls_last_10s": len(self._window),
             "per_10s": self.per_10s,
+            "hubspot_per_10s": self.budget["window"],
+            "reserve": self.reserve,
             "daily_limit_until": self._daily_until if self._daily_until > now else None,
         }
 
+    def _learn(self, key: str, told: int | None) -> int | None:
+        """HubSpot's figure for one budget, when it is one to adopt (a change we may follow)."""
+        current = self.budget[key]
+        if told is None or told < 1 or told == current:
+            return None
+        if self.learn or current is None or told < current:
+            self.budget[key] = told
+            return self._usable(told)
+        return None
+
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Take HubSpot's view of the budget when it is tighter than ours."""
+        """Take HubSpot's view of the budget: its limits (see the class), and its count of calls
+        left in the window, which includes other apps' calls."""
         now = self.clock()
+        interval = _number(headers, "x-hubspot-ratelimit-interval-milliseconds")
+        if interval is not None and 1_000 <= interval <= 86_400_000 and self.learn:
+            self.window_s = interval / 1000
+        if (usable := self._learn("window", _number(headers, "x-hubspot-ratelimit-max"))) is not None:
+            self.per_10s = usable
+        if (usable := self._learn("day", _number(headers, "x-hubspot-ratelimit-daily"))) is not None:
+            self.per_day = usable
+        if (usable := self._learn("second", _number(headers, "x-hubspot-ratelimit-secondly"))) is not None:
+            self.per_second = usable
         self._trim(now)
-        remaining = headers.get("x-hubspot-ratelimit-remaining")
-        if remaining is not None and remaining.isdigit():
+        remaining = _number(headers, "x-hubspot-ratelimit-remaining")
+        if remaining is not None:
+            # HubSpot's "remaining" counts the whole budget; ours stops short of the reserve.
+            theirs = remaining - (self.budget["window"] - self.per_10s)
             ours = self.per_10s - len(self._window)
-            for _ in range(max(0, ours - int(remaining))):
+            for _ in range(max(0, ours - theirs)):
                 self._window.append(now)  # calls we did not make (another app's) fill the window
-        daily = headers.get("x-hubspot-ratelimit-daily-remaining")
-        if daily is not None and daily.isdigit() and int(daily) == 0:
+        daily = _number(headers, "x-hubspot-ratelimit-daily-remaining")
+        if daily == 0:
             self._daily_until = next_midnight_utc(now)
 
     def rate_limited(self, policy: str, retry_after: float | None) -> None:
