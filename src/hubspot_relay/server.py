@@ -150,7 +150,12 @@ def build_deliveries(config: Config, queue: SQLiteQueue, identity: IdentityMap) 
         limiter = AccountLimiter(
             limits.per_10s, limits.per_day, limits.per_second, reserve=limits.reserve, learn=limits.learn
         )
-        client = HubSpotClient(account, limiter, timeout=account.delivery.request_timeout_s)
+        client = HubSpotClient(
+            account,
+            limiter,
+            timeout=account.delivery.request_timeout_s,
+            connect_timeout=account.delivery.connect_timeout_s,
+        )
         deliveries.append(
             Delivery(account, account.delivery, sources, queue, identity, client, disabled_sources=disabled)
         )

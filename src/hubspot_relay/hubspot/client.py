@@ -31,12 +31,17 @@ class HubSpotClient:
         *,
         http: httpx.AsyncClient | None = None,
         timeout: float = 30.0,
+        connect_timeout: float = 5.0,
         crm_path: str = "/crm/v3/objects",
     ) -> None:
         self.account = account
         self.limiter = limiter
         self.crm_path = crm_path
-        self._http = http or httpx.AsyncClient(timeout=timeout)
+        # A connection that cannot be made fails fast; a batch call may take seconds to answer.
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
         self._owns_http = http is None
         token = account.access_token.reveal() if account.access_token else None
         self._headers = {"Content-Type": "application/json", "User-Agent": "hubspot-relay"}

@@ -1,0 +1,111 @@
+"""Several HubSpot calls in flight per account, and what must not change because of it: every
+contact ends with its last value, lifecycle stages move forward in order, event batches go out
+full (issue 10)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.unit.test_deliver import Harness, make
+
+pytestmark = pytest.mark.anyio
+
+
+class JitterTransport(httpx.AsyncBaseTransport):
+    """The in-process sandbox, answering each call after a random few milliseconds (real time), so
+    that concurrent calls finish in any order; it also counts the calls in flight."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, seed: int) -> None:
+        self.inner = inner
+        self.rng = random.Random(seed)
+        self.in_flight = 0
+        self.peak = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(self.rng.uniform(0, 0.02))
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.in_flight -= 1
+
+
+async def concurrent(tmp_path: Path, **options: Any) -> tuple[Harness, JitterTransport]:
+    h = await make(tmp_path, **options)
+    jitter = JitterTransport(h.http._transport, seed=7)
+    h.http._transport = jitter
+    return h, jitter
+
+
+@pytest.fixture
+async def hj(tmp_path: Path) -> AsyncIterator[tuple[Harness, JitterTransport]]:
+    h, jitter = await concurrent(tmp_path, lease_batch=40, contact_batch=5, max_in_flight=8, flush_ms=0)
+    yield h, jitter
+    await h.queue.close()
+    h.identity.close()
+
+
+async def test_a_contact_updated_50_times_ends_with_its_last_value(
+    hj: tuple[Harness, JitterTransport],
+) -> None:
+    h, jitter = hj
+    messages = []
+    for v in range(50):
+        messages.append({"type": "identify", "userId": "ann@x.com", "traits": {"firstName": f"v{v}"}})
+        for i in range(9):  # company for Ann in every call, so that batches run side by side
+            messages.append({"type": "identify", "userId": f"o{v}-{i}@x.com", "traits": {"firstName": "o"}})
+    for start in range(0, len(messages), 37):  # arriving between cycles, as they do
+        await h.send(*messages[start : start + 37])
+        await h.delivery.cycle()
+    await h.drain()
+    assert jitter.peak > 1, "no two calls were ever in flight together"
+    assert (await h.contact("ann@x.com", "firstname"))["firstname"] == "v49"
+    assert (await h.contact("o49-8@x.com", "firstname"))["firstname"] == "o"
+
+
+async def test_lifecycle_stages_move_forward_in_order(hj: tuple[Harness, JitterTransport]) -> None:
+    h, _ = hj
+    stages = ["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer"]
+    for n, stage in enumerate(stages):
+        batch = [{"type": "identify", "userId": "bo@x.com", "traits": {"lifecyclestage": stage}}]
+        batch += [
+            {"type": "identify", "userId": f"f{n}-{i}@x.com", "traits": {"lifecyclestage": "lead"}}
+            for i in range(20)
+        ]
+        await h.send(*batch)
+        await h.delivery.cycle()
+    await h.drain()
+    assert (await h.contact("bo@x.com", "lifecyclestage"))["lifecyclestage"] == "customer"
+    assert not await h.queue.dead_letters()
+
+
+async def test_event_batches_that_are_not_full_wait_for_the_next_cycle(tmp_path: Path) -> None:
+    h, _ = await concurrent(tmp_path, lease_batch=600, flush_ms=0)
+    try:
+        await h.send(
+            *(
+                {
+                    "type": "track",
+                    "userId": f"u{i % 40}",
+                    "event": "Step",
+                    "properties": {"email": f"u{i % 40}@x.com"},
+                }
+                for i in range(1200)
+            )
+        )
+        await h.drain()
+        sends = h.calls().get("POST /events/v3/send/batch", 0)
+        assert sends == 3  # 1,200 events, 500 a call: without waiting, 500+100, 500+100, 200 = 5
+        portal = h.sandbox.portals["997086"]
+        assert len(portal.events) == 1200
+    finally:
+        await h.queue.close()
+        h.identity.close()
