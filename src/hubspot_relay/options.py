@@ -25,6 +25,7 @@ class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     event_batch: int = 500
     lease_batch: int = 25_000  # messages planned together: a backlog leaves in full batch calls
     max_in_flight: int = 32  # HubSpot calls at once per account (the limiter spaces them)
+    pipeline_depth: int = 2  # leased batches in flight at once (a contact's messages keep their order)
     unresolved_event_wait_s: float = 3600.0  # a track with no known email waits this long for one
     retry_max_age_s: float = 86_400.0  # retryable failures (5xx, timeouts) give up after this
     request_timeout_s: float = 30.0  # a call's answer (batch calls can take seconds)
@@ -44,4 +45,6 @@ def parse_options(raw: dict[str, object], key: str) -> DeliveryOptions:
         raise ConfigError(f"{key}.event_batch: HubSpot takes 1 to 500 events per batch call")
     if not 1 <= opts.max_in_flight <= 64:
         raise ConfigError(f"{key}.max_in_flight: 1 to 64 calls at once")
+    if not 1 <= opts.pipeline_depth <= 8:
+        raise ConfigError(f"{key}.pipeline_depth: 1 to 8 batches at once")
     return opts

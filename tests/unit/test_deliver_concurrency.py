@@ -109,3 +109,88 @@ async def test_event_batches_that_are_not_full_wait_for_the_next_cycle(tmp_path:
     finally:
         await h.queue.close()
         h.identity.close()
+
+
+class HangingTransport(httpx.AsyncBaseTransport):
+    """The in-process sandbox, except that a call carrying `needle` hangs until `release` is set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, needle: bytes) -> None:
+        self.inner = inner
+        self.needle = needle
+        self.release = asyncio.Event()
+        self.hanging = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        if self.needle in body and not self.release.is_set():
+            self.hanging.set()
+            await self.release.wait()
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_hung_call_delays_only_the_contacts_it_carries(tmp_path: Path) -> None:
+    h = await make(tmp_path, lease_batch=5, contact_batch=1, flush_ms=20, pipeline_depth=2)
+    hang = HangingTransport(h.http._transport, b"stuck@x.com")
+    h.http._transport = hang
+    stop = asyncio.Event()
+    runner = asyncio.create_task(h.delivery.run(stop))
+    try:
+        await h.send({"type": "identify", "userId": "stuck@x.com", "traits": {"firstName": "first"}})
+        await asyncio.wait_for(hang.hanging.wait(), 5)
+        # While that call hangs: others' messages flow, and stuck@'s next ones wait their turn.
+        await h.send({"type": "identify", "userId": "stuck@x.com", "traits": {"firstName": "second"}})
+        for i in range(12):
+            await h.send({"type": "identify", "userId": f"free{i}@x.com", "traits": {"firstName": f"f{i}"}})
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            delivered = {
+                mid for (mid,) in h.queue._db.execute("SELECT message_id FROM messages WHERE state = 3")
+            }
+            if len(delivered) >= 12:
+                break
+        assert (await h.contact("free11@x.com", "firstname"))["firstname"] == "f11"
+        assert len(delivered) == 12, "the others waited for the hung call"
+        hang.release.set()  # HubSpot answers at last
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            counts = (await h.queue.counts())["web"]
+            if counts.delivered == 14:
+                break
+        assert counts.delivered == 14 and counts.dead == 0
+        assert (await h.contact("stuck@x.com", "firstname"))["firstname"] == "second"  # in order
+    finally:
+        hang.release.set()
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+        await h.queue.close()
+        h.identity.close()
+
+
+async def test_overlapping_batches_keep_each_contacts_order(tmp_path: Path) -> None:
+    h, jitter = await concurrent(
+        tmp_path, lease_batch=30, contact_batch=3, max_in_flight=8, flush_ms=5, pipeline_depth=3
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(h.delivery.run(stop))
+    try:
+        for v in range(50):
+            await h.send(
+                {"type": "identify", "userId": "ann@x.com", "traits": {"firstName": f"v{v}"}},
+                *(
+                    {"type": "identify", "userId": f"p{v}-{i}@x.com", "traits": {"firstName": "p"}}
+                    for i in range(7)
+                ),
+            )
+            await asyncio.sleep(0.003)
+        for _ in range(500):
+            await asyncio.sleep(0.02)
+            if (await h.queue.counts())["web"].delivered == 400:
+                break
+        assert (await h.queue.counts())["web"].delivered == 400
+        assert (await h.contact("ann@x.com", "firstname"))["firstname"] == "v49"
+        assert jitter.peak > 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+        await h.queue.close()
+        h.identity.close()

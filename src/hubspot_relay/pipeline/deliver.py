@@ -48,7 +48,8 @@ class Settlement:
     retry: dict[int, tuple[float, str]] = field(default_factory=dict)  # id -> (delay, reason)
     dead: dict[int, str] = field(default_factory=dict)
     patient: set[int] = field(default_factory=set)  # retries that do not age (a daily limit)
-    carried: set[int] = field(default_factory=set)  # held for the next cycle's fuller batch
+    carried: set[int] = field(default_factory=set)  # handed back for a later cycle (see `busy`)
+    touched: set[str] = field(default_factory=set)  # contacts and companies this batch holds
     skipped: int = 0
     owed: Tally[int] = field(default_factory=Tally)  # calls a message's delivery needs
     paid: Tally[int] = field(default_factory=Tally)  # of those, the ones that went through
@@ -124,6 +125,11 @@ class Delivery:
         self.paused_until = 0.0
         self.operator_paused = identity.is_paused(account.name)
         self.more_waiting = False
+        # Contacts (by email) and companies ("company:" + groupId) that a batch still in flight
+        # holds: a later batch leaves their messages for after it, so that order is kept while
+        # batches overlap. Counted, since two batches may hold the same key (one defers to the other).
+        self.busy: Tally[str] = Tally()
+        self._planning = asyncio.Lock()
         self.legacy = account.api_mode == "legacy"
 
     def pause(self, paused: bool) -> None:
@@ -137,23 +143,43 @@ class Delivery:
     # ---- the loop -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Lease and deliver until `stop`, with up to `pipeline_depth` batches in flight: the next
+        batch is planned and sent while the last one's calls are still out, and a call that hangs
+        holds up only the contacts it carries (see `busy`)."""
         log.info(
             "delivery started", account=self.account.name, hub_id=self.account.hub_id, sources=self.sources
         )
-        while not stop.is_set():
-            try:
-                handled = await self.cycle()
-            except Exception:
-                log.exception("delivery cycle failed", account=self.account.name)
-                handled = 0
-            # A lease that was not full means the queue is drained: wait a flush window so that the
-            # next batch gathers what arrives meanwhile (fuller batches, fewer calls).
-            if handled < self.options.lease_batch:
-                delay = self.options.flush_ms / 1000
-                if self.paused_until > self.clock():
-                    delay = min(60.0, self.paused_until - self.clock())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                if len(running) >= self.options.pipeline_depth:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    leased = await self.lease()
+                except Exception:
+                    log.exception("leasing failed", account=self.account.name)
+                    leased = []
+                if leased:
+                    task = asyncio.create_task(
+                        self.process(leased), name=f"deliver-{self.account.name}-batch"
+                    )
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                # A lease that was not full means the queue is drained: wait a flush window so
+                # that the next batch gathers what arrives meanwhile (fuller batches, fewer calls).
+                if len(leased) < self.options.lease_batch:
+                    delay = self.options.flush_ms / 1000
+                    if self.paused_until > self.clock():
+                        delay = min(60.0, self.paused_until - self.clock())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=delay)
+            if running:  # a clean stop: let the batches in flight finish (the server bounds this)
+                await asyncio.wait(running)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def cycle(self) -> int:
         """Deliver one leased batch; returns how many messages it settled.
@@ -161,13 +187,21 @@ class Delivery:
         Nothing leased is left in flight: a stop mid-cycle hands the lease back, and a cycle that
         fails anyway (the queue itself failing) retries its messages with backoff.
         """
+        leased = await self.lease()
+        if leased:
+            await self.process(leased)
+        return len(leased)
+
+    async def lease(self) -> list[Leased]:
         if self.paused_until > self.clock() or self.operator_paused:
-            return 0
+            return []
         leased = await self.queue.lease(self.options.lease_batch, lease_seconds=900, sources=self.sources)
-        if not leased:
-            return 0
         # A full lease means more is waiting: a batch call that is not full can wait for it.
         self.more_waiting = len(leased) >= self.options.lease_batch
+        return leased
+
+    async def process(self, leased: list[Leased]) -> None:
+        """Deliver and settle one leased batch."""
         try:
             await self.deliver_isolated(leased)
         except asyncio.CancelledError:
@@ -176,7 +210,6 @@ class Delivery:
         except Exception as e:
             log.exception("delivery cycle failed", account=self.account.name)
             await self.give_back(leased, f"delivery failed: {type(e).__name__}: {e}")
-        return len(leased)
 
     async def give_back(self, leased: list[Leased], reason: str) -> None:
         """Retry with backoff; a message that keeps failing past its maximum age is a dead letter."""
@@ -192,9 +225,13 @@ class Delivery:
             await self.deliver_batch(leased, settlement)
         except (OSError, sqlite3.Error) as e:  # the machine, not a message: all of them wait
             log.exception("delivery failed", account=self.account.name)
+            self.release_keys(settlement)
             settlement = Settlement()  # re-sending what went through is harmless (upserts, event uuids)
             settlement.fail([m.id for m in leased], f"{type(e).__name__}: {e}"[:500], retry_in=0.0)
-        except Exception as e:
+        except BaseException as e:
+            self.release_keys(settlement)
+            if not isinstance(e, Exception):
+                raise
             if len(leased) > 1:
                 half = len(leased) // 2
                 await self.deliver_isolated(leased[:half])
@@ -205,7 +242,22 @@ class Delivery:
             settlement.fail(
                 [leased[0].id], f"hubspot-relay could not deliver this message: {type(e).__name__}: {e}"[:500]
             )
-        await self.settle(leased, settlement)
+        try:
+            await self.settle(leased, settlement)
+        finally:
+            self.release_keys(settlement)
+
+    def hold_keys(self, s: Settlement, keys: set[str]) -> None:
+        s.touched |= keys
+        self.busy.update(keys)
+
+    def release_keys(self, s: Settlement) -> None:
+        """The batch is settled (or failed): its contacts and companies are free for later batches."""
+        self.busy.subtract(s.touched)
+        for key in s.touched:
+            if self.busy[key] <= 0:
+                del self.busy[key]
+        s.touched = set()
 
     async def deliver_batch(self, leased: list[Leased], settlement: Settlement) -> None:
         """One batch's calls, with the refusals that concern the whole account settled here."""
@@ -273,8 +325,12 @@ class Delivery:
 
     async def deliver(self, leased: list[Leased], s: Settlement) -> None:
         # Translating and resolving identities reads and writes the identity map: done in a thread,
-        # so that ingest keeps answering while a large batch is prepared.
-        plan = await asyncio.to_thread(self.plan, leased, s)
+        # so that ingest keeps answering while a large batch is prepared. One batch plans at a
+        # time, seeing what the batches before it hold.
+        async with self._planning:
+            held = frozenset(self.busy)
+            plan, keys = await asyncio.to_thread(self.plan, leased, s, held)
+            self.hold_keys(s, keys)
         contacts, companies, events, event_traits = plan
         # Everything each message needs is owed before anything is sent: a daily limit that
         # stops the batch half-way then knows exactly which messages are not finished.
@@ -294,16 +350,22 @@ class Delivery:
             await self.send_events(events, s)
 
     def plan(
-        self, leased: list[Leased], s: Settlement
+        self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()
     ) -> tuple[
-        dict[str, Pending],
-        dict[str, CompanyBatch],
-        list[tuple[Leased, Event, str]],
-        dict[int, dict[str, Any]],
+        tuple[
+            dict[str, Pending],
+            dict[str, CompanyBatch],
+            list[tuple[Leased, Event, str]],
+            dict[int, dict[str, Any]],
+        ],
+        set[str],
     ]:
-        """Translate a leased batch and coalesce it: (contacts by email, companies by groupId,
-        events with their email, legacy tracks' contact properties). Messages that cannot go yet
-        are settled in `s`."""
+        """Translate a leased batch and coalesce it: ((contacts by email, companies by groupId,
+        events with their email, legacy tracks' contact properties), the contacts and companies it
+        holds). Messages that cannot go yet are settled in `s`; a message about a contact or
+        company `held` by a batch still in flight is handed back for later (`s.carried`), and so
+        is every later one about the same, so that order is kept."""
+        keys: set[str] = set()
         contacts: dict[str, Pending] = {}  # lowercased email -> upsert
         event_traits: dict[int, dict[str, Any]] = {}  # legacy mode: a track's context.traits
         companies: dict[str, CompanyBatch] = {}
@@ -324,6 +386,13 @@ class Delivery:
             except Exception as e:
                 s.fail([m.id], f"could not translate the message: {type(e).__name__}: {e}"[:500])
                 continue
+            touches = self._keys_of(m.source, ops)
+            if held and touches & held:  # before any side effect (a link, traits taken)
+                s.carried.add(m.id)
+                held = held | touches
+                keys |= touches
+                continue
+            keys |= touches
             # Identities first, so that this batch's identify resolves this batch's earlier tracks.
             for op in ops:
                 if isinstance(op, Link):
@@ -374,7 +443,24 @@ class Delivery:
                 elif isinstance(op, Skip):
                     s.skipped += 1
 
-        return contacts, companies, events, event_traits
+        return (contacts, companies, events, event_traits), keys
+
+    def _keys_of(self, source: str, ops: Sequence[Any]) -> set[str]:
+        """The contacts (emails) and companies a message's operations touch, read without changing
+        anything (an email not known yet is not a key: that message waits anyway)."""
+        keys: set[str] = set()
+        for op in ops:
+            email: str | None = None
+            if isinstance(op, Link):
+                email = op.email or self.identity.email_for(source, op.ids)
+            elif isinstance(op, ContactUpdate | Event):
+                email = op.ref.email or self.identity.email_for(source, op.ref.ids)
+            elif isinstance(op, CompanyUpdate):
+                keys.add(f"company:{op.group_id}")
+                email = op.member.email or self.identity.email_for(source, op.member.ids)
+            if email:
+                keys.add(email.lower())
+        return keys
 
     # ---- calls with retries and splitting ---------------------------------------------------
 
