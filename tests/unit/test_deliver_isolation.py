@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from hubspot_relay.pipeline import deliver as deliver_module
+from hubspot_relay.pipeline import contacts as contacts_module
+from hubspot_relay.pipeline import planner as planner_module
 from hubspot_relay.pipeline.queue import State
 from tests.unit.test_deliver import Harness
 
@@ -45,14 +46,14 @@ async def test_a_superscript_digit_in_a_date_trait_does_not_stall_the_lease(h: H
 async def test_a_message_that_cannot_be_translated_is_dead_lettered_alone(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = deliver_module.translate
+    real = planner_module.translate
 
     def translate(msg: dict[str, Any], options: Any) -> Any:
         if msg.get("messageId") == "poison":
             raise KeyError("boom")
         return real(msg, options)
 
-    monkeypatch.setattr(deliver_module, "translate", translate)
+    monkeypatch.setattr(planner_module, "translate", translate)
     await h.send(*others(5), {"type": "identify", "userId": "q@x.com", "messageId": "poison"})
     await h.drain()
     (dead,) = await h.queue.dead_letters()
@@ -63,14 +64,14 @@ async def test_a_message_that_cannot_be_translated_is_dead_lettered_alone(
 async def test_an_unforeseen_error_later_is_narrowed_down_to_its_message(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = deliver_module.prepare
+    real = contacts_module.prepare
 
     def prepare(raw: dict[str, Any], catalog: Any) -> Any:
         if raw.get("firstname") == "Bobby Tables":
             raise RuntimeError("a bug in coercion")
         return real(raw, catalog)
 
-    monkeypatch.setattr(deliver_module, "prepare", prepare)
+    monkeypatch.setattr(contacts_module, "prepare", prepare)
     bad = {
         "type": "identify",
         "userId": "b@x.com",

@@ -1,0 +1,178 @@
+"""Sending contacts: the property catalog and value coercion, lifecycle stages cleared before a
+backwards move, upserts 100 at a time side by side (v3) or the seed's contacts v1 batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..hubspot.errors import HubSpotError, Kind
+from ..hubspot.lifecycle import LIFECYCLE_STAGES, is_backwards
+from ..translate import PropertyInfo, prepare
+from .planner import Pending
+from .sending import Sender, log
+from .settlement import Settlement
+
+
+class ContactSender(Sender):
+    async def catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
+        cached = self.catalogs.get(object_type)
+        if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
+            return cached[1]
+        if self.legacy:
+            props = await self.call(self.client.legacy_properties)
+        else:
+            props = await self.call(lambda: self.client.properties(object_type))
+        catalog = {p["name"]: PropertyInfo.from_hubspot(p) for p in props}
+        self.catalogs[object_type] = (self.clock(), catalog)
+        return catalog
+
+    async def _create_missing(self, object_type: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            try:
+                await self.call(
+                    lambda key=key: self.client.create_property(
+                        object_type,
+                        {
+                            "name": key,
+                            "label": key.replace("_", " ").title(),
+                            "type": "string",
+                            "fieldType": "text",
+                            "groupName": "contactinformation"
+                            if object_type == "contacts"
+                            else "companyinformation",
+                        },
+                    )
+                )
+                log.info("created property", account=self.account.name, object_type=object_type, name=key)
+            except HubSpotError as e:
+                if e.kind is not Kind.CONFLICT:
+                    log.warning("could not create property", name=key, error=e.describe())
+        await self.catalog(object_type, refresh=True)
+
+    async def prepared(self, object_type: str, props: dict[str, Any]) -> dict[str, str]:
+        catalog = await self.catalog(object_type)
+        clean, dropped = prepare(props, catalog)
+        missing = [k for k, r in dropped.items() if r.startswith("not a property")]
+        if missing and self.options.create_properties:
+            await self._create_missing(object_type, missing)
+            clean, dropped = prepare(props, await self.catalog(object_type))
+        if dropped:
+            self.identity.count_dropped(self.account.name, object_type, dropped)
+            log.info(
+                "keys dropped",
+                account=self.account.name,
+                object_type=object_type,
+                keys={k: r for k, r in list(dropped.items())[:20]},
+            )
+        return clean
+
+    async def send_contacts(self, items: list[Pending], s: Settlement) -> None:
+        for item in items:
+            raw = item.properties
+            item.extra["raw"] = raw
+            item.properties = await self.prepared("contacts", raw)
+            item.properties.pop("email", None)  # the upsert's id
+        if self.legacy:
+            await self._send_legacy_contacts(items, s)
+            return
+        await self._lifecycle_first(items, s)
+
+        async def send(chunk: list[Pending]) -> None:
+            result = await self.client.batch(
+                "contacts",
+                "upsert",
+                [{"id": p.key, "idProperty": "email", "properties": p.properties} for p in chunk],
+            )
+            by_email = {
+                (r.get("properties") or {}).get("email", "").lower(): r for r in result.get("results", [])
+            }
+            rows = []
+            for p in chunk:
+                r = by_email.get(p.key.lower())
+                rows.append((p.key, r["id"] if r else None, p.properties.get("lifecyclestage")))
+            self.identity.save_contacts(self.account.name, rows)
+
+        async def stale_catalog(e: HubSpotError, chunk: list[Pending]) -> bool:
+            missing = e.missing_properties()
+            if not missing:
+                return False
+            await self.catalog("contacts", refresh=True)
+            for p in chunk:
+                for key in missing:
+                    p.properties.pop(key, None)
+            return True
+
+        size = self.options.contact_batch
+        await self.in_parallel(
+            [
+                lambda chunk=items[start : start + size]: self.split_send(
+                    chunk, send, s, on_validation=stale_catalog
+                )
+                for start in range(0, len(items), size)
+            ]
+        )
+
+    async def _send_legacy_contacts(self, items: list[Pending], s: Settlement) -> None:
+        """The seed's dialect: `POST /contacts/v1/contact/batch/`, 100 contacts a call."""
+
+        async def send(chunk: list[Pending]) -> None:
+            await self.client.legacy_batch(
+                [
+                    {
+                        "email": p.key,
+                        "properties": [{"property": k, "value": v} for k, v in p.properties.items()],
+                    }
+                    for p in chunk
+                ]
+            )
+            self.identity.save_contacts(self.account.name, [(p.key, None, None) for p in chunk])
+
+        size = self.options.contact_batch
+        for start in range(0, len(items), size):
+            await self.split_send(items[start : start + size], send, s)
+
+    async def _lifecycle_first(self, items: list[Pending], s: Settlement) -> None:
+        """HubSpot will not move a lifecycle stage backwards: clear it first where it would."""
+        wanted = {p.key.lower(): p for p in items if p.properties.get("lifecyclestage") in LIFECYCLE_STAGES}
+        if not wanted:
+            return
+        current: dict[str, str | None] = {}
+        unknown = []
+        for email in wanted:
+            _, stage = self.identity.contact(self.account.name, email)
+            if stage:
+                current[email] = stage
+            else:
+                unknown.append(email)
+        for start in range(0, len(unknown), 100):
+            chunk = unknown[start : start + 100]
+            try:
+                result = await self.call(
+                    lambda chunk=chunk: self.client.batch(
+                        "contacts",
+                        "read",
+                        [{"id": e} for e in chunk],
+                        idProperty="email",
+                        properties=["lifecyclestage", "email"],
+                    )
+                )
+            except HubSpotError:
+                continue  # the upsert will tell
+            for r in result.get("results", []):
+                props = r.get("properties") or {}
+                current[str(props.get("email", "")).lower()] = props.get("lifecyclestage")
+        backwards = [
+            p for e, p in wanted.items() if is_backwards(current.get(e), p.properties["lifecyclestage"])
+        ]
+        if backwards:
+            clearing = [Pending(p.key, {"lifecyclestage": ""}, p.ids) for p in backwards]
+
+            async def clear(chunk: list[Pending]) -> None:
+                await self.client.batch(
+                    "contacts",
+                    "upsert",
+                    [{"id": p.key, "idProperty": "email", "properties": p.properties} for p in chunk],
+                )
+
+            await self.split_send(clearing, clear, s, pays=False)

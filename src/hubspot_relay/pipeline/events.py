@@ -1,0 +1,168 @@
+"""Sending events: definitions (and their properties) created on first use, 500 events a call side
+by side, a partial batch held for the next cycle when more is waiting; the seed's events HTTP API
+for legacy accounts; custom events refused by the portal reported once, not per message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..hubspot.errors import HubSpotError, Kind
+from ..translate import Event
+from .planner import Pending
+from .queue import Leased
+from .sending import Sender, log
+from .settlement import Settlement
+
+EVENTS_RECHECK_S = 600.0
+
+
+class EventSender(Sender):
+    definitions: dict[str, set[str]] | None
+    events_refused: tuple[float, str] | None
+    more_waiting: bool
+
+    async def send_legacy_events(
+        self, events: list[tuple[Leased, Event, str]], traits: dict[int, dict[str, Any]], s: Settlement
+    ) -> None:
+        """The events HTTP API, one call an event: `_n` is the event's name (or the HubSpot
+        eventId it is mapped to), `_m` its revenue, and the contact properties ride along."""
+        for m, op, email in events:
+            params = {"_n": self.options.event_names.get(op.label) or op.label or op.name, "email": email}
+            if "revenue" in op.properties:
+                params["_m"] = op.properties["revenue"]
+            if m.id in traits:
+                contact = await self.prepared("contacts", traits[m.id])
+                contact.pop("email", None)
+                params.update({k: v for k, v in contact.items() if not k.startswith("_")})
+
+            async def send(chunk: list[Pending], params: dict[str, str] = params) -> None:
+                await self.client.legacy_event(params)
+
+            await self.split_send([Pending(op.uuid, {}, [m.id])], send, s)
+
+    def full_name(self, name: str) -> str:
+        prefix = f"pe{self.account.hub_id}_"
+        return name if name.startswith(prefix) else prefix + name
+
+    async def _definitions(self) -> dict[str, set[str]]:
+        if self.definitions is None:
+            found = await self.call(self.client.event_definitions)
+            self.definitions = {
+                d["fullyQualifiedName"]: {p["name"] for p in d.get("properties", [])} for d in found
+            }
+        return self.definitions
+
+    async def _ensure_definitions(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> set[str]:
+        """Definitions (and their properties) for these events; returns the names that are usable."""
+        definitions = await self._definitions()
+        usable: set[str] = set()
+        needed: dict[str, tuple[Event, set[str]]] = {}
+        for _, op, _ in events:
+            fqn = self.full_name(op.name)
+            entry = needed.setdefault(fqn, (op, set()))
+            entry[1].update(op.properties)
+        for fqn, (op, keys) in needed.items():
+            try:
+                if fqn not in definitions:
+                    if not self.options.create_event_definitions:
+                        continue
+                    short = fqn.removeprefix(f"pe{self.account.hub_id}_")
+                    created = await self.call(
+                        lambda short=short, op=op, keys=keys: self.client.create_event_definition(
+                            {
+                                "label": (op.label or short)[:100],
+                                "name": short,
+                                "primaryObject": "CONTACT",
+                                "description": f'Segment event "{op.label or short}", from hubspot-relay',
+                                "propertyDefinitions": [
+                                    {"name": k, "label": k, "type": "string"} for k in sorted(keys)
+                                ],
+                            }
+                        )
+                    )
+                    definitions[fqn] = {p["name"] for p in created.get("properties", [])}
+                    log.info("created event definition", account=self.account.name, name=fqn)
+                for key in sorted(keys - definitions[fqn]):
+                    try:
+                        await self.call(
+                            lambda fqn=fqn, key=key: self.client.add_event_property(
+                                fqn, {"name": key, "label": key, "type": "string"}
+                            )
+                        )
+                    except HubSpotError as e:
+                        if e.kind is not Kind.CONFLICT:
+                            raise
+                    definitions[fqn].add(key)
+                usable.add(fqn)
+            except HubSpotError as e:
+                if e.kind is Kind.PERMANENT:
+                    raise
+                ids = [m.id for m, ev, _ in events if self.full_name(ev.name) == fqn]
+                s.fail(ids, e.describe(), retry_in=None if e.kind is Kind.VALIDATION else 0.0)
+        return usable
+
+    async def send_events(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> None:
+        ids = [m.id for m, _, _ in events]
+        if self.events_refused and self.clock() - self.events_refused[0] < EVENTS_RECHECK_S:
+            s.fail(ids, self.events_refused[1])
+            return
+        try:
+            usable = await self._ensure_definitions(events, s)
+        except HubSpotError as e:
+            if e.status == 401:  # the token, not custom events, is what HubSpot refuses
+                self.failed(e, ids, s)
+                return
+            self._refuse_events(e)
+            s.fail(ids, self.events_refused[1] if self.events_refused else e.describe())
+            return
+        pending: list[Pending] = []
+        for m, op, email in events:
+            fqn = self.full_name(op.name)
+            if fqn not in usable:
+                if m.id not in s.retry and m.id not in s.dead:
+                    s.fail([m.id], f"HubSpot has no event definition {fqn} (create_event_definitions is off)")
+                continue
+            pending.append(
+                Pending(
+                    op.uuid,
+                    {
+                        "eventName": fqn,
+                        "email": email,
+                        "occurredAt": op.occurred_at,
+                        "uuid": op.uuid,
+                        "properties": op.properties,
+                    },
+                    [m.id],
+                )
+            )
+        if self.events_refused:
+            self.events_refused = None
+            self.identity.set_problem(self.account.name, "custom_events", None)
+
+        async def send(chunk: list[Pending]) -> None:
+            try:
+                await self.client.send_events([p.properties for p in chunk])
+            except HubSpotError as e:
+                if e.kind is Kind.PERMANENT and e.status != 401:
+                    self._refuse_events(e)
+                raise
+
+        size = self.options.event_batch
+        chunks = [pending[start : start + size] for start in range(0, len(pending), size)]
+        if self.more_waiting and len(chunks) > 1 and len(chunks[-1]) < size:
+            # Not full, and more is queued: these go with the next cycle's events (they lead its
+            # lease, being older), instead of in a call of their own.
+            s.carried.update(i for p in chunks.pop() for i in p.ids)
+        await self.in_parallel([lambda chunk=chunk: self.split_send(chunk, send, s) for chunk in chunks])
+
+    def _refuse_events(self, e: HubSpotError) -> None:
+        reason = e.describe()
+        if e.status == 403:
+            reason = (
+                f"HubSpot refuses custom behavioral events for portal {self.account.hub_id} "
+                f"(they need an Enterprise subscription and the analytics.behavioral_events.send scope): "
+                f"{e.describe()}. Contacts keep flowing; replay these after an upgrade."
+            )
+        self.events_refused = (self.clock(), reason)
+        self.identity.set_problem(self.account.name, "custom_events", reason)
+        log.error("custom events refused", account=self.account.name, reason=reason)

@@ -1,0 +1,175 @@
+"""Planning a leased batch: translate each message, resolve who it is about, and coalesce the
+lot into the calls to make (one upsert per contact in message order, one per company, events in
+order). It reads and writes the identity map, so it runs in a worker thread; it makes no call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ..options import DeliveryOptions
+from ..segment.messages import stamped
+from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, translate
+from .identity import IdentityMap
+from .queue import Leased
+from .settlement import Settlement
+
+log = structlog.get_logger("hubspot_relay.deliver")
+
+
+@dataclass
+class CompanyBatch:
+    """A company (a Segment group) as several messages describe it."""
+
+    group_id: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    domain: str | None = None
+    members: list[str] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Pending:
+    """One input to a batch call, and the messages it carries."""
+
+    key: str
+    properties: dict[str, Any]
+    ids: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Planner:
+    def __init__(
+        self,
+        account_name: str,
+        options: DeliveryOptions,
+        identity: IdentityMap,
+        *,
+        legacy: bool = False,
+        disabled: Sequence[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.account_name = account_name
+        self.options = options
+        self.identity = identity
+        self.legacy = legacy
+        self.disabled = set(disabled)
+        self.clock = clock
+
+    def plan(
+        self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()
+    ) -> tuple[
+        tuple[
+            dict[str, Pending],
+            dict[str, CompanyBatch],
+            list[tuple[Leased, Event, str]],
+            dict[int, dict[str, Any]],
+        ],
+        set[str],
+    ]:
+        """Translate a leased batch and coalesce it: ((contacts by email, companies by groupId,
+        events with their email, legacy tracks' contact properties), the contacts and companies it
+        holds). Messages that cannot go yet are settled in `s`; a message about a contact or
+        company `held` by a batch still in flight is handed back for later (`s.carried`), and so
+        is every later one about the same, so that order is kept."""
+        keys: set[str] = set()
+        contacts: dict[str, Pending] = {}  # lowercased email -> upsert
+        event_traits: dict[int, dict[str, Any]] = {}  # legacy mode: a track's context.traits
+        companies: dict[str, CompanyBatch] = {}
+        events: list[tuple[Leased, Event, str]] = []
+        now = self.clock()
+
+        def upsert(email: str, props: dict[str, Any], mid: int) -> None:
+            pending = contacts.setdefault(email.lower(), Pending(email, {}))
+            pending.properties.update(props)
+            pending.ids.append(mid)
+
+        for m in leased:
+            if m.source in self.disabled:
+                s.skipped += 1
+                continue
+            try:
+                ops = translate(stamped(m.body, m.received_at, m.sent_at), self.options)
+            except Exception as e:
+                s.fail([m.id], f"could not translate the message: {type(e).__name__}: {e}"[:500])
+                continue
+            touches = self._keys_of(m.source, ops)
+            if held and touches & held:  # before any side effect (a link, traits taken)
+                s.carried.add(m.id)
+                held = held | touches
+                keys |= touches
+                continue
+            keys |= touches
+            # Identities first, so that this batch's identify resolves this batch's earlier tracks.
+            for op in ops:
+                if isinstance(op, Link):
+                    email, waiting = self.identity.link(m.source, op.ids, op.email)
+                    if email and waiting:
+                        upsert(email, waiting, m.id)
+            # The seed's legacy mode sets a track's contact properties with the event itself (its
+            # "Setting Contact Properties on Track"), saving the contact call.
+            on_event = self.legacy and any(isinstance(op, Event) for op in ops)
+            for op in ops:
+                if isinstance(op, ContactUpdate) and on_event:
+                    event_traits.setdefault(m.id, {}).update(op.properties)
+                elif isinstance(op, ContactUpdate):
+                    email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
+                    if email:
+                        upsert(email, op.properties, m.id)
+                    else:
+                        self.identity.remember(m.source, op.ref.ids, op.properties)
+                elif isinstance(op, CompanyUpdate) and self.legacy:
+                    s.skipped += 1
+                    log.info("group calls are not delivered in legacy mode", account=self.account_name)
+                elif isinstance(op, CompanyUpdate):
+                    group = companies.setdefault(op.group_id, CompanyBatch(op.group_id))
+                    group.properties.update(op.properties)
+                    group.domain = op.domain or group.domain
+                    group.ids.append(m.id)
+                    email = op.member.email or self.identity.email_for(m.source, op.member.ids)
+                    if email:
+                        group.members.append(email)
+                        upsert(email, {}, m.id)  # so that the contact exists, and its id is known
+                elif isinstance(op, Event):
+                    email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
+                    if email:
+                        events.append((m, op, email))
+                    elif now - m.received_at < self.options.unresolved_event_wait_s:
+                        # Backoff from 1 s: an identify usually follows within seconds.
+                        s.fail(
+                            [m.id],
+                            "waiting for an identify or alias that gives this user's email",
+                            retry_in=0.0,
+                        )
+                    else:
+                        s.fail(
+                            [m.id],
+                            "no email is known for this user: send an identify with an email "
+                            "(or properties.email) and replay",
+                        )
+                elif isinstance(op, Skip):
+                    s.skipped += 1
+
+        return (contacts, companies, events, event_traits), keys
+
+    def _keys_of(self, source: str, ops: Sequence[Any]) -> set[str]:
+        """The contacts (emails) and companies a message's operations touch, read without changing
+        anything (an email not known yet is not a key: that message waits anyway)."""
+        keys: set[str] = set()
+        for op in ops:
+            email: str | None = None
+            if isinstance(op, Link):
+                email = op.email or self.identity.email_for(source, op.ids)
+            elif isinstance(op, ContactUpdate | Event):
+                email = op.ref.email or self.identity.email_for(source, op.ref.ids)
+            elif isinstance(op, CompanyUpdate):
+                keys.add(f"company:{op.group_id}")
+                email = op.member.email or self.identity.email_for(source, op.member.ids)
+            if email:
+                keys.add(email.lower())
+        return keys

@@ -1,0 +1,110 @@
+"""What every sender shares: a call retried in place, calls side by side within the budget, a
+refused batch halved until the offender is alone, and what a refusal outside content means."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+
+from ..config import Account
+from ..hubspot.client import HubSpotClient
+from ..hubspot.errors import HubSpotError, Kind
+from ..options import DeliveryOptions
+from ..translate import PropertyInfo
+from .identity import IdentityMap
+from .planner import Pending
+from .settlement import Settlement
+
+log = structlog.get_logger("hubspot_relay.deliver")
+
+INLINE_RETRIES = 3
+
+
+class Sender:
+    """The state the senders (contacts, companies, events) share; `Delivery` sets it up."""
+
+    account: Account
+    options: DeliveryOptions
+    identity: IdentityMap
+    client: HubSpotClient
+    clock: Callable[[], float]
+    legacy: bool
+    catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]]
+
+    def failed(self, e: HubSpotError, ids: Sequence[int], s: Settlement) -> None:
+        """A refusal that is not about the content: permanent ones (401, 403) stop retrying, are
+        reported as the account's problem and dead-letter the messages; the rest are retried."""
+        if e.kind is Kind.PERMANENT:
+            reason = e.describe()
+            if e.status == 401:
+                reason = f"{reason} (the account's access token or API key is refused: fix it, then replay)"
+            self.identity.set_problem(self.account.name, f"http_{e.status}", reason)
+            log.error("HubSpot refuses the account's calls", account=self.account.name, error=reason)
+            s.fail(ids, reason)
+        else:
+            s.fail(ids, e.describe(), retry_in=0.0)
+
+    async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """A call, retried in place a few times when HubSpot or the network fails."""
+        for attempt in range(INLINE_RETRIES):
+            try:
+                return await fn()
+            except HubSpotError as e:
+                if e.kind is not Kind.RETRYABLE or attempt == INLINE_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.25 * 2**attempt * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def in_parallel(self, jobs: Sequence[Callable[[], Awaitable[Any]]]) -> None:
+        """Run independent calls side by side, at most `max_in_flight` at once (the limiter still
+        spaces them): at HubSpot's real latency one call at a time leaves most of the budget unused.
+        The first unexpected error (a daily limit, a bug) cancels the others and is raised."""
+        if len(jobs) <= 1:
+            for job in jobs:
+                await job()
+            return
+        gate = asyncio.Semaphore(self.options.max_in_flight)
+
+        async def run(job: Callable[[], Awaitable[Any]]) -> None:
+            async with gate:
+                await job()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in jobs:
+                    group.create_task(run(job))
+        except BaseExceptionGroup as errors:
+            raise errors.exceptions[0] from None
+
+    async def split_send(
+        self,
+        items: list[Pending],
+        send: Callable[[list[Pending]], Awaitable[Any]],
+        s: Settlement,
+        *,
+        on_validation: Callable[[HubSpotError, list[Pending]], Awaitable[bool]] | None = None,
+        pays: bool = True,
+    ) -> None:
+        """Send `items`; when HubSpot refuses the batch for its content, halve it until the
+        offending record is alone, and dead-letter only that one's messages."""
+        try:
+            await self.call(lambda: send(items))
+            if pays:
+                s.pay([i for item in items for i in item.ids])
+        except HubSpotError as e:
+            ids = [i for item in items for i in item.ids]
+            if e.kind is Kind.VALIDATION:
+                if on_validation is not None and await on_validation(e, items):
+                    await self.split_send(items, send, s, pays=pays)  # fixed (a stale catalog): once more
+                elif len(items) > 1:
+                    half = len(items) // 2
+                    await self.split_send(items[:half], send, s, on_validation=on_validation, pays=pays)
+                    await self.split_send(items[half:], send, s, on_validation=on_validation, pays=pays)
+                else:
+                    s.fail(ids, e.describe())
+            else:
+                self.failed(e, ids, s)

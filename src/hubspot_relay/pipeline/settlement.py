@@ -1,0 +1,92 @@
+"""What becomes of each leased message, and the one place that acks, hands back, retries and
+dead-letters: delivery records outcomes in a `Settlement` while it works, then `settle` applies
+them to the queue."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter as Tally
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from prometheus_client import Counter
+
+from .queue import Leased, Queue
+
+log = structlog.get_logger("hubspot_relay.deliver")
+
+SETTLED = Counter("hubspot_relay_settled_messages", "Messages settled by delivery", ["account", "outcome"])
+
+
+@dataclass
+class Settlement:
+    """What becomes of each leased message: ok unless something says otherwise."""
+
+    retry: dict[int, tuple[float, str]] = field(default_factory=dict)  # id -> (delay, reason)
+    dead: dict[int, str] = field(default_factory=dict)
+    patient: set[int] = field(default_factory=set)  # retries that do not age (a daily limit)
+    carried: set[int] = field(default_factory=set)  # handed back for a later cycle (see `busy`)
+    touched: set[str] = field(default_factory=set)  # contacts and companies this batch holds
+    skipped: int = 0
+    owed: Tally[int] = field(default_factory=Tally)  # calls a message's delivery needs
+    paid: Tally[int] = field(default_factory=Tally)  # of those, the ones that went through
+
+    def owe(self, ids: Sequence[int]) -> None:
+        self.owed.update(set(ids))
+
+    def pay(self, ids: Sequence[int]) -> None:
+        self.paid.update(set(ids))
+
+    def unfinished(self, ids: Sequence[int]) -> list[int]:
+        """Messages not yet wholly delivered (a message that needed no call is finished)."""
+        return [i for i in ids if self.paid[i] < self.owed[i]]
+
+    def fail(
+        self, ids: Sequence[int], reason: str, *, retry_in: float | None = None, patient: bool = False
+    ) -> None:
+        for i in ids:
+            if retry_in is not None:
+                self.retry[i] = (max(retry_in, self.retry.get(i, (0.0, ""))[0]), reason)
+                self.dead.pop(i, None)
+                if patient:
+                    self.patient.add(i)
+            elif i not in self.retry:
+                self.dead.setdefault(i, reason)
+
+
+def backoff(attempts: int) -> float:
+    """Exponential, with jitter: 1 s, 2 s, 4 s ... up to an hour."""
+    return min(3600.0, 2.0 ** max(0, min(attempts - 1, 12))) * (0.5 + random.random())
+
+
+async def settle(
+    queue: Queue, account: str, leased: list[Leased], s: Settlement, *, retry_max_age_s: float, now: float
+) -> None:
+    """Ack, hand back, retry (with backoff, dead once past `retry_max_age_s`) or dead-letter each
+    leased message as `s` says."""
+    if s.carried:
+        await queue.release(sorted(s.carried))
+    ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead and m.id not in s.carried]
+    if ok:
+        await queue.ack(ok)
+    SETTLED.labels(account, "delivered").inc(len(ok))
+    by_id = {m.id: m for m in leased}
+    for mid, (delay, reason) in s.retry.items():
+        m = by_id[mid]
+        if mid not in s.patient and now - m.received_at > retry_max_age_s:
+            await queue.dead_letter([mid], f"gave up after {m.attempts} attempts: {reason}")
+            SETTLED.labels(account, "dead").inc()
+        else:
+            await queue.retry([mid], max(delay, backoff(m.attempts)), reason)
+            SETTLED.labels(account, "retried").inc()
+    for reason in set(s.dead.values()):
+        await queue.dead_letter([i for i, r in s.dead.items() if r == reason], reason)
+    SETTLED.labels(account, "dead").inc(len(s.dead))
+    if s.dead:
+        log.warning(
+            "messages dead-lettered",
+            account=account,
+            count=len(s.dead),
+            first_reason=next(iter(s.dead.values()))[:300],
+        )
