@@ -98,13 +98,13 @@ class Planner:
             except Exception as e:
                 s.fail([m.id], f"could not translate the message: {type(e).__name__}: {e}"[:500])
                 continue
-            touches = self._keys_of(m.source, ops)
-            if held and touches & held:  # before any side effect (a link, traits taken)
+            writes, reads = self._keys_of(m.source, ops)
+            if held and (writes | reads) & held:  # before any side effect (a link, traits taken)
                 s.carried.add(m.id)
-                held = held | touches
-                keys |= touches
+                held = held | writes | reads
+                keys |= writes
                 continue
-            keys |= touches
+            keys |= writes
             # Identities first, so that this batch's identify resolves this batch's earlier tracks.
             for op in ops:
                 if isinstance(op, Link):
@@ -157,19 +157,29 @@ class Planner:
 
         return (contacts, companies, events, event_traits), keys
 
-    def _keys_of(self, source: str, ops: Sequence[Any]) -> set[str]:
-        """The contacts (emails) and companies a message's operations touch, read without changing
-        anything (an email not known yet is not a key: that message waits anyway)."""
-        keys: set[str] = set()
+    def _keys_of(self, source: str, ops: Sequence[Any]) -> tuple[set[str], set[str]]:
+        """(the contacts and companies a message's operations write, the contacts its events are
+        about), read without changing anything; an email not known yet is not a key (that
+        message waits anyway). Events are not ordered among themselves (each has its time), so
+        they only wait for a contact's upsert in flight; property updates wait for each other."""
+        writes: set[str] = set()
+        reads: set[str] = set()
         for op in ops:
-            email: str | None = None
             if isinstance(op, Link):
                 email = op.email or self.identity.email_for(source, op.ids)
-            elif isinstance(op, ContactUpdate | Event):
+                if email:
+                    writes.add(email.lower())
+            elif isinstance(op, ContactUpdate):
                 email = op.ref.email or self.identity.email_for(source, op.ref.ids)
+                if email:
+                    writes.add(email.lower())
+            elif isinstance(op, Event):
+                email = op.ref.email or self.identity.email_for(source, op.ref.ids)
+                if email:
+                    reads.add(email.lower())
             elif isinstance(op, CompanyUpdate):
-                keys.add(f"company:{op.group_id}")
+                writes.add(f"company:{op.group_id}")
                 email = op.member.email or self.identity.email_for(source, op.member.ids)
-            if email:
-                keys.add(email.lower())
-        return keys
+                if email:
+                    writes.add(email.lower())
+        return writes, reads
