@@ -19,6 +19,13 @@ class ContactSender(Sender):
         cached = self.catalogs.get(object_type)
         if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
             return cached[1]
+        async with self.setup_lock:  # batches in flight side by side read the catalog once
+            cached = self.catalogs.get(object_type)
+            if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
+                return cached[1]
+            return await self._read_catalog(object_type)
+
+    async def _read_catalog(self, object_type: str) -> dict[str, PropertyInfo]:
         if self.legacy:
             props = await self.call(self.client.legacy_properties)
         else:

@@ -69,6 +69,8 @@ class Delivery(ContactSender, CompanySender, EventSender):
         # batches overlap. Counted, since two batches may hold the same key (one defers to the other).
         self.busy: Tally[str] = Tally()
         self._planning = asyncio.Lock()
+        self._freed = asyncio.Event()  # set whenever a batch frees what it held
+        self.setup_lock = asyncio.Lock()
         self.legacy = account.api_mode == "legacy"
         self.planner = Planner(
             account.name, options, identity, legacy=self.legacy, disabled=disabled_sources, clock=clock
@@ -209,6 +211,7 @@ class Delivery(ContactSender, CompanySender, EventSender):
             dict[int, dict[str, Any]],
         ],
         set[str],
+        set[str],
     ]:
         return self.planner.plan(leased, s, held)
 
@@ -216,13 +219,18 @@ class Delivery(ContactSender, CompanySender, EventSender):
         s.touched |= keys
         self.busy.update(keys)
 
-    def release_keys(self, s: Settlement) -> None:
-        """The batch is settled (or failed): its contacts and companies are free for later batches."""
-        self.busy.subtract(s.touched)
-        for key in s.touched:
+    def release_keys(self, s: Settlement, keys: set[str] | None = None) -> None:
+        """Contacts and companies a batch held are free for later batches (all of them once it is
+        settled or failed)."""
+        keys = s.touched if keys is None else keys & s.touched
+        if not keys:
+            return
+        self.busy.subtract(keys)
+        for key in keys:
             if self.busy[key] <= 0:
                 del self.busy[key]
-        s.touched = set()
+        s.touched = s.touched - keys
+        self._freed.set()
 
     async def deliver_batch(self, leased: list[Leased], settlement: Settlement) -> None:
         """One batch's calls, with the refusals that concern the whole account settled here."""
@@ -249,8 +257,14 @@ class Delivery(ContactSender, CompanySender, EventSender):
         # time, seeing what the batches before it hold.
         async with self._planning:
             held = frozenset(self.busy)
-            plan, keys = await asyncio.to_thread(self.plan, leased, s, held)
-            self.hold_keys(s, keys)
+            self._freed.clear()
+            plan, writes, deferred = await asyncio.to_thread(self.plan, leased, s, held)
+            self.hold_keys(s, writes | deferred)
+        if s.carried and not plan[0] and not plan[2]:
+            # Everything waits for a batch in flight: keep this slot until one frees something (a
+            # second at most), rather than leasing the same messages again at once.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), timeout=1.0)
         contacts, companies, events, event_traits = plan
         # Everything each message needs is owed before anything is sent: a daily limit that
         # stops the batch half-way then knows exactly which messages are not finished.
@@ -260,11 +274,25 @@ class Delivery(ContactSender, CompanySender, EventSender):
             s.owe(group.ids)
         for m, _, _ in events:
             s.owe([m.id])
-        if contacts:
-            await self.send_contacts(list(contacts.values()), s)
-        if companies:
-            await self.send_companies(list(companies.values()), s)
-        if events and self.legacy:
-            await self.send_legacy_events(events, event_traits, s)
-        elif events:
-            await self.send_events(events, s)
+        # Event definitions are made ready while the contacts go (a round trip each, at HubSpot's
+        # latency); the events themselves wait for their contacts.
+        definitions = None
+        if events and not self.legacy and not self.events_refused_now():
+            definitions = asyncio.create_task(self._ensure_definitions(events, s))
+        try:
+            if contacts:
+                await self.send_contacts(list(contacts.values()), s)
+            if companies:
+                await self.send_companies(list(companies.values()), s)
+            # Upserts done: later batches may write these contacts, and send their events,
+            # already; what this batch hands back stays held until it is back in the queue.
+            self.release_keys(s, writes - deferred)
+            if events and self.legacy:
+                await self.send_legacy_events(events, event_traits, s)
+            elif events:
+                await self.send_events(events, s, definitions)
+        finally:
+            if definitions is not None and not definitions.done():
+                definitions.cancel()  # the batch stopped before its events
+            elif definitions is not None and not definitions.cancelled():
+                definitions.exception()  # seen (send_events handled it, or the batch failed first)

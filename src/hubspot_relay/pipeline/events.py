@@ -4,6 +4,7 @@ for legacy accounts; custom events refused by the portal reported once, not per 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..hubspot.errors import HubSpotError, Kind
@@ -53,7 +54,14 @@ class EventSender(Sender):
         return self.definitions
 
     async def _ensure_definitions(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> set[str]:
-        """Definitions (and their properties) for these events; returns the names that are usable."""
+        """Definitions (and their properties) for these events; returns the names that are usable.
+        One batch at a time: two batches in flight must not both create the same definition."""
+        async with self.setup_lock:
+            return await self._ensure_definitions_now(events, s)
+
+    async def _ensure_definitions_now(
+        self, events: list[tuple[Leased, Event, str]], s: Settlement
+    ) -> set[str]:
         definitions = await self._definitions()
         usable: set[str] = set()
         needed: dict[str, tuple[Event, set[str]]] = {}
@@ -101,13 +109,23 @@ class EventSender(Sender):
                 s.fail(ids, e.describe(), retry_in=None if e.kind is Kind.VALIDATION else 0.0)
         return usable
 
-    async def send_events(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> None:
+    def events_refused_now(self) -> bool:
+        return bool(self.events_refused and self.clock() - self.events_refused[0] < EVENTS_RECHECK_S)
+
+    async def send_events(
+        self,
+        events: list[tuple[Leased, Event, str]],
+        s: Settlement,
+        definitions: asyncio.Task[set[str]] | None = None,
+    ) -> None:
+        """Send `events`; `definitions`, when given, is their definitions being ensured already
+        (side by side with the batch's contacts)."""
         ids = [m.id for m, _, _ in events]
-        if self.events_refused and self.clock() - self.events_refused[0] < EVENTS_RECHECK_S:
+        if self.events_refused_now() and self.events_refused:
             s.fail(ids, self.events_refused[1])
             return
         try:
-            usable = await self._ensure_definitions(events, s)
+            usable = await (definitions if definitions is not None else self._ensure_definitions(events, s))
         except HubSpotError as e:
             if e.status == 401:  # the token, not custom events, is what HubSpot refuses
                 self.failed(e, ids, s)

@@ -71,13 +71,16 @@ class Planner:
             dict[int, dict[str, Any]],
         ],
         set[str],
+        set[str],
     ]:
         """Translate a leased batch and coalesce it: ((contacts by email, companies by groupId,
-        events with their email, legacy tracks' contact properties), the contacts and companies it
-        holds). Messages that cannot go yet are settled in `s`; a message about a contact or
-        company `held` by a batch still in flight is handed back for later (`s.carried`), and so
-        is every later one about the same, so that order is kept."""
-        keys: set[str] = set()
+        events with their email, legacy tracks' contact properties), the contacts and companies
+        it writes, those that the messages it hands back write). Messages that cannot go yet are
+        settled in `s`; a message about a contact or company `held` by a batch still in flight is
+        handed back for later (`s.carried`), and so is every later one about the same, so that
+        order is kept."""
+        keys: set[str] = set()  # written by what this batch sends
+        deferred: set[str] = set()  # written by what it hands back: held until that is back
         contacts: dict[str, Pending] = {}  # lowercased email -> upsert
         event_traits: dict[int, dict[str, Any]] = {}  # legacy mode: a track's context.traits
         companies: dict[str, CompanyBatch] = {}
@@ -102,7 +105,7 @@ class Planner:
             if held and (writes | reads) & held:  # before any side effect (a link, traits taken)
                 s.carried.add(m.id)
                 held = held | writes | reads
-                keys |= writes
+                deferred |= writes
                 continue
             keys |= writes
             # Identities first, so that this batch's identify resolves this batch's earlier tracks.
@@ -155,7 +158,7 @@ class Planner:
                 elif isinstance(op, Skip):
                     s.skipped += 1
 
-        return (contacts, companies, events, event_traits), keys
+        return (contacts, companies, events, event_traits), keys, deferred
 
     def _keys_of(self, source: str, ops: Sequence[Any]) -> tuple[set[str], set[str]]:
         """(the contacts and companies a message's operations write, the contacts its events are

@@ -34,6 +34,7 @@ class Sender:
     clock: Callable[[], float]
     legacy: bool
     catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]]
+    setup_lock: asyncio.Lock  # one batch at a time reads the catalog or creates definitions
 
     def failed(self, e: HubSpotError, ids: Sequence[int], s: Settlement) -> None:
         """A refusal that is not about the content: permanent ones (401, 403) stop retrying, are
