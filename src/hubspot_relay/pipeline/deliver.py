@@ -36,6 +36,10 @@ from .settlement import Settlement, settle
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
+# With the queue drained, the next batch waits this long for the one in flight (a hung call is
+# not waited for longer than this; a backlog does not wait at all).
+DRAINED_OVERLAP_WAIT_S = 1.0
+
 
 class Delivery(ContactSender, CompanySender, EventSender):
     def __init__(
@@ -110,9 +114,12 @@ class Delivery(ContactSender, CompanySender, EventSender):
                     )
                     running.add(task)
                     task.add_done_callback(running.discard)
-                # A lease that was not full means the queue is drained: wait a flush window so
-                # that the next batch gathers what arrives meanwhile (fuller batches, fewer calls).
+                # A lease that was not full means the queue is drained: batches need not overlap
+                # (the one in flight is given a second to finish, so that the next one is fuller),
+                # then a flush window gathers what arrives meanwhile (fewer calls).
                 if len(leased) < self.options.lease_batch:
+                    if running:
+                        await asyncio.wait(running, timeout=DRAINED_OVERLAP_WAIT_S)
                     delay = self.options.flush_ms / 1000
                     if self.paused_until > self.clock():
                         delay = min(60.0, self.paused_until - self.clock())

@@ -167,10 +167,14 @@ class EventSender(Sender):
 
         size = self.options.event_batch
         chunks = [pending[start : start + size] for start in range(0, len(pending), size)]
-        if self.more_waiting and len(chunks) > 1 and len(chunks[-1]) < size:
-            # Not full, and more is queued: these go with the next cycle's events (they lead its
-            # lease, being older), instead of in a call of their own.
-            s.carried.update(i for p in chunks.pop() for i in p.ids)
+        if len(chunks) > 1 and len(chunks[-1]) < size:
+            # Not full, and more is queued or still arriving (the oldest is younger than
+            # `batch_wait_ms`): these go with the next cycle's events (they lead its lease, being
+            # older), instead of in a call of their own.
+            received = {m.id: m.received_at for m, _, _ in events}
+            oldest = min(received[i] for p in chunks[-1] for i in p.ids)
+            if self.more_waiting or self.clock() - oldest < self.options.batch_wait_ms / 1000:
+                s.carried.update(i for p in chunks.pop() for i in p.ids)
         await self.in_parallel([lambda chunk=chunk: self.split_send(chunk, send, s) for chunk in chunks])
 
     def _refuse_events(self, e: HubSpotError) -> None:
