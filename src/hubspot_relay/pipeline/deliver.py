@@ -16,7 +16,6 @@ import sqlite3
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import structlog
 
@@ -25,12 +24,12 @@ from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError
 from ..hubspot.ratelimit import DailyLimitReached
 from ..options import DeliveryOptions
-from ..translate import Event, PropertyInfo
+from ..translate import PropertyInfo
 from .companies import CompanySender
 from .contacts import ContactSender
 from .events import EventSender
 from .identity import IdentityMap
-from .planner import CompanyBatch, Pending, Planner
+from .planner import Planned, Planner
 from .queue import Leased, Queue
 from .settlement import Settlement, settle
 
@@ -208,18 +207,7 @@ class Delivery(ContactSender, CompanySender, EventSender):
             now=self.clock(),
         )
 
-    def plan(
-        self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()
-    ) -> tuple[
-        tuple[
-            dict[str, Pending],
-            dict[str, CompanyBatch],
-            list[tuple[Leased, Event, str]],
-            dict[int, dict[str, Any]],
-        ],
-        set[str],
-        set[str],
-    ]:
+    def plan(self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()) -> Planned:
         return self.planner.plan(leased, s, held)
 
     def hold_keys(self, s: Settlement, keys: set[str]) -> None:

@@ -43,6 +43,17 @@ class Pending:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# (contacts by email, companies by groupId, events with their email, legacy tracks' contact
+# properties), then the keys the batch writes, and those its handed-back messages write.
+Calls = tuple[
+    dict[str, Pending],
+    dict[str, CompanyBatch],
+    list[tuple[Leased, Event, str]],
+    dict[int, dict[str, Any]],
+]
+Planned = tuple[Calls, set[str], set[str]]
+
+
 class Planner:
     def __init__(
         self,
@@ -61,18 +72,7 @@ class Planner:
         self.disabled = set(disabled)
         self.clock = clock
 
-    def plan(
-        self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()
-    ) -> tuple[
-        tuple[
-            dict[str, Pending],
-            dict[str, CompanyBatch],
-            list[tuple[Leased, Event, str]],
-            dict[int, dict[str, Any]],
-        ],
-        set[str],
-        set[str],
-    ]:
+    def plan(self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()) -> Planned:
         """Translate a leased batch and coalesce it: ((contacts by email, companies by groupId,
         events with their email, legacy tracks' contact properties), the contacts and companies
         it writes, those that the messages it hands back write). Messages that cannot go yet are
