@@ -102,8 +102,11 @@ class Delivery(ContactSender, CompanySender, EventSender):
                 if len(running) >= self.options.pipeline_depth:
                     await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                # With nothing in flight, a smaller batch gets calls going sooner; the next, full
+                # one is planned while its calls are out.
+                size = self.options.lease_batch if running else max(1, self.options.lease_batch // 5)
                 try:
-                    leased = await self.lease()
+                    leased = await self.lease(size)
                 except Exception:
                     log.exception("leasing failed", account=self.account.name)
                     leased = []
@@ -116,7 +119,7 @@ class Delivery(ContactSender, CompanySender, EventSender):
                 # A lease that was not full means the queue is drained: batches need not overlap
                 # (the one in flight is given a second to finish, so that the next one is fuller),
                 # then a flush window gathers what arrives meanwhile (fewer calls).
-                if len(leased) < self.options.lease_batch:
+                if len(leased) < size:
                     if running:
                         await asyncio.wait(running, timeout=DRAINED_OVERLAP_WAIT_S)
                     delay = self.options.flush_ms / 1000
@@ -142,12 +145,13 @@ class Delivery(ContactSender, CompanySender, EventSender):
             await self.process(leased)
         return len(leased)
 
-    async def lease(self) -> list[Leased]:
+    async def lease(self, limit: int | None = None) -> list[Leased]:
         if self.paused_until > self.clock() or self.operator_paused:
             return []
-        leased = await self.queue.lease(self.options.lease_batch, lease_seconds=900, sources=self.sources)
+        limit = limit or self.options.lease_batch
+        leased = await self.queue.lease(limit, lease_seconds=900, sources=self.sources)
         # A full lease means more is waiting: a batch call that is not full can wait for it.
-        self.more_waiting = len(leased) >= self.options.lease_batch
+        self.more_waiting = len(leased) >= limit
         return leased
 
     async def process(self, leased: list[Leased]) -> None:
