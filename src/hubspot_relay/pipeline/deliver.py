@@ -56,7 +56,6 @@ class Delivery(ContactSender, CompanySender, EventSender):
         self.account = account
         self.options = options
         self.sources = list(sources) + list(disabled_sources)
-        self.disabled = set(disabled_sources)
         self.queue = queue
         self.identity = identity
         self.client = client
