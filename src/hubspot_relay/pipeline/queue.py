@@ -104,7 +104,8 @@ class Queue(Protocol):
     async def ack(self, ids: Sequence[int]) -> None: ...
 
     async def release(self, ids: Sequence[int]) -> None:
-        """Hand leased messages back, visible at once, the attempt not counted (a clean stop)."""
+        """Hand leased messages back, visible at once, the attempt not counted (a stop, or a
+        message that must wait for a batch in flight)."""
         ...
 
     async def retry(self, ids: Sequence[int], delay_seconds: float, error: str) -> None: ...

@@ -361,8 +361,8 @@ class SQLiteQueue:
             raise
 
     async def release(self, ids: Sequence[int]) -> None:
-        """Give leased messages back untouched (a clean stop mid-cycle): visible at once, and the
-        attempt is not counted."""
+        """Give leased messages back untouched (a stop mid-cycle, or a batch handing back what must
+        wait for another): visible at once, and the attempt is not counted."""
         if ids:
             await self._run(self._release, list(ids))
 
