@@ -48,10 +48,6 @@ class Access:
         self._token = admin_token.reveal().encode() if admin_token else None
         self.trusted_proxies = tuple(trusted_proxies)
 
-    @property
-    def has_token(self) -> bool:
-        return self._token is not None
-
     def peer(self, request: Request) -> str | None:
         return request.client.host if request.client else None
 

@@ -21,6 +21,8 @@ from typing import Any
 import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .access import in_networks
+
 log = structlog.get_logger("hubspot_relay.connections")
 
 
@@ -46,13 +48,6 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
     live: set[GuardedProtocol] = set()
     sweeper: list[asyncio.TimerHandle] = []
 
-    def exempt(peer: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        return any(addr in net for net in limits.exempt)
-
     def sweep(loop: asyncio.AbstractEventLoop) -> None:
         sweeper.clear()
         now = loop.time()
@@ -70,7 +65,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             super().connection_made(transport)
             peer = self.client[0] if self.client else ""
             if len(self.connections) > limits.max_connections or (
-                per_peer.get(peer, 0) >= limits.max_per_peer and not exempt(peer)
+                per_peer.get(peer, 0) >= limits.max_per_peer and not in_networks(peer, limits.exempt)
             ):
                 transport.abort()  # connection_lost follows; nothing was counted for this one
                 return

@@ -65,7 +65,6 @@ class Delivery(ContactSender, CompanySender, EventSender):
         self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
         self.paused_until = 0.0
         self.operator_paused = identity.is_paused(account.name)
-        self.more_waiting = False
         # Contacts (by email) and companies ("company:" + groupId) that a batch still in flight
         # holds: a later batch leaves their messages for after it, so that order is kept while
         # batches overlap. Counted, since two batches may hold the same key (one defers to the other).
@@ -111,7 +110,8 @@ class Delivery(ContactSender, CompanySender, EventSender):
                     leased = []
                 if leased:
                     task = asyncio.create_task(
-                        self.process(leased), name=f"deliver-{self.account.name}-batch"
+                        self.process(leased, more_waiting=len(leased) >= size),
+                        name=f"deliver-{self.account.name}-batch",
                     )
                     running.add(task)
                     task.add_done_callback(running.discard)
@@ -141,22 +141,20 @@ class Delivery(ContactSender, CompanySender, EventSender):
         """
         leased = await self.lease()
         if leased:
-            await self.process(leased)
+            await self.process(leased, more_waiting=len(leased) >= self.options.lease_batch)
         return len(leased)
 
     async def lease(self, limit: int | None = None) -> list[Leased]:
         if self.paused_until > self.clock() or self.operator_paused:
             return []
         limit = limit or self.options.lease_batch
-        leased = await self.queue.lease(limit, lease_seconds=900, sources=self.sources)
-        # A full lease means more is waiting: a batch call that is not full can wait for it.
-        self.more_waiting = len(leased) >= limit
-        return leased
+        return await self.queue.lease(limit, lease_seconds=900, sources=self.sources)
 
-    async def process(self, leased: list[Leased]) -> None:
-        """Deliver and settle one leased batch."""
+    async def process(self, leased: list[Leased], more_waiting: bool = False) -> None:
+        """Deliver and settle one leased batch; `more_waiting` when its lease was full (more is
+        queued, so a batch call that is not full can wait for it)."""
         try:
-            await self.deliver_isolated(leased)
+            await self.deliver_isolated(leased, more_waiting)
         except asyncio.CancelledError:
             await asyncio.shield(self.queue.release([m.id for m in leased]))
             raise
@@ -170,10 +168,10 @@ class Delivery(ContactSender, CompanySender, EventSender):
         s.fail([m.id for m in leased], reason[:500], retry_in=0.0)
         await self.settle(leased, s)
 
-    async def deliver_isolated(self, leased: list[Leased]) -> None:
+    async def deliver_isolated(self, leased: list[Leased], more_waiting: bool = False) -> None:
         """Deliver and settle `leased`; an unforeseen error is narrowed down by halving the batch
         until the message that causes it is alone, and only that one is dead-lettered."""
-        settlement = Settlement()
+        settlement = Settlement(more_waiting=more_waiting)
         try:
             await self.deliver_batch(leased, settlement)
         except (OSError, sqlite3.Error) as e:  # the machine, not a message: all of them wait
@@ -187,8 +185,8 @@ class Delivery(ContactSender, CompanySender, EventSender):
                 raise
             if len(leased) > 1:
                 half = len(leased) // 2
-                await self.deliver_isolated(leased[:half])
-                await self.deliver_isolated(leased[half:])
+                await self.deliver_isolated(leased[:half], more_waiting)
+                await self.deliver_isolated(leased[half:], more_waiting)
                 return
             log.exception("message could not be delivered", account=self.account.name)
             settlement = Settlement()

@@ -20,7 +20,6 @@ EVENTS_RECHECK_S = 600.0
 class EventSender(Sender):
     definitions: dict[str, set[str]] | None
     events_refused: tuple[float, str] | None
-    more_waiting: bool
 
     async def send_legacy_events(
         self, events: list[tuple[Leased, Event, str]], traits: dict[int, dict[str, Any]], s: Settlement
@@ -173,7 +172,7 @@ class EventSender(Sender):
             # older), instead of in a call of their own.
             received = {m.id: m.received_at for m, _, _ in events}
             oldest = min(received[i] for p in chunks[-1] for i in p.ids)
-            if self.more_waiting or self.clock() - oldest < self.options.batch_wait_ms / 1000:
+            if s.more_waiting or self.clock() - oldest < self.options.batch_wait_ms / 1000:
                 s.carried.update(i for p in chunks.pop() for i in p.ids)
         await self.in_parallel([lambda chunk=chunk: self.split_send(chunk, send, s) for chunk in chunks])
 

@@ -28,6 +28,7 @@ class Settlement:
     patient: set[int] = field(default_factory=set)  # retries that do not age (a daily limit)
     carried: set[int] = field(default_factory=set)  # handed back for a later cycle (see `busy`)
     touched: set[str] = field(default_factory=set)  # contacts and companies this batch holds
+    more_waiting: bool = False  # its lease was full: more is queued behind it
     skipped: int = 0
     owed: Tally[int] = field(default_factory=Tally)  # calls a message's delivery needs
     paid: Tally[int] = field(default_factory=Tally)  # of those, the ones that went through

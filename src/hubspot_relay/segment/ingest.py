@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -279,7 +278,7 @@ def basic_auth_user(header: str) -> str | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):  # not base64 (or not ASCII at all), not UTF-8
+    except ValueError:  # not base64 (binascii.Error), not ASCII at all, or not UTF-8
         return None
     return decoded.partition(":")[0] or None
 

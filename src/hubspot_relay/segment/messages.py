@@ -159,11 +159,11 @@ def check_depth(raw: bytes, limit: int = MAX_DEPTH, openers: int | None = None) 
 
 
 # A number a double cannot hold (1e400, or 309+ digits): the delivery side's parser refuses those, so
-# a message that seems to have one is parsed in full at ingest. The search runs on a copy where
-# every digit is "0" and every other byte but e/E/+ a space (bytes.translate and `in`, both in C;
-# a regex took twice as long as the rest of validation). A false alarm (a uuid's "4e123") costs
-# one parse.
-# The same copy maps "[" to "{", so that one count tells how many objects and arrays open.
+# a message that seems to have one is parsed in full at ingest. The search runs on a "shape" copy:
+# digits become "0", e/E "e", "[" and "{" "{" (so one count tells how many objects and arrays
+# open), "+" is dropped and every other byte is a space (bytes.translate and `in`, both in C; a
+# regex took twice as long as the rest of validation). A false alarm (a uuid's "4e123") costs one
+# parse.
 _NUMBER_SHAPE = bytes(
     ord("0") if 48 <= b <= 57 else ord("e") if b in b"eE" else ord("{") if b in b"[{" else ord(" ")
     for b in range(256)
