@@ -13,17 +13,13 @@ never starts is closed a second after `body_timeout`.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .access import in_networks
-
-log = structlog.get_logger("hubspot_relay.connections")
+from .access import Network, in_networks
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +28,7 @@ class ConnectionLimits:
     body_timeout: float = 30.0
     max_connections: int = 10_000
     max_per_peer: int = 256
-    exempt: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+    exempt: Sequence[Network] = ()
 
 
 SWEEP_SECONDS = 0.25  # how often deadlines are checked: a timer per request cost a tenth of one
