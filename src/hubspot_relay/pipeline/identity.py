@@ -7,7 +7,9 @@
 - HubSpot ids of contacts and companies (by email, by groupId), and the lifecycle stage last set;
 - what delivery dropped (keys that are not properties) and account problems, for `status`.
 
-Every method is synchronous and quick; the delivery worker calls them from one thread.
+Every method is synchronous and quick; the delivery worker calls them from one thread. The
+ids -> email ties this process has read or written are also kept in memory (write-through), so
+that the usual track, whose email is already tied to its userId, costs no transaction.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ CREATE TABLE IF NOT EXISTS problems (account TEXT, kind TEXT, message TEXT, sinc
                                      PRIMARY KEY (account, kind));
 """
 
+# Ids -> email ties kept in memory; past this many the memory starts again (the file has them all).
+KNOWN_IDS_MAX = 200_000
+
 
 class IdentityMap:
     def __init__(self, path: Path | str) -> None:
@@ -46,6 +51,12 @@ class IdentityMap:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._known: dict[tuple[str, str], str] = {}  # (source, id) -> email, as stored
+
+    def _learn(self, source: str, id_: str, email: str) -> None:
+        if len(self._known) >= KNOWN_IDS_MAX:
+            self._known.clear()
+        self._known[(source, id_)] = email
 
     def close(self) -> None:
         self._db.close()
@@ -72,8 +83,12 @@ class IdentityMap:
 
     def email_for(self, source: str, ids: Sequence[str]) -> str | None:
         for id_ in ids:
+            known = self._known.get((source, id_))
+            if known is not None:
+                return known
             row = self._one("SELECT email FROM ids WHERE source = ? AND id = ?", (source, id_))
             if row:
+                self._learn(source, id_, str(row[0]))
                 return str(row[0])
         return None
 
@@ -85,13 +100,20 @@ class IdentityMap:
         email = email or self.email_for(source, ids)
         if email is None or not ids:
             return email, {}
+        # An id already tied to this email has nothing waiting (traits wait only for ids with no
+        # email), so only the ids whose tie is new or changed are written and looked up.
+        changed = [id_ for id_ in ids if self._known.get((source, id_)) != email]
+        if not changed:
+            return email, {}
         now = time.time()
         self._tx(
             "INSERT INTO ids (source, id, email, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (source, id) DO UPDATE SET email = excluded.email, updated_at = excluded.updated_at",
-            [(source, id_, email, now) for id_ in ids],
+            [(source, id_, email, now) for id_ in changed],
         )
-        return email, self.take_pending(source, ids)
+        for id_ in changed:
+            self._learn(source, id_, email)
+        return email, self.take_pending(source, changed)
 
     def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> None:
         """Keep traits until an email is known for one of `ids` (later values win)."""
