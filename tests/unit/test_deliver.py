@@ -58,9 +58,11 @@ class Harness:
         await self.queue.append(envelopes)
 
     async def drain(self, *, max_cycles: int = 50, step: float = 0.0) -> None:
-        """Deliver until nothing is left to lease (moving the clock so that retries come due)."""
+        """Deliver until nothing is left to lease (moving the clock so that retries come due, and
+        by a flush window after each cycle, as the delivery loop waits)."""
         for _ in range(max_cycles):
             handled = await self.delivery.cycle()
+            self.clock.now += self.delivery.options.flush_ms / 1000 or 0.1
             counts = (await self.queue.counts()).get("web")
             if counts and counts.queued + counts.in_flight + counts.retrying == 0:
                 return

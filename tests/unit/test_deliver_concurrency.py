@@ -111,6 +111,24 @@ async def test_event_batches_that_are_not_full_wait_for_the_next_cycle(tmp_path:
         h.identity.close()
 
 
+async def test_a_lone_partial_event_batch_waits_for_more_until_batch_wait_ms(tmp_path: Path) -> None:
+    h, _ = await concurrent(tmp_path, flush_ms=0, batch_wait_ms=1000)
+    try:
+        await h.send({"type": "identify", "userId": "u1", "traits": {"email": "u1@x.com"}})
+        await h.drain()
+        await h.send(*({"type": "track", "userId": "u1", "event": "Step"} for _ in range(10)))
+        await h.delivery.cycle()  # 10 events, just arrived: they wait for more
+        assert h.calls().get("POST /events/v3/send/batch", 0) == 0
+        await h.send(*({"type": "track", "userId": "u1", "event": "Step"} for _ in range(5)))
+        h.clock.now += 1.01  # the oldest has waited batch_wait_ms: all 15 go, in one call
+        await h.delivery.cycle()
+        assert h.calls().get("POST /events/v3/send/batch", 0) == 1
+        assert len(h.sandbox.portals["997086"].events) == 15
+    finally:
+        await h.queue.close()
+        h.identity.close()
+
+
 class HangingTransport(httpx.AsyncBaseTransport):
     """The in-process sandbox, except that a call carrying `needle` hangs until `release` is set."""
 

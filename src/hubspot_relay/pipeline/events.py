@@ -166,10 +166,11 @@ class EventSender(Sender):
 
         size = self.options.event_batch
         chunks = [pending[start : start + size] for start in range(0, len(pending), size)]
-        if len(chunks) > 1 and len(chunks[-1]) < size:
+        if chunks and len(chunks[-1]) < size:
             # Not full, and more is queued or still arriving (the oldest is younger than
             # `batch_wait_ms`): these go with the next cycle's events (they lead its lease, being
-            # older), instead of in a call of their own.
+            # older), instead of in a call of their own. A trickle therefore sends one call per
+            # `batch_wait_ms` rather than one per flush.
             received = {m.id: m.received_at for m, _, _ in events}
             oldest = min(received[i] for p in chunks[-1] for i in p.ids)
             if s.more_waiting or self.clock() - oldest < self.options.batch_wait_ms / 1000:

@@ -56,16 +56,20 @@ class Settlement:
                 self.dead.setdefault(i, reason)
 
 
-def backoff(attempts: int) -> float:
-    """Exponential, with jitter: 1 s, 2 s, 4 s ... up to an hour."""
-    return min(3600.0, 2.0 ** max(0, min(attempts - 1, 12))) * (0.5 + random.random())
+def backoff(attempts: int, jitter: float | None = None) -> float:
+    """Exponential, with jitter: 1 s, 2 s, 4 s ... up to an hour (`jitter` in [0, 1), drawn
+    when not given)."""
+    jitter = random.random() if jitter is None else jitter
+    return min(3600.0, 2.0 ** max(0, min(attempts - 1, 12))) * (0.5 + jitter)
 
 
 async def settle(
     queue: Queue, account: str, leased: list[Leased], s: Settlement, *, retry_max_age_s: float, now: float
 ) -> None:
     """Ack, hand back, retry (with backoff, dead once past `retry_max_age_s`) or dead-letter each
-    leased message as `s` says."""
+    leased message as `s` says. The messages of one batch that failed alike come back together
+    (one jitter per batch: jitter spreads batches apart, not the messages of one), so that they
+    fill a call again, in one write each."""
     if s.carried:
         await queue.release(sorted(s.carried))
     ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead and m.id not in s.carried]
@@ -73,14 +77,21 @@ async def settle(
         await queue.ack(ok)
     SETTLED.labels(account, "delivered").inc(len(ok))
     by_id = {m.id: m for m in leased}
+    jitter = random.random()
+    too_old: dict[str, list[int]] = {}
+    later: dict[tuple[float, str], list[int]] = {}
     for mid, (delay, reason) in s.retry.items():
         m = by_id[mid]
         if mid not in s.patient and now - m.received_at > retry_max_age_s:
-            await queue.dead_letter([mid], f"gave up after {m.attempts} attempts: {reason}")
-            SETTLED.labels(account, "dead").inc()
+            too_old.setdefault(f"gave up after {m.attempts} attempts: {reason}", []).append(mid)
         else:
-            await queue.retry([mid], max(delay, backoff(m.attempts)), reason)
-            SETTLED.labels(account, "retried").inc()
+            later.setdefault((max(delay, backoff(m.attempts, jitter)), reason), []).append(mid)
+    for (delay, reason), ids in later.items():
+        await queue.retry(ids, delay, reason)
+        SETTLED.labels(account, "retried").inc(len(ids))
+    for reason, ids in too_old.items():
+        await queue.dead_letter(ids, reason)
+        SETTLED.labels(account, "dead").inc(len(ids))
     for reason in set(s.dead.values()):
         await queue.dead_letter([i for i, r in s.dead.items() if r == reason], reason)
     SETTLED.labels(account, "dead").inc(len(s.dead))
