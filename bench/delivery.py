@@ -160,8 +160,9 @@ account = "bench"
             time.sleep(0.1)
         raise RuntimeError(f"not delivered in {timeout}s: {self.settled()}")
 
-    def calls(self) -> dict[str, Any]:
-        return dict(self.http.get(f"{self.sandbox_url}/_sandbox/calls").json())
+    def calls(self, timeline: bool = False) -> dict[str, Any]:
+        params = {"timeline": "1"} if timeline else {}
+        return dict(self.http.get(f"{self.sandbox_url}/_sandbox/calls", params=params).json())
 
     def close(self) -> None:
         for proc in (self.relay, self.sandbox):
@@ -278,7 +279,13 @@ def limited(contacts: int, tmp: Path) -> dict[str, Any]:
 
 
 def budget_run(
-    kind: str, latency_ms: int, tmp: Path, *, scale: float = 1.0, account_toml: str | None
+    kind: str,
+    latency_ms: int,
+    tmp: Path,
+    *,
+    scale: float = 1.0,
+    account_toml: str | None,
+    timeline: Path | None = None,
 ) -> dict[str, Any]:
     """A Professional portal (190 calls per 10 s at the sandbox), HubSpot answering in
     `latency_ms`: how much of the usable budget (less the 10% reserve) the relay turns into work.
@@ -326,9 +333,13 @@ def budget_run(
         ]
         started = time.monotonic()
         stack.post(messages)
+        print("posted in", time.monotonic() - started, file=sys.stderr)
         stack.wait(len(messages), timeout=1800)
         wall = time.monotonic() - started
-        calls = stack.calls()
+        calls = stack.calls(timeline=timeline is not None)
+        if timeline is not None:
+            timeline.mkdir(parents=True, exist_ok=True)
+            (timeline / f"{kind}-{latency_ms}ms.json").write_text(json.dumps(calls.pop("timeline")))
         spans = [v for k, v in calls["first_last"].items()]
         first = min(a for a, _ in spans)
         last = max(b for _, b in spans)
@@ -377,6 +388,7 @@ def main() -> int:
         "--scale", type=float, default=1.0, help="budget runs: workload size (1: 60,000 contacts)"
     )
     ap.add_argument("--plot", type=Path, help="budget runs: share of the ceiling against latency (PNG)")
+    ap.add_argument("--timeline", type=Path, help="budget runs: save each run's calls at the sandbox here")
     args = ap.parse_args()
     messages = load(args.workload) if args.workload else generate(args.users)
     out: dict[str, Any] = {}
@@ -396,7 +408,9 @@ def main() -> int:
             toml = None if args.fixed_limits else 'tier = "professional"'
             for kind in args.budget_workload or ["contacts", "mixed"]:
                 for latency in args.latency_ms or [0, 300, 1000]:
-                    result = budget_run(kind, latency, tmp, scale=args.scale, account_toml=toml)
+                    result = budget_run(
+                        kind, latency, tmp, scale=args.scale, account_toml=toml, timeline=args.timeline
+                    )
                     out["budget"].append(result)
                     print(json.dumps(result), file=sys.stderr)
     print(json.dumps(out, indent=2))

@@ -963,6 +963,11 @@ class Sandbox:
                 "first_last": span,
                 "faults_injected": self.faults.injected,
                 "events_dropped_as_duplicates": sum(p.duplicates_dropped for p in self.portals.values()),
+                **(
+                    {"timeline": [[t, label, status] for t, label, status, _ in self.calls]}
+                    if request.query_params.get("timeline")
+                    else {}
+                ),
             }
         )
 
