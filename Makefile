@@ -26,11 +26,15 @@ $(AJS_STAMP): $(AJS_DIR)/package.json $(AJS_DIR)/package-lock.json
 	cd $(AJS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Chromium for the browser tests: installed through apt when missing and running as root
-# (elsewhere those tests skip, and in CI a skip of them is a failure).
+# Chromium for the browser tests and redis-server for the Redis queue: installed through apt when
+# missing and running as root (elsewhere those tests skip, and in CI a skip of them is a failure).
+SYSTEM_TOOLS := chromium:chromium redis-server:redis-server
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || true
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi; true
 
 run: $(STAMP) $(AJS_STAMP)
 	$(BIN)/hubspot-relay serve --analytics-js-dir $(ANALYTICS_JS)

@@ -27,3 +27,14 @@ def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One redis-server for the session (tests keep apart by key prefix)."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"), require_tool("redis-server", "the Redis queue"))
+    server.start()
+    yield server
+    server.stop()

@@ -1,3 +1,6 @@
+"""What only the SQLite queue has: group commit through the writer process, its failures, pruning,
+reclaiming a crashed run's leases. The contract both backends keep is in test_queue_contract.py."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_relay.pipeline.queue import Envelope, ReplayFilter
+from hubspot_relay.pipeline.queue import Envelope
 from hubspot_relay.pipeline.sqlite_queue import QueueWriteError, SQLiteQueue
 
 pytestmark = pytest.mark.anyio
@@ -38,87 +41,12 @@ async def queue(tmp_path: Path, clock: Clock) -> AsyncIterator[SQLiteQueue]:
     await q.close()
 
 
-async def test_append_is_idempotent_per_source_and_message_id(queue: SQLiteQueue) -> None:
-    assert await queue.append([env("a"), env("b")]) == 2
-    assert await queue.append([env("b"), env("c")]) == 1  # a client retry repeats "b"
-    assert await queue.append([env("a", source="other")]) == 1  # same id, other source: distinct
-    counts = await queue.counts()
-    assert (counts["web"].queued, counts["other"].queued) == (3, 1)
-
-
-async def test_lease_ack_in_order(queue: SQLiteQueue, clock: Clock) -> None:
-    await queue.append([env(f"m{i}") for i in range(5)])
-    first = await queue.lease(3, lease_seconds=30)
-    assert [m.message_id for m in first] == ["m0", "m1", "m2"]
-    assert all(m.attempts == 1 for m in first)
-    second = await queue.lease(10, lease_seconds=30)
-    assert [m.message_id for m in second] == ["m3", "m4"]  # leased ones stay hidden
-    await queue.ack([m.id for m in first])
-    counts = (await queue.counts())["web"]
-    assert (counts.queued, counts.in_flight, counts.delivered) == (0, 2, 3)
-    await queue.ack([m.id for m in first])  # acking twice counts once
-    assert (await queue.counts())["web"].delivered == 3
-
-
-async def test_expired_lease_is_visible_again(queue: SQLiteQueue, clock: Clock) -> None:
-    await queue.append([env("m")])
-    (leased,) = await queue.lease(1, lease_seconds=30)
-    assert await queue.lease(1, lease_seconds=30) == []
-    clock.now += 31  # the worker died without acking
-    (again,) = await queue.lease(1, lease_seconds=30)
-    assert (again.id, again.attempts) == (leased.id, 2)
-
-
-async def test_retry_waits_then_returns(queue: SQLiteQueue, clock: Clock) -> None:
-    await queue.append([env("m")])
-    (leased,) = await queue.lease(1, 30)
-    await queue.retry([leased.id], delay_seconds=60, error="HubSpot 502")
-    assert (await queue.counts())["web"].retrying == 1
-    assert await queue.lease(1, 30) == []
-    clock.now += 61
-    assert [m.message_id for m in await queue.lease(1, 30)] == ["m"]
-
-
-async def test_lease_filters_by_source(queue: SQLiteQueue) -> None:
-    await queue.append([env("a", "web"), env("b", "server"), env("c", "web")])
-    assert [m.message_id for m in await queue.lease(10, 30, sources=["server"])] == ["b"]
-
-
-async def test_dead_letters_and_replay(queue: SQLiteQueue) -> None:
-    await queue.append([env("a"), env("b"), env("c", source="server")])
-    leased = await queue.lease(10, 30)
-    by_id = {m.message_id: m.id for m in leased}
-    await queue.dead_letter([by_id["a"]], "PROPERTY_DOESNT_EXIST: favorite_color")
-    await queue.dead_letter([by_id["b"], by_id["c"]], "403 custom events need Enterprise")
-    assert (await queue.counts())["web"].dead == 2
-    dead = await queue.dead_letters(filter=ReplayFilter(reason_contains="property_doesnt"))
-    assert [d.message_id for d in dead] == ["a"]
-    assert dead[0].reason.startswith("PROPERTY_DOESNT_EXIST")
-    assert await queue.replay(ReplayFilter(source="server")) == 1
-    assert await queue.replay(ReplayFilter(message_ids=["a"])) == 1
-    assert sorted(m.message_id for m in await queue.lease(10, 30)) == ["a", "c"]
-    assert await queue.replay() == 1  # "b" is the last dead letter
-
-
 async def test_concurrent_appends_share_commits(queue: SQLiteQueue) -> None:
     before = queue.commits
     results = await asyncio.gather(*(queue.append([env(f"m{i}")]) for i in range(200)))
     assert results == [1] * 200
     assert queue.commits - before < 200  # group commit: waiters share transactions
     assert (await queue.counts())["web"].queued == 200
-
-
-async def test_survives_reopen(tmp_path: Path, clock: Clock) -> None:
-    q = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock)
-    await q.open()
-    await q.append([env("a"), env("b")])
-    await q.close()
-    q2 = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock)
-    await q2.open()
-    try:
-        assert [m.message_id for m in await q2.lease(10, 30)] == ["a", "b"]
-    finally:
-        await q2.close()
 
 
 async def test_prune_forgets_only_old_delivered(queue: SQLiteQueue, clock: Clock) -> None:
@@ -242,14 +170,6 @@ async def test_a_retry_of_a_request_whose_commit_fails_is_not_acknowledged(queue
             break
         await asyncio.sleep(0.05)
     assert await queue.append([env("a")]) == 1
-
-
-async def test_release_hands_a_lease_back_without_counting_the_attempt(queue: SQLiteQueue) -> None:
-    await queue.append([env("a"), env("b")])
-    leased = await queue.lease(10, 60)
-    await queue.release([m.id for m in leased])
-    again = await queue.lease(10, 60)
-    assert [m.attempts for m in again] == [1, 1]
 
 
 async def test_pending_counts_and_oldest_queued(queue: SQLiteQueue, clock: Clock) -> None:

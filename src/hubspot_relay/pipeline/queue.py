@@ -30,6 +30,7 @@ class Envelope(NamedTuple):
     body: bytes  # the message's JSON as the client sent it (see segment.messages.stamped)
     received_at: float
     sent_at: str | None = None  # the request's sentAt, for the clock-skew correction
+    user: str = ""  # userId, else anonymousId: a partitioned queue keeps one user's messages together
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,7 +282,7 @@ class SQLiteQueue:
         payload = pickle.dumps(
             (
                 self._clock(),
-                [tuple(e) for e in fresh],  # (source, message_id, type, body, received_at, sent_at)
+                [tuple(e)[:6] for e in fresh],  # (source, message_id, type, body, received_at, sent_at)
             ),
             protocol=pickle.HIGHEST_PROTOCOL,
         )

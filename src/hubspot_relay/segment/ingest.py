@@ -301,7 +301,7 @@ def validate_all(
             log.warning("message could not be read", error=f"{type(e).__name__}: {e}"[:300])
             rejected.append(Rejection(index, _message_id_of(raw), "message could not be read"))
             continue
-        accepted.append(Envelope(name, *msg, received_at, sent_at))
+        accepted.append(Envelope(name, msg.message_id, msg.type, msg.body, received_at, sent_at, msg.user))
     return accepted, rejected
 
 

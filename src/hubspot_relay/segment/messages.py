@@ -90,6 +90,7 @@ class Accepted(NamedTuple):
     message_id: str
     type: str
     body: bytes
+    user: str = ""  # userId, else anonymousId: whose messages must keep their order (the queue's key)
 
 
 def _has_id(value: Any) -> bool:
@@ -306,7 +307,8 @@ def accept(
         message_id = str(msg["messageId"])
     else:
         message_id = str(f.messageId)
-    return Accepted(message_id, mtype, body)
+    user = f.userId if _has_id(f.userId) else f.anonymousId if _has_id(f.anonymousId) else ""
+    return Accepted(message_id, mtype, body, str(user))
 
 
 def _iso(dt: datetime) -> str:

@@ -1,0 +1,322 @@
+"""The Lua scripts of the Redis queue: each queue operation is one script, so that it is atomic
+(a message is never half-moved between states, whatever process or connection dies) and costs
+one round trip.
+
+Keys, under the prefix P (see redis_queue.py for the model):
+  P:s:{si}:{p}   the stream of source index si, partition p (entries: m, t, b, r, a)
+  P:L:{si}:{p}   leased entries (zset: id -> lease end, ms)
+  P:W:{si}:{p}   entries waiting in the group's pending list to be leased again (zset: id -> when, ms)
+  P:N:{si}:{p}   attempts (hash: id -> n)
+  P:E:{si}:{p}   last error of a retrying entry (hash: id -> text)
+  P:c:{si}       counts (hash: queued, in_flight, retrying, delivered, dead)
+  P:dead         dead letters (stream, same ids; fields: si, m, t, b, r, a, n, why, at)
+  P:seen, P:seen:order   the dedupe window (set, and list of the same members in arrival order)
+  P:seq          the message sequence; P:recent   the newest messages (list, for the demo view)
+
+An entry id is "{n}-0" where n = seq * 4096 + si * 64 + p: a message's number tells its stream.
+Lua numbers are doubles: n stays below 2^53 for 2^41 messages.
+"""
+
+from __future__ import annotations
+
+# Shared helpers, prepended to every script.
+_COMMON = r"""
+local P = ARGV[1]
+local function fmt(n) return string.format('%.0f', n) end
+local function where(id)
+  local n = tonumber(id)
+  local p = n % 64
+  local si = math.floor(n / 64) % 64
+  local tail = si .. ':' .. p
+  return si, P .. ':s:' .. tail, P .. ':L:' .. tail, P .. ':W:' .. tail, P .. ':N:' .. tail,
+         P .. ':E:' .. tail
+end
+local function count(si, field, by)
+  if by ~= 0 then redis.call('HINCRBY', P .. ':c:' .. si, field, by) end
+end
+local function ensure_group(s)
+  if redis.call('EXISTS', s) == 0 then
+    redis.call('XGROUP', 'CREATE', s, 'relay', '0', 'MKSTREAM')
+  end
+end
+-- Take an entry out of the leased or waiting set; returns where it was ('L', 'W', or nil).
+local function unhold(id, L, W, E, si)
+  if redis.call('ZREM', L, id) == 1 then
+    count(si, 'in_flight', -1)
+    return 'L'
+  end
+  if redis.call('ZREM', W, id) == 1 then
+    if redis.call('HDEL', E, id) == 1 then count(si, 'retrying', -1) else count(si, 'queued', -1) end
+    return 'W'
+  end
+  return nil
+end
+"""
+
+# ARGV: P, window, recent_max, then 7 per message: si, p, message_id, type, body, received_at, sent_at.
+# Returns the number of messages that were new.
+APPEND = (
+    _COMMON
+    + r"""
+local window = tonumber(ARGV[2])
+local recent_max = tonumber(ARGV[3])
+local fresh = {}
+for b = 4, #ARGV, 7 do
+  local key = ARGV[b] .. ':' .. ARGV[b + 2]
+  if redis.call('SADD', P .. ':seen', key) == 1 then
+    redis.call('RPUSH', P .. ':seen:order', key)
+    fresh[#fresh + 1] = b
+  end
+end
+local over = redis.call('LLEN', P .. ':seen:order') - window
+while over > 0 do
+  local old = redis.call('LPOP', P .. ':seen:order', math.min(over, 1000))
+  redis.call('SREM', P .. ':seen', unpack(old))
+  over = over - #old
+end
+if #fresh == 0 then return 0 end
+local last = redis.call('INCRBY', P .. ':seq', #fresh)
+local first = last - #fresh + 1
+for j, b in ipairs(fresh) do
+  local si, p = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
+  local id = fmt((first + j - 1) * 4096 + si * 64 + p) .. '-0'
+  local s = P .. ':s:' .. si .. ':' .. p
+  ensure_group(s)
+  redis.call('XADD', s, id, 'm', ARGV[b + 2], 't', ARGV[b + 3], 'b', ARGV[b + 4], 'r', ARGV[b + 5],
+             'a', ARGV[b + 6])
+  count(si, 'queued', 1)
+  redis.call('LPUSH', P .. ':recent', id)
+end
+redis.call('LTRIM', P .. ':recent', 0, recent_max - 1)
+return #fresh
+"""
+)
+
+# ARGV: P, now_ms, lease_until_ms, limit, consumer, then the streams to lease from as (si, p) pairs.
+# Oldest first within a stream; two passes so that one busy stream does not crowd out the others.
+# Returns a flat list: id, si, message_id, type, body, received_at, sent_at, attempts per message.
+LEASE = (
+    _COMMON
+    + r"""
+local now, lease_until, limit, consumer = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local out = {}
+local taken = 0
+local streams = {}
+for i = 6, #ARGV, 2 do streams[#streams + 1] = {ARGV[i], ARGV[i + 1]} end
+local function lease_from(si, p, want)
+  local tail = si .. ':' .. p
+  local s, L, W, N, E = P .. ':s:' .. tail, P .. ':L:' .. tail, P .. ':W:' .. tail, P .. ':N:' .. tail,
+                        P .. ':E:' .. tail
+  if want <= 0 or redis.call('EXISTS', s) == 0 then return 0 end
+  local cand = {}
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', W, '-inf', now, 'LIMIT', 0, want)) do
+    cand[#cand + 1] = {id, 'W'}
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', L, '-inf', now, 'LIMIT', 0, want)) do
+    cand[#cand + 1] = {id, 'L'}  -- a lease that ran out (its worker hung): visible again
+  end
+  local fields = {}
+  local new = redis.call('XREADGROUP', 'GROUP', 'relay', consumer, 'COUNT', want, 'STREAMS', s, '>')
+  if new then
+    for _, e in ipairs(new[1][2]) do
+      cand[#cand + 1] = {e[1], 'new'}
+      fields[e[1]] = e[2]
+    end
+  end
+  local function seq(c) return tonumber(string.sub(c[1], 1, -3)) end
+  table.sort(cand, function(x, y) return seq(x) < seq(y) end)
+  local got = 0
+  for _, c in ipairs(cand) do
+    local id, from = c[1], c[2]
+    if got >= want then
+      if from == 'new' then  -- read but not leased: waits in the pending list, first in line
+        redis.call('ZADD', W, 0, id)
+      end
+    else
+      local f = fields[id]
+      if not f then
+        local e = redis.call('XRANGE', s, id, id)
+        f = e[1] and e[1][2]
+      end
+      if from == 'W' then
+        redis.call('ZREM', W, id)
+        if redis.call('HDEL', E, id) == 1 then count(si, 'retrying', -1) else count(si, 'queued', -1) end
+        count(si, 'in_flight', 1)
+      elseif from == 'new' then
+        count(si, 'queued', -1)
+        count(si, 'in_flight', 1)
+      end
+      if f then
+        redis.call('ZADD', L, lease_until, id)
+        local n = redis.call('HINCRBY', N, id, 1)
+        local m = {}
+        for k = 1, #f, 2 do m[f[k]] = f[k + 1] end
+        out[#out + 1] = string.sub(id, 1, -3)
+        out[#out + 1] = si
+        out[#out + 1] = m['m']
+        out[#out + 1] = m['t']
+        out[#out + 1] = m['b']
+        out[#out + 1] = m['r']
+        out[#out + 1] = m['a']
+        out[#out + 1] = n
+        got = got + 1
+      else  -- an entry that is gone (deleted by hand): forget it
+        redis.call('ZREM', L, id)
+        count(si, 'in_flight', -1)
+      end
+    end
+  end
+  return got
+end
+local share = math.ceil(limit / math.max(1, #streams))
+for _, st in ipairs(streams) do taken = taken + lease_from(st[1], st[2], math.min(share, limit - taken)) end
+for _, st in ipairs(streams) do taken = taken + lease_from(st[1], st[2], limit - taken) end
+return out
+"""
+)
+
+# ARGV: P, now_ms, ids...
+ACK = (
+    _COMMON
+    + r"""
+local done = 0
+for i = 3, #ARGV do
+  local id = ARGV[i] .. '-0'
+  local si, s, L, W, N, E = where(ARGV[i])
+  if unhold(id, L, W, E, si) then
+    redis.call('XACK', s, 'relay', id)
+    redis.call('XDEL', s, id)
+    redis.call('HDEL', N, id)
+    count(si, 'delivered', 1)
+    done = done + 1
+  end
+end
+return done
+"""
+)
+
+# ARGV: P, ids... : leased entries visible again at once, the attempt not counted.
+RELEASE = (
+    _COMMON
+    + r"""
+for i = 2, #ARGV do
+  local id = ARGV[i] .. '-0'
+  local si, s, L, W, N, E = where(ARGV[i])
+  if redis.call('ZREM', L, id) == 1 then
+    redis.call('ZADD', W, 0, id)
+    local n = redis.call('HINCRBY', N, id, -1)
+    if n <= 0 then redis.call('HDEL', N, id) end
+    count(si, 'in_flight', -1)
+    count(si, 'queued', 1)
+  end
+end
+return 1
+"""
+)
+
+# ARGV: P, visible_at_ms, error, ids...
+RETRY = (
+    _COMMON
+    + r"""
+local at, err = ARGV[2], ARGV[3]
+for i = 4, #ARGV do
+  local id = ARGV[i] .. '-0'
+  local si, s, L, W, N, E = where(ARGV[i])
+  if unhold(id, L, W, E, si) then
+    redis.call('ZADD', W, at, id)
+    redis.call('HSET', E, id, err)
+    count(si, 'retrying', 1)
+  end
+end
+return 1
+"""
+)
+
+# ARGV: P, now (seconds), reason, ids...
+DEAD = (
+    _COMMON
+    + r"""
+local now, reason = ARGV[2], ARGV[3]
+for i = 4, #ARGV do
+  local id = ARGV[i] .. '-0'
+  local si, s, L, W, N, E = where(ARGV[i])
+  if unhold(id, L, W, E, si) then
+    local e = redis.call('XRANGE', s, id, id)
+    if e[1] then
+      local m = {}
+      for k = 1, #e[1][2], 2 do m[e[1][2][k]] = e[1][2][k + 1] end
+      local n = redis.call('HGET', N, id) or '0'
+      redis.call('XADD', P .. ':dead', id, 'si', si, 'm', m['m'], 't', m['t'], 'b', m['b'], 'r', m['r'],
+                 'a', m['a'], 'n', n, 'why', reason, 'at', now)
+      count(si, 'dead', 1)
+    end
+    redis.call('XACK', s, 'relay', id)
+    redis.call('XDEL', s, id)
+    redis.call('HDEL', N, id)
+  end
+end
+return 1
+"""
+)
+
+# ARGV: P, ids of dead letters... : each goes back to its stream as a new message (a new id, the
+# attempts reset). Returns how many.
+REPLAY = (
+    _COMMON
+    + r"""
+local moved = 0
+for i = 2, #ARGV do
+  local id = ARGV[i] .. '-0'
+  local e = redis.call('XRANGE', P .. ':dead', id, id)
+  if e[1] then
+    local m = {}
+    for k = 1, #e[1][2], 2 do m[e[1][2][k]] = e[1][2][k + 1] end
+    local n = tonumber(ARGV[i])
+    local si, p = tonumber(m['si']), n % 64
+    local seq = redis.call('INCR', P .. ':seq')
+    local s = P .. ':s:' .. si .. ':' .. p
+    ensure_group(s)
+    redis.call('XADD', s, fmt(seq * 4096 + si * 64 + p) .. '-0', 'm', m['m'], 't', m['t'], 'b', m['b'],
+               'r', m['r'], 'a', m['a'])
+    redis.call('XDEL', P .. ':dead', id)
+    count(si, 'dead', -1)
+    count(si, 'queued', 1)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+)
+
+# ARGV: P, then (si, p) pairs: a partition this process has just taken over. The leases there
+# belong to a process that gave it up or died: visible again at once (its attempts stand).
+RECLAIM = (
+    _COMMON
+    + r"""
+local moved = 0
+for i = 2, #ARGV, 2 do
+  local tail = ARGV[i] .. ':' .. ARGV[i + 1]
+  local L, W = P .. ':L:' .. tail, P .. ':W:' .. tail
+  local ids = redis.call('ZRANGE', L, 0, -1)
+  for _, id in ipairs(ids) do
+    redis.call('ZADD', W, 0, id)
+    count(ARGV[i], 'in_flight', -1)
+    count(ARGV[i], 'queued', 1)
+  end
+  redis.call('DEL', L)
+  moved = moved + #ids
+end
+return moved
+"""
+)
+
+# ARGV: P, name. A source's index (0-63), the same in every process.
+SOURCE_INDEX = r"""
+local P, name = ARGV[1], ARGV[2]
+local si = redis.call('HGET', P .. ':sources', name)
+if si then return tonumber(si) end
+local n = redis.call('HLEN', P .. ':sources')
+if n >= 64 then return -1 end
+redis.call('HSET', P .. ':sources', name, n)
+return n
+"""

@@ -1,0 +1,136 @@
+"""What only the Redis queue has: partitions by user, hand-over of a partition's leases, Redis's
+own durability (kill -9 of redis-server with AOF), and the warning when Redis may lose data."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as sync_redis
+
+from hubspot_relay.pipeline.queue import Envelope
+from hubspot_relay.pipeline.redis_queue import RedisQueue, _redacted, partition_of
+from tests.conftest import require_tool
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+
+def env(mid: str, user: str = "u1", source: str = "web") -> Envelope:
+    return Envelope(source, mid, "track", b"{}", 1.0, None, user)
+
+
+async def opened(url: str, prefix: str, **kw: Any) -> RedisQueue:
+    q = RedisQueue(url, prefix=prefix, **kw)
+    await q.open()
+    return q
+
+
+@pytest.mark.parametrize(
+    ("user", "message_id"),
+    [("u1", "a"), ("u1", "b"), ("", "x"), ("ünïcode", "c")],
+)
+def test_a_user_always_goes_to_the_same_partition(user: str, message_id: str) -> None:
+    p = partition_of(user, message_id, 16)
+    assert 0 <= p < 16
+    if user:
+        assert partition_of(user, "another message", 16) == p
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:s3cret@host:6379/1", "redis://***@host:6379/1"),
+        ("rediss://user:s3cret@host/0", "rediss://user:***@host/0"),
+    ],
+)
+def test_the_password_never_shows(url: str, shown: str) -> None:
+    assert _redacted(url) == shown
+
+
+async def test_an_id_tells_its_source_and_partition(redis_server: RedisServer) -> None:
+    q = await opened(redis_server.url, f"t-{uuid.uuid4().hex}")
+    try:
+        await q.append([env("a", user="alice"), env("b", user="bob", source="app")])
+        for m in await q.lease(10, 30):
+            assert m.id % 64 == partition_of("alice" if m.message_id == "a" else "bob", "", 16)
+            assert (m.id // 64) % 64 == await q.source_index(m.source)
+    finally:
+        await q.close()
+
+
+async def test_only_owned_partitions_are_leased_and_a_takeover_reclaims_leases(
+    redis_server: RedisServer,
+) -> None:
+    prefix = f"t-{uuid.uuid4().hex}"
+    a = await opened(redis_server.url, prefix, consumer="a")
+    b = await opened(redis_server.url, prefix, consumer="b")
+    try:
+        users = [f"user{i}" for i in range(40)]
+        await a.append([env(f"m{i}", user=u) for i, u in enumerate(users)])
+        part = partition_of("user0", "", 16)
+        a.owned = {part}
+        b.owned = set(range(16)) - {part}
+        mine = await a.lease(100, 900)
+        assert mine and all(m.id % 64 == part for m in mine)
+        assert a.leased_here(part) == len(mine)
+        others = await b.lease(100, 900)
+        assert len(mine) + len(others) == 40
+        # a dies holding its leases; b takes its partition over: visible at once, not in 15 minutes
+        b.owned = set(range(16))
+        assert await b.reclaim([part]) == len(mine)
+        again = await b.lease(100, 900)
+        assert sorted(m.id for m in again) == sorted(m.id for m in mine)
+        assert all(m.attempts == 2 for m in again)
+        counts = (await b.counts())["web"]
+        assert (counts.queued, counts.in_flight) == (0, 40)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_what_redis_acknowledged_survives_kill_9_of_redis(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis", require_tool("redis-server", "the Redis queue")).start()
+    try:
+        q = await opened(server.url, "crash")
+        assert await q.append([env(f"m{i}") for i in range(500)]) == 500
+        leased = await q.lease(100, 900)
+        await q.ack([m.id for m in leased[:60]])
+        await q.close()
+        server.kill()
+        server.start()
+        q = await opened(server.url, "crash")
+        counts = (await q.counts())["web"]
+        assert (counts.delivered, counts.queued + counts.in_flight) == (60, 440)
+        assert await q.append([env("m499")]) == 0  # the dedupe window came back too
+        await q.close()
+    finally:
+        server.stop()
+
+
+async def test_a_warning_when_redis_may_lose_what_it_acknowledged(redis_server: RedisServer) -> None:
+    q = await opened(redis_server.url, "warn")
+    admin = sync_redis.Redis(port=redis_server.port)
+    try:
+        assert await q.durability() is None  # AOF, appendfsync always
+        admin.config_set("appendfsync", "everysec")
+        assert "last second" in (await q.durability() or "")
+        admin.config_set("appendonly", "no")
+        assert "without AOF" in (await q.durability() or "")
+    finally:
+        admin.config_set("appendonly", "yes")
+        admin.config_set("appendfsync", "always")
+        admin.close()
+        await q.close()
+
+
+async def test_an_unreachable_redis_is_a_clear_error_without_the_password() -> None:
+    from tests.helpers import free_port
+
+    q = RedisQueue(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    with pytest.raises(RuntimeError, match=r"cannot reach Redis at redis://\*\*\*@127\.0\.0\.1") as info:
+        await q.open()
+    assert "hunter2" not in str(info.value)
