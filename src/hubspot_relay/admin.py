@@ -25,7 +25,7 @@ from .access import Access
 from .config import Config
 from .pipeline.backpressure import Backpressure
 from .pipeline.deliver import Delivery
-from .pipeline.identity import IdentityMap
+from .pipeline.identity import Identities
 from .pipeline.queue import Queue, ReplayFilter
 
 MAX_DEAD_LETTERS = 1000
@@ -46,7 +46,7 @@ class AdminState:
 
     def __init__(self) -> None:
         self.deliveries: Sequence[Delivery] = ()
-        self.identity: IdentityMap | None = None
+        self.identity: Identities | None = None
         self.backpressure: Backpressure | None = None
 
 

@@ -30,6 +30,7 @@ from .config import (
     ConfigError,
     load,
     validate_hub_id,
+    validate_queue_url,
 )
 from .logs import configure as configure_logs
 
@@ -56,9 +57,22 @@ DataDirOpt = Annotated[
 ]
 
 
-def _load_config(config: Path | None, data_dir: Path | None = None) -> Config:
+QueueOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--queue",
+        help="redis://host:port/db: a Redis (or Valkey) queue shared by several relay processes "
+        "(env HUBSPOT_RELAY_QUEUE_URL; default: SQLite in the data folder).",
+        show_default=False,
+    ),
+]
+
+
+def _load_config(config: Path | None, data_dir: Path | None = None, queue: str | None = None) -> Config:
     try:
         cfg = load(config)
+        if queue:
+            cfg = replace(cfg, queue_url=validate_queue_url(queue, "--queue"))
     except ConfigError as e:
         err.print(f"[bold red]configuration error:[/] {e}", highlight=False)
         raise typer.Exit(2) from None
@@ -69,7 +83,16 @@ def _load_config(config: Path | None, data_dir: Path | None = None) -> Config:
 
 def _banner(cfg: Config, host: str, port: int) -> None:
     err.print(f"[bold]hubspot-relay {__version__}[/] listening on http://{host}:{port}", highlight=False)
-    err.print(f"  queue: {cfg.data_dir / 'queue.sqlite3'} (SQLite, WAL, group commit)", highlight=False)
+    if cfg.queue_url:
+        from .pipeline.redis_queue import _redacted
+
+        err.print(
+            f"  queue: {_redacted(cfg.queue_url.reveal())} (Redis Streams, {cfg.queue_partitions} partitions,"
+            " shared with every relay process using it)",
+            highlight=False,
+        )
+    else:
+        err.print(f"  queue: {cfg.data_dir / 'queue.sqlite3'} (SQLite, WAL, group commit)", highlight=False)
     for src in cfg.sources:
         acc = cfg.account(src.account)
         state = "" if src.enabled else " (HubSpot off)"
@@ -97,6 +120,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port (env HUBSPOT_RELAY_PORT; default 8088).")] = None,
     data_dir: DataDirOpt = None,
+    queue: QueueOpt = None,
     log_format: Annotated[str, typer.Option(help="console or json")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
     deliver: Annotated[
@@ -120,7 +144,7 @@ def serve(
     from .server import bundled_sandbox, create_app
 
     configure_logs("json" if log_format == "json" else "console", log_level)
-    cfg = _load_config(config, data_dir)
+    cfg = _load_config(config, data_dir, queue)
     host = host or cfg.host
     port = port or cfg.port
     _banner(cfg, host, port)
@@ -163,6 +187,7 @@ def status(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    queue: QueueOpt = None,
     url: Annotated[
         str | None,
         typer.Option(
@@ -174,7 +199,7 @@ def status(
     """Messages per source and account (queued, in flight, retrying, delivered, dead, oldest age),
     budget used today, pauses, dead-letter reasons and account problems (a refused token, custom
     events, limits). Asks the running relay's operations API; reads the data folder when none runs."""
-    cfg = _load_config(config, data_dir)
+    cfg = _load_config(config, data_dir, queue)
     report = _status_from_relay(cfg, url)
     if report is None:
         report = _status_from_files(cfg)
@@ -224,11 +249,11 @@ def _status_from_relay(cfg: Config, url: str | None) -> dict[str, Any] | None:
 
 def _status_from_files(cfg: Config) -> dict[str, Any]:
     """With no relay running: read its data folder directly."""
-    from .pipeline.identity import IdentityMap
-    from .server import build_queue, identity_path, queue_path
+    from .pipeline.redis_queue import _redacted
+    from .server import build_identity, build_queue, identity_path, queue_path
 
     path = queue_path(cfg)
-    if not path.exists():
+    if not cfg.queue_url and not path.exists():
         err.print(
             f"no relay answers at {_relay_url(cfg, None)} and there is no queue at {path}: "
             "start one, or pass --url, --config or --data-dir",
@@ -251,12 +276,12 @@ def _status_from_files(cfg: Config) -> dict[str, Any]:
     counts, reasons = asyncio.run(read())
     dropped: list[Any] = []
     problems: list[Any] = []
-    if identity_path(cfg).exists():
-        identity = IdentityMap(identity_path(cfg))
+    if cfg.queue_url or identity_path(cfg).exists():
+        identity = build_identity(cfg)
         dropped, problems = identity.dropped(), identity.problems()
         identity.close()
     return {
-        "from": str(path),
+        "from": _redacted(cfg.queue_url.reveal()) if cfg.queue_url else str(path),
         "sources": counts,
         "dead_letter_reasons": reasons,
         "dropped_keys": [
@@ -331,13 +356,14 @@ def replay(
     message_id: Annotated[
         list[str] | None, typer.Option("--message-id", help="Only these (repeatable).")
     ] = None,
+    queue: QueueOpt = None,
 ) -> None:
     """Re-queue dead-lettered messages (all, or by source, reason or message id)."""
     from .pipeline.queue import ReplayFilter
     from .server import build_queue, queue_path
 
-    cfg = _load_config(config, data_dir)
-    if not queue_path(cfg).exists():
+    cfg = _load_config(config, data_dir, queue)
+    if not cfg.queue_url and not queue_path(cfg).exists():
         err.print(f"no queue at {queue_path(cfg)}", highlight=False)
         raise typer.Exit(1)
 

@@ -100,6 +100,9 @@ class _Relay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str | None = None
     port: int | None = None
     queue: Literal["sqlite"] = "sqlite"
+    queue_url: str | None = None  # redis://host:port/db: the shared queue of several relay processes
+    queue_prefix: str = "hubspot-relay"
+    queue_partitions: int = 16
     admin_token: str | None = None
     public_url: str | None = None
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
@@ -169,6 +172,10 @@ class Config:
     accounts: tuple[Account, ...]
     sources: tuple[Source, ...]
     queue: str = "sqlite"
+    # Redis (or Valkey) shared by several relay processes; None: the SQLite file in data_dir.
+    queue_url: Secret | None = None
+    queue_prefix: str = "hubspot-relay"
+    queue_partitions: int = 16
     admin_token: Secret | None = None
     # With no write key configured (development against the sandbox only) any key is let in.
     open_ingest: bool = False
@@ -501,6 +508,14 @@ def _relay_options(raw: _Relay, path: Path) -> dict[str, Any]:
         if not 0.1 <= raw.body_timeout_s <= 3600:
             raise ConfigError("relay.body_timeout_s: seconds, from 0.1 to 3600")
         out["body_timeout_s"] = raw.body_timeout_s
+        if raw.queue_url:
+            out["queue_url"] = validate_queue_url(raw.queue_url, "relay.queue_url")
+        if not raw.queue_prefix or not raw.queue_prefix.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError("relay.queue_prefix: letters, digits, '-' and '_'")
+        out["queue_prefix"] = raw.queue_prefix
+        if not 1 <= raw.queue_partitions <= 64:
+            raise ConfigError("relay.queue_partitions: from 1 to 64")
+        out["queue_partitions"] = raw.queue_partitions
         if _positive(raw.max_queued, "relay.max_queued") is not None:
             out["max_queued"] = raw.max_queued
         if _positive(raw.min_free_disk_mb, "relay.min_free_disk_mb", 0) is not None:
@@ -508,6 +523,14 @@ def _relay_options(raw: _Relay, path: Path) -> dict[str, Any]:
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     return out
+
+
+def validate_queue_url(url: str, key: str) -> Secret:
+    """A Redis URL (redis://, rediss:// or unix://); kept as a secret, since it may hold a password."""
+    text = url.strip()
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{key}: a Redis URL is expected (redis://host:port/db, rediss://..., unix://...)")
+    return Secret(text)
 
 
 def _env_int(env: Mapping[str, str], name: str, minimum: int) -> int:
@@ -541,6 +564,8 @@ def _with_relay_settings(cfg: Config, env: Mapping[str, str]) -> Config:
         )
     if env.get("HUBSPOT_RELAY_DATA_DIR"):
         changes["data_dir"] = Path(env["HUBSPOT_RELAY_DATA_DIR"])
+    if env.get("HUBSPOT_RELAY_QUEUE_URL"):
+        changes["queue_url"] = validate_queue_url(env["HUBSPOT_RELAY_QUEUE_URL"], "HUBSPOT_RELAY_QUEUE_URL")
     if env.get("HUBSPOT_RELAY_PORT"):
         port = env["HUBSPOT_RELAY_PORT"]
         if not port.isdigit() or not 0 < int(port) < 65536:

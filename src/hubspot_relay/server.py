@@ -27,10 +27,15 @@ from .admin import AdminState, admin_routes
 from .config import Config
 from .hubspot.client import HubSpotClient
 from .hubspot.ratelimit import AccountLimiter
+from .hubspot.shared_ratelimit import SharedLimiter
 from .pipeline.backpressure import Backpressure
 from .pipeline.deliver import Delivery
-from .pipeline.identity import IdentityMap
+from .pipeline.identity import Identities, IdentityMap
+from .pipeline.partitions import Ownership
 from .pipeline.queue import State
+from .pipeline.redis_identity import RedisIdentityMap
+from .pipeline.redis_queue import RedisQueue
+from .pipeline.shared_cache import RedisCache
 from .pipeline.sqlite_queue import SQLiteQueue
 from .segment.device import device_routes
 from .segment.ingest import RelayApp, create_ingest_app
@@ -110,11 +115,22 @@ def queue_path(config: Config) -> Any:
     return config.data_dir / "queue.sqlite3"
 
 
-def build_queue(config: Config) -> SQLiteQueue:
+def build_queue(config: Config) -> SQLiteQueue | RedisQueue:
+    """The SQLite file in the data folder, or the Redis queue shared with other relay processes."""
+    if config.queue_url:
+        return RedisQueue(
+            config.queue_url.reveal(), prefix=config.queue_prefix, partitions=config.queue_partitions
+        )
     return SQLiteQueue(queue_path(config))
 
 
-async def _prune_forever(queue: SQLiteQueue) -> None:
+def build_identity(config: Config) -> Identities:
+    if config.queue_url:
+        return RedisIdentityMap(config.queue_url.reveal(), prefix=config.queue_prefix)
+    return IdentityMap(identity_path(config))
+
+
+async def _prune_forever(queue: SQLiteQueue | RedisQueue) -> None:
     while True:
         await asyncio.sleep(_PRUNE_EVERY_SECONDS)
         try:
@@ -138,8 +154,11 @@ def identity_path(config: Config) -> Any:
     return config.data_dir / "identity.sqlite3"
 
 
-def build_deliveries(config: Config, queue: SQLiteQueue, identity: IdentityMap) -> list[Delivery]:
-    """One delivery loop per HubSpot account that has sources routed to it."""
+def build_deliveries(config: Config, queue: SQLiteQueue | RedisQueue, identity: Identities) -> list[Delivery]:
+    """One delivery loop per HubSpot account that has sources routed to it; with a Redis queue,
+    each account's budget, catalogs and definitions are shared with the other relay processes."""
+    shared = queue.redis if isinstance(queue, RedisQueue) else None
+    cache = RedisCache(shared, config.queue_prefix) if shared is not None else None
     deliveries = []
     for account in config.accounts:
         sources = [s.name for s in config.sources if s.account == account.name and s.enabled]
@@ -147,9 +166,21 @@ def build_deliveries(config: Config, queue: SQLiteQueue, identity: IdentityMap) 
         if not sources and not disabled:
             continue
         limits = account.limits
-        limiter = AccountLimiter(
-            limits.per_10s, limits.per_day, limits.per_second, reserve=limits.reserve, learn=limits.learn
-        )
+        limiter: AccountLimiter
+        if shared is not None:
+            limiter = SharedLimiter(
+                shared,
+                f"{config.queue_prefix}:budget:{account.hub_id}:{account.api_mode}",
+                limits.per_10s,
+                limits.per_day,
+                limits.per_second,
+                reserve=limits.reserve,
+                learn=limits.learn,
+            )
+        else:
+            limiter = AccountLimiter(
+                limits.per_10s, limits.per_day, limits.per_second, reserve=limits.reserve, learn=limits.learn
+            )
         client = HubSpotClient(
             account,
             limiter,
@@ -157,14 +188,23 @@ def build_deliveries(config: Config, queue: SQLiteQueue, identity: IdentityMap) 
             connect_timeout=account.delivery.connect_timeout_s,
         )
         deliveries.append(
-            Delivery(account, account.delivery, sources, queue, identity, client, disabled_sources=disabled)
+            Delivery(
+                account,
+                account.delivery,
+                sources,
+                queue,
+                identity,
+                client,
+                disabled_sources=disabled,
+                cache=cache,
+            )
         )
     return deliveries
 
 
 def create_app(
     config: Config,
-    queue: SQLiteQueue | None = None,
+    queue: SQLiteQueue | RedisQueue | None = None,
     *,
     deliver: bool = True,
     analytics_js_dir: Path | None = None,
@@ -186,8 +226,18 @@ def create_app(
             asyncio.create_task(_prune_forever(q), name="prune"),
             asyncio.create_task(backpressure.watch(q.pending_counts, stop), name="backpressure"),
         ]
-        log.info("queue open", path=str(q.path))
-        identity = IdentityMap(identity_path(config)) if deliver else None
+        ownership = None
+        if isinstance(q, RedisQueue):
+            log.info("queue open", redis=q.path, partitions=q.partitions, consumer=q.consumer)
+            if (warning := await q.durability()) is not None:
+                log.warning("Redis may lose acknowledged messages", detail=warning)
+            if deliver:
+                ownership = Ownership(q)
+                await ownership.beat()
+                helpers.append(asyncio.create_task(ownership.run(stop), name="partitions"))
+        else:
+            log.info("queue open", path=str(q.path))
+        identity = build_identity(config) if deliver else None
         deliveries = build_deliveries(config, q, identity) if identity else []
         admin.deliveries, admin.identity = deliveries, identity
         tasks = [asyncio.create_task(d.run(stop), name=f"deliver-{d.account.name}") for d in deliveries]
@@ -199,6 +249,9 @@ def create_app(
             for d in deliveries:
                 await d.client.aclose()
             await _stop_within(helpers, 0)
+            if ownership is not None:
+                with contextlib.suppress(Exception):
+                    await ownership.leave()
             await q.close()
             if identity:
                 identity.close()

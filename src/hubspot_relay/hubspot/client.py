@@ -79,7 +79,7 @@ class HubSpotClient:
                 CALLS.labels(self.account.name, "error").inc()
                 raise transport_error(exc) from None
             CALLS.labels(self.account.name, str(response.status_code)).inc()
-            self.limiter.observe(
+            await self.limiter.after_call(
                 {
                     k.lower(): v
                     for k, v in response.headers.items()
@@ -93,7 +93,7 @@ class HubSpotClient:
                 return orjson.loads(response.content)
             error = HubSpotError.from_response(response.status_code, response.content, response.headers)
             if error.kind is Kind.RATE_LIMIT:
-                self.limiter.rate_limited(error.policy, error.retry_after)
+                await self.limiter.after_429(error.policy, error.retry_after)
                 continue  # the limiter waits (or raises DailyLimitReached) on the next acquire
             raise error
         raise HubSpotError(429, {"message": "still rate limited after many waits"}, kind=Kind.RETRYABLE)

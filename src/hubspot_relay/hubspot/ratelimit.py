@@ -144,6 +144,19 @@ class AccountLimiter:
         """Take HubSpot's view of the budget: its limits (see the class), and its count of calls
         left in the window, which includes other apps' calls."""
         now = self.clock()
+        self.learn_limits(headers)
+        self._trim(now)
+        theirs = self.others_left(headers)
+        if theirs is not None:
+            ours = self.per_10s - len(self._window)
+            for _ in range(max(0, ours - theirs)):
+                self._window.append(now)  # calls we did not make (another app's) fill the window
+        if _number(headers, "x-hubspot-ratelimit-daily-remaining") == 0:
+            self._daily_until = next_midnight_utc(now)
+
+    def learn_limits(self, headers: Mapping[str, str]) -> bool:
+        """Adopt HubSpot's limits from its headers; True when one changed."""
+        before = (self.per_10s, self.per_day, self.per_second, self.window_s)
         interval = _number(headers, "x-hubspot-ratelimit-interval-milliseconds")
         if interval is not None and 1_000 <= interval <= 86_400_000 and self.learn:
             self.window_s = interval / 1000
@@ -153,17 +166,20 @@ class AccountLimiter:
             self.per_day = usable
         if (usable := self._learn("second", _number(headers, "x-hubspot-ratelimit-secondly"))) is not None:
             self.per_second = usable
-        self._trim(now)
+        return before != (self.per_10s, self.per_day, self.per_second, self.window_s)
+
+    def others_left(self, headers: Mapping[str, str]) -> int | None:
+        """HubSpot's count of calls left in the window, in terms of our share of it (its
+        "remaining" counts the whole budget; ours stops short of the reserve)."""
         remaining = _number(headers, "x-hubspot-ratelimit-remaining")
-        if remaining is not None:
-            # HubSpot's "remaining" counts the whole budget; ours stops short of the reserve.
-            theirs = remaining - (self.budget["window"] - self.per_10s)
-            ours = self.per_10s - len(self._window)
-            for _ in range(max(0, ours - theirs)):
-                self._window.append(now)  # calls we did not make (another app's) fill the window
-        daily = _number(headers, "x-hubspot-ratelimit-daily-remaining")
-        if daily == 0:
-            self._daily_until = next_midnight_utc(now)
+        return None if remaining is None else remaining - (self.budget["window"] - self.per_10s)
+
+    async def after_call(self, headers: Mapping[str, str]) -> None:
+        """What the client reports after each answer (a shared limiter writes it through)."""
+        self.observe(headers)
+
+    async def after_429(self, policy: str, retry_after: float | None) -> None:
+        self.rate_limited(policy, retry_after)
 
     def rate_limited(self, policy: str, retry_after: float | None) -> None:
         """A 429: pause everyone as its policy demands."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from ..hubspot.errors import HubSpotError, Kind
 from ..hubspot.lifecycle import LIFECYCLE_STAGES, is_backwards
 from ..translate import PropertyInfo, prepare
@@ -23,13 +25,21 @@ class ContactSender(Sender):
             cached = self.catalogs.get(object_type)
             if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
                 return cached[1]
-            return await self._read_catalog(object_type)
+            return await self._read_catalog(object_type, refresh=refresh)
 
-    async def _read_catalog(self, object_type: str) -> dict[str, PropertyInfo]:
-        if self.legacy:
-            props = await self.call(self.client.legacy_properties)
+    async def _read_catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
+        """HubSpot's catalog (or the one another relay process read, when they share a cache)."""
+        key = f"catalog:{self.account.hub_id}:{'legacy' if self.legacy else 'v3'}:{object_type}"
+        cached = None if refresh or self.cache is None else await self.cache.get(key)
+        if cached is not None:
+            props = orjson.loads(cached)
         else:
-            props = await self.call(lambda: self.client.properties(object_type))
+            if self.legacy:
+                props = await self.call(self.client.legacy_properties)
+            else:
+                props = await self.call(lambda: self.client.properties(object_type))
+            if self.cache is not None:
+                await self.cache.set(key, orjson.dumps(props), self.options.catalog_ttl_s)
         catalog = {p["name"]: PropertyInfo.from_hubspot(p) for p in props}
         self.catalogs[object_type] = (self.clock(), catalog)
         return catalog

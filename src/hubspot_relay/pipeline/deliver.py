@@ -28,16 +28,19 @@ from ..translate import PropertyInfo
 from .companies import CompanySender
 from .contacts import ContactSender
 from .events import EventSender
-from .identity import IdentityMap
+from .identity import Identities
 from .planner import Planned, Planner
 from .queue import Leased, Queue
 from .settlement import Settlement, settle
+from .shared_cache import SharedCache
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
 # With the queue drained, the next batch waits this long for the one in flight (a hung call is
 # not waited for longer than this; a backlog does not wait at all).
 DRAINED_OVERLAP_WAIT_S = 1.0
+# Relay processes sharing a Redis queue see an operator's pause or resume within this long.
+PAUSE_RECHECK_S = 2.0
 
 
 class Delivery(ContactSender, CompanySender, EventSender):
@@ -47,11 +50,12 @@ class Delivery(ContactSender, CompanySender, EventSender):
         options: DeliveryOptions,
         sources: Sequence[str],
         queue: Queue,
-        identity: IdentityMap,
+        identity: Identities,
         client: HubSpotClient,
         *,
         clock: Callable[[], float] = time.time,
         disabled_sources: Sequence[str] = (),
+        cache: SharedCache | None = None,
     ) -> None:
         self.account = account
         self.options = options
@@ -61,6 +65,9 @@ class Delivery(ContactSender, CompanySender, EventSender):
         self.client = client
         self.clock = clock
         self.catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]] = {}
+        # Shared with other relay processes (Redis): catalogs, definitions, and pauses re-read.
+        self.cache = cache
+        self._pause_checked = 0.0
         self.definitions: dict[str, set[str]] | None = None  # fully qualified name -> property names
         self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
         self.paused_until = 0.0
@@ -145,6 +152,10 @@ class Delivery(ContactSender, CompanySender, EventSender):
         return len(leased)
 
     async def lease(self, limit: int | None = None) -> list[Leased]:
+        if self.cache is not None and self.clock() - self._pause_checked > PAUSE_RECHECK_S:
+            # Another relay process may have been told to pause or resume this account.
+            self._pause_checked = self.clock()
+            self.operator_paused = await asyncio.to_thread(self.identity.is_paused, self.account.name)
         if self.paused_until > self.clock() or self.operator_paused:
             return []
         limit = limit or self.options.lease_batch

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
+
 from ..hubspot.errors import HubSpotError, Kind
 from ..translate import Event
 from .planner import Pending
@@ -44,13 +46,31 @@ class EventSender(Sender):
         prefix = f"pe{self.account.hub_id}_"
         return name if name.startswith(prefix) else prefix + name
 
-    async def _definitions(self) -> dict[str, set[str]]:
-        if self.definitions is None:
-            found = await self.call(self.client.event_definitions)
-            self.definitions = {
-                d["fullyQualifiedName"]: {p["name"] for p in d.get("properties", [])} for d in found
-            }
+    def _definitions_key(self) -> str:
+        return f"definitions:{self.account.hub_id}"
+
+    async def _definitions(self, *, refresh: bool = False) -> dict[str, set[str]]:
+        """The portal's event definitions: read once, from HubSpot or from the cache relay
+        processes share (`refresh`: from HubSpot, another process having created one)."""
+        if self.definitions is None or refresh:
+            cached = None if refresh or self.cache is None else await self.cache.get(self._definitions_key())
+            if cached is not None:
+                self.definitions = {k: set(v) for k, v in orjson.loads(cached).items()}
+            else:
+                found = await self.call(self.client.event_definitions)
+                self.definitions = {
+                    d["fullyQualifiedName"]: {p["name"] for p in d.get("properties", [])} for d in found
+                }
+                await self._share_definitions()
         return self.definitions
+
+    async def _share_definitions(self) -> None:
+        if self.cache is not None and self.definitions is not None:
+            await self.cache.set(
+                self._definitions_key(),
+                orjson.dumps({k: sorted(v) for k, v in self.definitions.items()}),
+                self.options.catalog_ttl_s,
+            )
 
     async def _ensure_definitions(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> set[str]:
         """Definitions (and their properties) for these events; returns the names that are usable.
@@ -74,22 +94,32 @@ class EventSender(Sender):
                     if not self.options.create_event_definitions:
                         continue
                     short = fqn.removeprefix(f"pe{self.account.hub_id}_")
-                    created = await self.call(
-                        lambda short=short, op=op, keys=keys: self.client.create_event_definition(
-                            {
-                                "label": (op.label or short)[:100],
-                                "name": short,
-                                "primaryObject": "CONTACT",
-                                "description": f'Segment event "{op.label or short}", from hubspot-relay',
-                                "propertyDefinitions": [
-                                    {"name": k, "label": k, "type": "string"} for k in sorted(keys)
-                                ],
-                            }
+                    try:
+                        created = await self.call(
+                            lambda short=short, op=op, keys=keys: self.client.create_event_definition(
+                                {
+                                    "label": (op.label or short)[:100],
+                                    "name": short,
+                                    "primaryObject": "CONTACT",
+                                    "description": f'Segment event "{op.label or short}", from hubspot-relay',
+                                    "propertyDefinitions": [
+                                        {"name": k, "label": k, "type": "string"} for k in sorted(keys)
+                                    ],
+                                }
+                            )
                         )
-                    )
-                    definitions[fqn] = {p["name"] for p in created.get("properties", [])}
-                    log.info("created event definition", account=self.account.name, name=fqn)
-                for key in sorted(keys - definitions[fqn]):
+                        definitions[fqn] = {p["name"] for p in created.get("properties", [])}
+                        log.info("created event definition", account=self.account.name, name=fqn)
+                    except HubSpotError as e:
+                        # Created meanwhile (by another relay process, or by hand): read it back.
+                        if e.kind is not Kind.CONFLICT:
+                            raise
+                        definitions = await self._definitions(refresh=True)
+                        if fqn not in definitions:
+                            raise
+                    await self._share_definitions()
+                missing = sorted(keys - definitions[fqn])
+                for key in missing:
                     try:
                         await self.call(
                             lambda fqn=fqn, key=key: self.client.add_event_property(
@@ -100,6 +130,8 @@ class EventSender(Sender):
                         if e.kind is not Kind.CONFLICT:
                             raise
                     definitions[fqn].add(key)
+                if missing:
+                    await self._share_definitions()
                 usable.add(fqn)
             except HubSpotError as e:
                 if e.kind is Kind.PERMANENT:

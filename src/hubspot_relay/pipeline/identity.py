@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -40,6 +40,28 @@ CREATE TABLE IF NOT EXISTS problems (account TEXT, kind TEXT, message TEXT, sinc
 
 # Ids -> email ties kept in memory; past this many the memory starts again (the file has them all).
 KNOWN_IDS_MAX = 200_000
+
+
+class Identities(Protocol):
+    """What delivery needs of an identity map: this file's (one process) or Redis's (shared)."""
+
+    def close(self) -> None: ...
+    def email_for(self, source: str, ids: Sequence[str]) -> str | None: ...
+    def link(
+        self, source: str, ids: Sequence[str], email: str | None
+    ) -> tuple[str | None, dict[str, Any]]: ...
+    def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None: ...
+    def take_pending(self, source: str, ids: Sequence[str]) -> dict[str, Any]: ...
+    def contact(self, account: str, email: str) -> tuple[str | None, str | None]: ...
+    def save_contacts(self, account: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None: ...
+    def company(self, account: str, group_id: str) -> str | None: ...
+    def save_company(self, account: str, group_id: str, company_id: str) -> None: ...
+    def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None: ...
+    def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]: ...
+    def set_problem(self, account: str, kind: str, message: str | None) -> None: ...
+    def set_paused(self, account: str, paused: bool, note: str = ...) -> None: ...
+    def is_paused(self, account: str) -> bool: ...
+    def problems(self) -> list[tuple[str, str, str, float]]: ...
 
 
 class IdentityMap:
@@ -115,8 +137,10 @@ class IdentityMap:
             self._learn(source, id_, email)
         return email, self.take_pending(source, changed)
 
-    def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> None:
-        """Keep traits until an email is known for one of `ids` (later values win)."""
+    def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None:
+        """Keep traits until an email is known for one of `ids` (later values win). Returns None:
+        one process owns this map, so no email can appear between the caller's look-up and this
+        (the shared map in Redis may return one)."""
         now = time.time()
         rows = []
         for id_ in ids:
@@ -124,6 +148,7 @@ class IdentityMap:
             merged = {**(orjson.loads(row[0]) if row else {}), **traits}
             rows.append((source, id_, orjson.dumps(merged), now))
         self._tx("INSERT OR REPLACE INTO pending (source, id, traits, updated_at) VALUES (?, ?, ?, ?)", rows)
+        return None
 
     def take_pending(self, source: str, ids: Sequence[str]) -> dict[str, Any]:
         merged: dict[str, Any] = {}

@@ -15,7 +15,7 @@ import structlog
 from ..options import DeliveryOptions
 from ..segment.messages import stamped
 from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, translate
-from .identity import IdentityMap
+from .identity import Identities
 from .queue import Leased
 from .settlement import Settlement
 
@@ -59,7 +59,7 @@ class Planner:
         self,
         account_name: str,
         options: DeliveryOptions,
-        identity: IdentityMap,
+        identity: Identities,
         *,
         legacy: bool = False,
         disabled: Sequence[str] = (),
@@ -122,10 +122,10 @@ class Planner:
                     event_traits.setdefault(m.id, {}).update(op.properties)
                 elif isinstance(op, ContactUpdate):
                     email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
+                    if not email:  # kept until an email is known (unless one just was)
+                        email = self.identity.remember(m.source, op.ref.ids, op.properties)
                     if email:
                         upsert(email, op.properties, m.id)
-                    else:
-                        self.identity.remember(m.source, op.ref.ids, op.properties)
                 elif isinstance(op, CompanyUpdate) and self.legacy:
                     s.skipped += 1
                     log.info("group calls are not delivered in legacy mode", account=self.account_name)

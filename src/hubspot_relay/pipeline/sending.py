@@ -15,9 +15,10 @@ from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
 from ..options import DeliveryOptions
 from ..translate import PropertyInfo
-from .identity import IdentityMap
+from .identity import Identities
 from .planner import Pending
 from .settlement import Settlement
+from .shared_cache import SharedCache
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
@@ -29,12 +30,13 @@ class Sender:
 
     account: Account
     options: DeliveryOptions
-    identity: IdentityMap
+    identity: Identities
     client: HubSpotClient
     clock: Callable[[], float]
     legacy: bool
     catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]]
     setup_lock: asyncio.Lock  # one batch at a time reads the catalog or creates definitions
+    cache: SharedCache | None  # catalogs and definitions shared with other relay processes
 
     def failed(self, e: HubSpotError, ids: Sequence[int], s: Settlement) -> None:
         """A refusal that is not about the content: permanent ones (401, 403) stop retrying, are

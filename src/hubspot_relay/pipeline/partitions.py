@@ -1,0 +1,117 @@
+"""Sharing the Redis queue's partitions among the relay processes that are alive.
+
+Each process beats every second (a sorted set of members, each with its expiry). Who should hold
+a partition is decided by rendezvous hashing over the live members, so a process that joins or
+leaves moves only its share. Holding is a key with a time to live, renewed by the holder:
+- a partition that should be ours and is free is taken; if its last holder did not hand it over
+  (it died), its leases are made visible again at once (`RedisQueue.reclaim`);
+- a partition we hold that should now be another's is no longer leased from, and is handed over
+  once every message we leased there is settled, so one user's messages are never delivered by
+  two processes at once;
+- a process killed with -9 stops renewing: its partitions are free after `ttl_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import zlib
+from collections.abc import Callable
+
+import structlog
+
+from .redis_queue import RedisQueue
+
+log = structlog.get_logger("hubspot_relay.partitions")
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_GIVE_UP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def owner_of(partition: int, members: list[str]) -> str | None:
+    """Rendezvous hashing: the member with the highest score for this partition."""
+    if not members:
+        return None
+    return max(members, key=lambda m: (zlib.crc32(f"{m}/{partition}".encode()), m))
+
+
+class Ownership:
+    def __init__(
+        self,
+        queue: RedisQueue,
+        *,
+        ttl_s: float = 6.0,
+        beat_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.queue = queue
+        self.name = queue.consumer
+        self.ttl_s = ttl_s
+        self.beat_s = beat_s
+        self.clock = clock
+        self.held: set[int] = set()
+        self.members: list[str] = []
+        queue.owned = set()  # nothing is leased until the first beat says what is ours
+
+    def _key(self, *parts: object) -> str:
+        return self.queue._key(*parts)
+
+    async def beat(self) -> None:
+        r = self.queue.redis
+        now_ms = int(self.clock() * 1000)
+        ttl_ms = int(self.ttl_s * 1000)
+        members_key = self._key("members")
+        await r.zadd(members_key, {self.name: now_ms + ttl_ms})
+        await r.zremrangebyscore(members_key, "-inf", now_ms)
+        self.members = sorted(m.decode() for m in await r.zrange(members_key, 0, -1))
+        wanted = {p for p in range(self.queue.partitions) if owner_of(p, self.members) == self.name}
+        for p in sorted(self.held):
+            # A hold that lapsed (this process stalled past the time to live) is taken back if
+            # free, without reclaiming our own leases; left alone if another process has it now.
+            renewed = await r.eval(_RENEW, 1, self._key("own", p), self.name, ttl_ms)
+            if not renewed and not await r.set(self._key("own", p), self.name, nx=True, px=ttl_ms):
+                self.held.discard(p)
+                log.warning("partition lost to another process", partition=p)
+        taken = []
+        for p in sorted(wanted - self.held):
+            if await r.set(self._key("own", p), self.name, nx=True, px=ttl_ms):
+                self.held.add(p)
+                taken.append(p)
+        if taken:
+            reclaimed = await self.queue.reclaim(taken)
+            log.info(
+                "partitions taken", partitions=taken, leases_reclaimed=reclaimed, members=len(self.members)
+            )
+        for p in sorted(self.held - wanted):
+            if self.queue.leased_here(p) == 0:
+                await r.eval(_GIVE_UP, 1, self._key("own", p), self.name)
+                self.held.discard(p)
+                log.info("partition handed over", partition=p)
+        self.queue.owned = self.held & wanted
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.beat()
+            except Exception:
+                log.exception("partition heartbeat failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.beat_s)
+
+    async def leave(self) -> None:
+        """A clean stop: hand every partition over at once (nothing is leased any more)."""
+        self.queue.owned = set()
+        r = self.queue.redis
+        for p in sorted(self.held):
+            await r.eval(_GIVE_UP, 1, self._key("own", p), self.name)
+        self.held.clear()
+        await r.zrem(self._key("members"), self.name)

@@ -1,0 +1,210 @@
+"""The identity map shared by every relay process, in Redis: the same methods as `IdentityMap`
+(the planner runs them in a worker thread, so this one uses a synchronous client).
+
+Ties read or written are kept in memory for `KNOWN_TTL_S` only, since another process may tie an
+id anew; linking and remembering are Lua scripts, so that traits waiting for an email are never
+left behind when two processes see the identify and the email at the same moment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+import redis
+
+KNOWN_TTL_S = 30.0
+KNOWN_MAX = 200_000
+_SEP = "\x1f"
+
+# KEYS: ties hash, pending hash. ARGV: email, now, ids... Ties the ids; returns the traits that
+# were waiting for them (JSON texts, in id order), taken.
+_LINK = """
+local taken = {}
+for i = 3, #ARGV do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
+  local waiting = redis.call('HGET', KEYS[2], ARGV[i])
+  if waiting then
+    taken[#taken + 1] = waiting
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  end
+end
+return taken
+"""
+
+# KEYS: ties hash, pending hash. ARGV: traits JSON, ids... Keeps traits until an email is known,
+# unless one of the ids has one by now: then returns it (the caller sends the traits with it).
+# Waiting traits are a JSON array of the objects in arrival order, merged by the reader (Lua's
+# cjson would round large numbers).
+_REMEMBER = """
+for i = 2, #ARGV do
+  local email = redis.call('HGET', KEYS[1], ARGV[i])
+  if email then return email end
+end
+for i = 2, #ARGV do
+  local old = redis.call('HGET', KEYS[2], ARGV[i])
+  if old then
+    redis.call('HSET', KEYS[2], ARGV[i], string.sub(old, 1, -2) .. ',' .. ARGV[1] .. ']')
+  else
+    redis.call('HSET', KEYS[2], ARGV[i], '[' .. ARGV[1] .. ']')
+  end
+end
+return false
+"""
+
+
+def _merged(texts: Iterable[str]) -> dict[str, Any]:
+    """Waiting traits (JSON arrays of objects, oldest first) merged: later values win."""
+    merged: dict[str, Any] = {}
+    for text in texts:
+        for traits in orjson.loads(text):
+            merged.update(traits)
+    return merged
+
+
+class RedisIdentityMap:
+    def __init__(self, url: str, *, prefix: str = "hubspot-relay") -> None:
+        self.prefix = prefix
+        self._r = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        self._link = self._r.register_script(_LINK)
+        self._remember = self._r.register_script(_REMEMBER)
+        self._known: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def close(self) -> None:
+        self._r.close()
+
+    def _key(self, *parts: str) -> str:
+        return ":".join([self.prefix, "id", *parts])
+
+    def _learn(self, source: str, id_: str, email: str) -> None:
+        if len(self._known) >= KNOWN_MAX:
+            self._known.clear()
+        self._known[(source, id_)] = (email, time.monotonic())
+
+    def _cached(self, source: str, id_: str) -> str | None:
+        hit = self._known.get((source, id_))
+        if hit is None or time.monotonic() - hit[1] > KNOWN_TTL_S:
+            return None
+        return hit[0]
+
+    # ---- people ---------------------------------------------------------------------------
+
+    def email_for(self, source: str, ids: Sequence[str]) -> str | None:
+        if not ids:
+            return None
+        for id_ in ids:
+            if (known := self._cached(source, id_)) is not None:
+                return known
+        for id_, email in zip(ids, self._r.hmget(self._key("ties", source), list(ids)), strict=True):
+            if email is not None:
+                self._learn(source, id_, email)
+                return str(email)
+        return None
+
+    def link(self, source: str, ids: Sequence[str], email: str | None) -> tuple[str | None, dict[str, Any]]:
+        email = email or self.email_for(source, ids)
+        if email is None or not ids:
+            return email, {}
+        changed = [id_ for id_ in ids if self._cached(source, id_) != email]
+        if not changed:
+            return email, {}
+        taken = self._link(
+            keys=[self._key("ties", source), self._key("pending", source)],
+            args=[email, time.time(), *changed],
+        )
+        for id_ in changed:
+            self._learn(source, id_, email)
+        return email, _merged(taken)
+
+    def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None:
+        """Keep traits until an email is known for one of `ids`; returns the email if another
+        process tied one meanwhile (then nothing is kept: the caller sends the traits)."""
+        email = self._remember(
+            keys=[self._key("ties", source), self._key("pending", source)],
+            args=[orjson.dumps(traits).decode(), *ids],
+        )
+        return str(email) if email else None
+
+    def take_pending(self, source: str, ids: Sequence[str]) -> dict[str, Any]:
+        texts = []
+        key = self._key("pending", source)
+        for id_ in ids:
+            pipe = self._r.pipeline()
+            pipe.hget(key, id_)
+            pipe.hdel(key, id_)
+            text, _ = pipe.execute()
+            if text:
+                texts.append(text)
+        return _merged(texts)
+
+    # ---- HubSpot ids ----------------------------------------------------------------------
+
+    def contact(self, account: str, email: str) -> tuple[str | None, str | None]:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hget(self._key("contact", account), email.lower())
+        pipe.hget(self._key("stage", account), email.lower())
+        contact_id, stage = pipe.execute()
+        return contact_id, stage
+
+    def save_contacts(self, account: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None:
+        ids, stages = {}, {}
+        for email, contact_id, stage in rows:
+            if contact_id is not None:
+                ids[email.lower()] = contact_id
+            if stage is not None:
+                stages[email.lower()] = stage
+        pipe = self._r.pipeline()
+        if ids:
+            pipe.hset(self._key("contact", account), mapping=ids)
+        if stages:
+            pipe.hset(self._key("stage", account), mapping=stages)
+        pipe.execute()
+
+    def company(self, account: str, group_id: str) -> str | None:
+        value = self._r.hget(self._key("company", account), group_id)
+        return str(value) if value is not None else None
+
+    def save_company(self, account: str, group_id: str, company_id: str) -> None:
+        self._r.hset(self._key("company", account), group_id, company_id)
+
+    # ---- what status shows ----------------------------------------------------------------
+
+    def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None:
+        if dropped:
+            pipe = self._r.pipeline()
+            for key, reason in dropped.items():
+                pipe.hincrby(self._key("dropped"), _SEP.join([account, object_type, key, reason]), 1)
+            pipe.execute()
+
+    def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]:
+        rows = []
+        for field, count in self._r.hgetall(self._key("dropped")).items():
+            acct, object_type, key, reason = field.split(_SEP, 3)
+            if account is None or acct == account:
+                rows.append((acct, object_type, key, reason, int(count)))
+        return sorted(rows, key=lambda r: (-r[4], r[2]))
+
+    def set_problem(self, account: str, kind: str, message: str | None) -> None:
+        field = _SEP.join([account, kind])
+        if message is None:
+            self._r.hdel(self._key("problems"), field)
+            return
+        old = self._r.hget(self._key("problems"), field)
+        since = orjson.loads(old)["since"] if old else time.time()
+        self._r.hset(self._key("problems"), field, orjson.dumps({"message": message, "since": since}))
+
+    def set_paused(self, account: str, paused: bool, note: str = "paused by an operator") -> None:
+        self.set_problem(account, "paused", note if paused else None)
+
+    def is_paused(self, account: str) -> bool:
+        return bool(self._r.hexists(self._key("problems"), _SEP.join([account, "paused"])))
+
+    def problems(self) -> list[tuple[str, str, str, float]]:
+        rows = []
+        for field, value in self._r.hgetall(self._key("problems")).items():
+            account, kind = field.split(_SEP, 1)
+            data = orjson.loads(value)
+            rows.append((account, kind, str(data["message"]), float(data["since"])))
+        return sorted(rows, key=lambda r: r[3])
