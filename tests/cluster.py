@@ -1,0 +1,138 @@
+"""Several relay processes sharing one Redis, delivering to one sandbox: the scale-out set-up the
+README describes, on loopback, for the end-to-end tests and `bench/scale.py`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.helpers import ROOT, RelayProcess, free_port
+
+WRITE_KEY = "cluster-write-key"
+
+
+class Cluster:
+    def __init__(
+        self,
+        tmp: Path,
+        redis_url: str,
+        processes: int,
+        *,
+        per_10s: int = 190,
+        latency_ms: int = 300,
+        deliver: bool = True,
+    ) -> None:
+        self.tmp = tmp
+        self.redis_url = redis_url
+        self.count = processes
+        self.per_10s = per_10s
+        self.latency_ms = latency_ms
+        self.deliver = deliver
+        self.sandbox_port = free_port()
+        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        self.sandbox: subprocess.Popen[bytes] | None = None
+        self.relays: list[RelayProcess] = []
+        self.http = httpx.Client(timeout=30)
+
+    def start(self) -> Cluster:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.sandbox = subprocess.Popen(
+            [
+                sys.executable, "-m", "hubspot_relay", "sandbox",
+                "--port", str(self.sandbox_port), "--log-level", "warning",
+                "--limit-10s", str(self.per_10s),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.http.get(f"{self.sandbox_url}/_sandbox/portals", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if self.sandbox.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the sandbox did not start") from None
+                time.sleep(0.05)
+        if self.latency_ms:
+            self.http.post(
+                f"{self.sandbox_url}/_sandbox/faults",
+                json={"rules": [{"match": "*", "latency_ms": self.latency_ms}]},
+            ).raise_for_status()
+        config = self.tmp / "relay.toml"
+        config.write_text(f"""
+[relay]
+queue_url = "{self.redis_url}"
+
+[[accounts]]
+name = "cluster"
+hub_id = 997086
+access_token = "sandbox-token"
+api_base = "{self.sandbox_url}"
+tier = "professional"
+
+[[sources]]
+name = "web"
+write_key = "{WRITE_KEY}"
+account = "cluster"
+""")
+        args: tuple[str, ...] = ("--config", str(config))
+        if not self.deliver:
+            args += ("--no-deliver",)
+        for i in range(self.count):
+            self.relays.append(RelayProcess(self.tmp / f"relay{i}", args=args).start())
+        return self
+
+    @property
+    def urls(self) -> list[str]:
+        return [r.url for r in self.relays]
+
+    def status(self) -> dict[str, Any]:
+        """The operations API of the first relay still running (every one reads the same Redis)."""
+        for relay in self.relays:
+            if relay.proc is not None and relay.proc.poll() is None:
+                return dict(self.http.get(f"{relay.url}/admin/api/status").json())
+        raise RuntimeError("no relay is running")
+
+    def web(self) -> dict[str, Any]:
+        return dict(self.status()["sources"]["web"])
+
+    def wait_delivered(self, total: int, timeout: float = 300) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            web = self.web()
+            if web["delivered"] + web["dead"] >= total:
+                return time.monotonic() - start
+            time.sleep(0.25)
+        raise RuntimeError(f"not delivered in {timeout}s: {self.web()}")
+
+    def calls(self, timeline: bool = False) -> dict[str, Any]:
+        params = {"timeline": "1"} if timeline else {}
+        return dict(self.http.get(f"{self.sandbox_url}/_sandbox/calls", params=params).json())
+
+    def portal(self) -> dict[str, Any]:
+        portals = self.http.get(f"{self.sandbox_url}/_sandbox/portals").json()
+        return dict(next(p for p in portals if p["hub_id"] == "997086"))
+
+    def stop(self) -> None:
+        for relay in self.relays:
+            relay.stop()
+        if self.sandbox is not None and self.sandbox.poll() is None:
+            self.sandbox.terminate()
+            try:
+                self.sandbox.wait(10)
+            except subprocess.TimeoutExpired:
+                self.sandbox.kill()
+        self.http.close()
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
