@@ -154,18 +154,14 @@ class RedisQueue:
 
     async def append(self, envelopes: Sequence[Envelope]) -> int:
         new = 0
+        indexes = {name: await self.source_index(name) for name in {env.source for env in envelopes}}
         for start in range(0, len(envelopes), _APPEND_CHUNK):
             args: list[Any] = [self.prefix, self.dedupe_window, RECENT_MAX]
             for env in envelopes[start : start + _APPEND_CHUNK]:
-                args += [
-                    await self.source_index(env.source),
-                    partition_of(env.user, env.message_id, self.partitions),
-                    env.message_id,
-                    env.type,
-                    env.body,
-                    repr(env.received_at),
-                    env.sent_at or "",
-                ]
+                p = partition_of(env.user, env.message_id, self.partitions)
+                sent_at = (env.sent_at or "").replace("|", "")  # a valid time has none
+                head = f"{indexes[env.source]}|{p}|{env.type}|{env.received_at!r}|{sent_at}|"
+                args += [head + env.message_id, env.body]
             new += int(await self._scripts["APPEND"](args=args))
         return new
 
