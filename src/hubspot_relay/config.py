@@ -413,7 +413,7 @@ def load_file(path: Path, env: Mapping[str, str] | None = None) -> Config:
             sources=tuple(sources),
             queue=raw.relay.queue,
             admin_token=Secret(admin) if admin else None,
-            **_relay_options(raw.relay, path),
+            **_relay_options(raw.relay, path, env),
         ),
         env,
     )
@@ -491,7 +491,7 @@ def _positive(value: int | None, key: str, minimum: int = 1) -> int | None:
     return value
 
 
-def _relay_options(raw: _Relay, path: Path) -> dict[str, Any]:
+def _relay_options(raw: _Relay, path: Path, env: Mapping[str, str]) -> dict[str, Any]:
     try:
         out: dict[str, Any] = {
             "public_url": validate_public_url(raw.public_url, "relay.public_url") if raw.public_url else None,
@@ -508,8 +508,9 @@ def _relay_options(raw: _Relay, path: Path) -> dict[str, Any]:
         if not 0.1 <= raw.body_timeout_s <= 3600:
             raise ConfigError("relay.body_timeout_s: seconds, from 0.1 to 3600")
         out["body_timeout_s"] = raw.body_timeout_s
-        if raw.queue_url:
-            out["queue_url"] = validate_queue_url(raw.queue_url, "relay.queue_url")
+        queue_url = _expand_env(raw.queue_url, "relay.queue_url", env)
+        if queue_url:
+            out["queue_url"] = validate_queue_url(queue_url, "relay.queue_url")
         if not raw.queue_prefix or not raw.queue_prefix.replace("-", "").replace("_", "").isalnum():
             raise ConfigError("relay.queue_prefix: letters, digits, '-' and '_'")
         out["queue_prefix"] = raw.queue_prefix

@@ -32,9 +32,9 @@ from .pipeline.backpressure import Backpressure
 from .pipeline.deliver import Delivery
 from .pipeline.identity import Identities, IdentityMap
 from .pipeline.partitions import Ownership
-from .pipeline.queue import State
+from .pipeline.queue import Queue, State
 from .pipeline.redis_identity import RedisIdentityMap
-from .pipeline.redis_queue import RedisQueue
+from .pipeline.redis_queue import RedisQueue, free_memory
 from .pipeline.shared_cache import RedisCache
 from .pipeline.sqlite_queue import SQLiteQueue
 from .segment.device import device_routes
@@ -130,7 +130,7 @@ def build_identity(config: Config) -> Identities:
     return IdentityMap(identity_path(config))
 
 
-async def _prune_forever(queue: SQLiteQueue | RedisQueue) -> None:
+async def _prune_forever(queue: Queue) -> None:
     while True:
         await asyncio.sleep(_PRUNE_EVERY_SECONDS)
         try:
@@ -213,7 +213,16 @@ def create_app(
     closes everything, drained, on shutdown."""
     q = queue or build_queue(config)
     access = Access(config.admin_token, config.trusted_proxies)
-    backpressure = Backpressure(config.max_queued, config.min_free_disk_mb, config.data_dir)
+    if isinstance(q, RedisQueue):
+        backpressure = Backpressure(
+            config.max_queued,
+            config.min_free_disk_mb,
+            config.data_dir,
+            disk_free=free_memory(q.url),
+            space="Redis's memory (maxmemory)",
+        )
+    else:
+        backpressure = Backpressure(config.max_queued, config.min_free_disk_mb, config.data_dir)
     admin = AdminState()
     admin.backpressure = backpressure
 

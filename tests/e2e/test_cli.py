@@ -193,3 +193,43 @@ def test_serve_without_credentials_starts_the_sandbox_and_says_so(data_dir: Path
         time.sleep(0.1)
     else:
         pytest.fail("the sandbox outlived the relay")
+
+
+def test_status_and_replay_read_a_redis_queue_with_no_relay_running(tmp_path: Path) -> None:
+    from tests.conftest import require_tool
+    from tests.helpers import free_port
+    from tests.redis_server import RedisServer
+
+    redis = RedisServer(tmp_path / "redis", require_tool("redis-server", "the Redis queue")).start()
+    try:
+        queue = ["--queue", redis.url]
+        with RelayProcess(
+            tmp_path / "data", env={"HUBSPOT_RELAY_WRITE_KEY": "wk"}, args=tuple(queue)
+        ) as relay:
+            env = {"HUBSPOT_RELAY_URL": relay.url, "HUBSPOT_RELAY_WRITE_KEY": "wk"}
+            assert (
+                cli("send", "identify", "--email", "a@b.com", "-t", "firstName=Ann", env=env).returncode == 0
+            )
+            assert cli("send", "identify", "--email", "b@b.com", "-t", "plan=gold", env=env).returncode == 0
+            deadline = time.monotonic() + 30
+            while True:
+                counts = json.loads(cli("status", "--json", env=env).stdout)["sources"]["default"]
+                if counts["delivered"] + counts["dead"] == 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        nobody = {"HUBSPOT_RELAY_PORT": str(free_port())}  # no relay answers there: Redis is read
+        status = cli("status", "--json", *queue, env=nobody)
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert report["from"] == redis.url
+        assert {k: report["sources"]["default"][k] for k in ("delivered", "dead")} == {
+            "delivered": 1,
+            "dead": 1,
+        }
+        assert any("INVALID_OPTION" in reason for reason in report["dead_letter_reasons"])
+        replayed = cli("replay", "--reason", "INVALID_OPTION", *queue, env=nobody)
+        assert replayed.returncode == 0 and "re-queued 1 dead-lettered message" in replayed.stdout
+        after = json.loads(cli("status", "--json", *queue, env=nobody).stdout)["sources"]["default"]
+        assert (after["queued"], after["dead"]) == (1, 0)
+    finally:
+        redis.stop()

@@ -240,3 +240,43 @@ def test_tier_sets_the_starting_budget(tmp_path: Path, extra: str, limits: tuple
     )
     got = cfg.account("acme").limits
     assert (got.per_10s, got.per_day, got.per_second, got.reserve, got.learn) == limits
+
+
+@pytest.mark.parametrize(
+    ("lines", "env", "expected"),
+    [
+        ("", {}, None),
+        ('queue_url = "redis://127.0.0.1:6379/2"', {}, "redis://127.0.0.1:6379/2"),
+        (
+            'queue_url = "${REDIS_URL}"',
+            {"REDIS_URL": "rediss://:pw@cache:6380/0"},
+            "rediss://:pw@cache:6380/0",
+        ),
+        ("", {"HUBSPOT_RELAY_QUEUE_URL": "unix:///run/redis.sock"}, "unix:///run/redis.sock"),
+        ('queue_url = "redis://a/0"', {"HUBSPOT_RELAY_QUEUE_URL": "redis://b/1"}, "redis://b/1"),
+    ],
+)
+def test_the_redis_queue_is_chosen_by_file_or_environment(
+    tmp_path: Path, lines: str, env: dict[str, str], expected: str | None
+) -> None:
+    text = GOOD.replace('data_dir = "/tmp/x"', f'data_dir = "/tmp/x"\n{lines}')
+    cfg = load_file(write(tmp_path, text), {"SERVER_WK": "k", **env})
+    assert (cfg.queue_url.reveal() if cfg.queue_url else None) == expected
+    if cfg.queue_url:
+        assert "pw" not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        ('queue_url = "http://redis:6379"', "relay.queue_url: a Redis URL is expected"),
+        ("queue_partitions = 0", "relay.queue_partitions: from 1 to 64"),
+        ("queue_partitions = 65", "relay.queue_partitions: from 1 to 64"),
+        ('queue_prefix = "a b"', "relay.queue_prefix"),
+        ('queue_url = "${NOPE}"', "relay.queue_url: refers to environment variable NOPE"),
+    ],
+)
+def test_redis_queue_settings_are_checked(tmp_path: Path, lines: str, error: str) -> None:
+    text = GOOD.replace('data_dir = "/tmp/x"', f'data_dir = "/tmp/x"\n{lines}')
+    with pytest.raises(ConfigError, match=error.replace("(", r"\(")):
+        load_file(write(tmp_path, text), {"SERVER_WK": "k"})

@@ -4,7 +4,7 @@ for the queue, the limiter, delivery and the sandbox, moved by the tests."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,7 @@ async def make(
     portal: PortalSettings | None = None,
     legacy: bool = False,
     limits: RateLimits | None = None,
+    queue_factory: Callable[[Clock], Any] | None = None,
     **options: Any,
 ) -> Harness:
     clock = Clock()
@@ -118,7 +119,10 @@ async def make(
         sleep=clock.sleep,
     )
     client = HubSpotClient(account, limiter, http=http)
-    queue = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock)
+    if queue_factory is not None:
+        queue = queue_factory(clock)
+    else:
+        queue = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock)
     await queue.open()
     identity = IdentityMap(tmp_path / "identity.sqlite3")
     delivery = Delivery(account, opts, ["web"], queue, identity, client, clock=clock)

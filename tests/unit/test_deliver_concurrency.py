@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -210,5 +211,58 @@ async def test_overlapping_batches_keep_each_contacts_order(tmp_path: Path) -> N
     finally:
         stop.set()
         await asyncio.wait_for(runner, 10)
+        await h.queue.close()
+        h.identity.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_a_pipelined_backlog_about_the_same_contacts_keeps_moving(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Every batch touches the same 20 contacts: the batch leased after one that hands messages
+    back must not hand everything back in turn (a livelock once seen on the Redis queue)."""
+    factory = None
+    if backend == "redis":
+        from hubspot_relay.pipeline.redis_queue import RedisQueue
+
+        url = request.getfixturevalue("redis_server").url
+        prefix = f"t-{uuid.uuid4().hex[:10]}"
+        factory = lambda clock: RedisQueue(url, prefix=prefix, clock=clock)  # noqa: E731
+    h, _ = await concurrent(
+        tmp_path,
+        lease_batch=300,
+        max_in_flight=8,
+        flush_ms=5,
+        pipeline_depth=2,
+        batch_wait_ms=0,  # the harness's clock stands still
+        queue_factory=factory,
+    )
+    stop = asyncio.Event()
+    try:
+        await h.send(
+            *({"type": "identify", "userId": f"c{i}@x.com", "traits": {"firstName": "A"}} for i in range(20))
+        )
+        await h.send(
+            *(
+                {
+                    "type": "track",
+                    "userId": f"c{i % 20}",
+                    "event": "Step",
+                    "properties": {"email": f"c{i % 20}@x.com"},
+                }
+                for i in range(3000)
+            )
+        )
+        runner = asyncio.create_task(h.delivery.run(stop))
+        for _ in range(1500):
+            await asyncio.sleep(0.02)
+            if (await h.queue.counts())["web"].delivered == 3020:
+                break
+        assert (await h.queue.counts())["web"].delivered == 3020
+        assert len(h.sandbox.portals["997086"].events) == 3000
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+    finally:
+        stop.set()
         await h.queue.close()
         h.identity.close()

@@ -134,3 +134,28 @@ async def test_an_unreachable_redis_is_a_clear_error_without_the_password() -> N
     with pytest.raises(RuntimeError, match=r"cannot reach Redis at redis://\*\*\*@127\.0\.0\.1") as info:
         await q.open()
     assert "hunter2" not in str(info.value)
+
+
+async def test_back_pressure_watches_redis_memory_instead_of_the_disk(tmp_path: Path) -> None:
+    from hubspot_relay.pipeline.backpressure import Backpressure
+    from hubspot_relay.pipeline.redis_queue import free_memory
+
+    server = RedisServer(tmp_path / "redis", require_tool("redis-server", "the Redis queue")).start()
+    admin = sync_redis.Redis(port=server.port)
+    try:
+        bp = Backpressure(1_000_000, 1, tmp_path, disk_free=free_memory(server.url), space="Redis's memory")
+
+        async def none() -> dict[str, int]:
+            return {}
+
+        await bp.refresh(none)
+        assert bp.refusal("web") is None  # no maxmemory: no limit to watch
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory", used + 512 * 1024)
+        await bp.refresh(none)
+        refusal = bp.refusal("web")
+        assert refusal is not None and refusal.code == "disk_full"
+        assert "Redis's memory has less than 1 MB free" in refusal.message
+    finally:
+        admin.close()
+        server.stop()

@@ -46,9 +46,13 @@ class Backpressure:
         min_free_disk_mb: int,
         data_dir: Path,
         *,
-        disk_free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free,
+        disk_free: Callable[[Path], int | None] = lambda p: shutil.disk_usage(p).free,
+        space: str = "the relay's disk",
     ) -> None:
+        """`disk_free` and `space`: where the queue keeps messages (the data folder's disk, or
+        Redis's memory under its `maxmemory` for the Redis queue: None when it has no limit)."""
         self.max_queued = max_queued
+        self.space = space
         self.min_free_bytes = min_free_disk_mb * 1024 * 1024
         self.data_dir = data_dir
         self._disk_free = disk_free
@@ -62,7 +66,7 @@ class Backpressure:
         if self.free_bytes is not None and self.free_bytes < self.min_free_bytes:
             return Refusal(
                 "disk_full",
-                f"the relay's disk has less than {self.min_free_bytes // 1048576} MB free; "
+                f"{self.space} has less than {self.min_free_bytes // 1048576} MB free; "
                 "retry later (nothing already accepted is lost)",
                 RETRY_AFTER_DISK_S,
             )
@@ -93,7 +97,7 @@ class Backpressure:
         out = []
         if self.free_bytes is not None and self.free_bytes < self.min_free_bytes:
             out.append(
-                f"disk: {self.free_bytes // 1048576} MB free in the data folder, "
+                f"{self.space}: {self.free_bytes // 1048576} MB free, "
                 f"below min_free_disk_mb={self.min_free_bytes // 1048576}"
             )
         for source, n in sorted(self.pending.items()):

@@ -77,6 +77,7 @@ class Delivery(ContactSender, CompanySender, EventSender):
         # batches overlap. Counted, since two batches may hold the same key (one defers to the other).
         self.busy: Tally[str] = Tally()
         self._planning = asyncio.Lock()
+        self._last_planned: asyncio.Event | None = None  # set once the batch leased last is planned
         self._freed = asyncio.Event()  # set whenever a batch frees what it held
         self.setup_lock = asyncio.Lock()
         self.legacy = account.api_mode == "legacy"
@@ -110,14 +111,20 @@ class Delivery(ContactSender, CompanySender, EventSender):
                 # With nothing in flight, a smaller batch gets calls going sooner; the next, full
                 # one is planned while its calls are out.
                 size = self.options.lease_batch if running else max(1, self.options.lease_batch // 5)
+                # A lease waits until the batch leased before it is planned and has handed back
+                # what must wait: those messages are then back in line, ahead of anything leased
+                # after them, so a user's messages keep their order without holding them.
+                if self._last_planned is not None:
+                    await self._last_planned.wait()
                 try:
                     leased = await self.lease(size)
                 except Exception:
                     log.exception("leasing failed", account=self.account.name)
                     leased = []
                 if leased:
+                    planned = self._last_planned = asyncio.Event()
                     task = asyncio.create_task(
-                        self.process(leased, more_waiting=len(leased) >= size),
+                        self.process(leased, more_waiting=len(leased) >= size, planned=planned),
                         name=f"deliver-{self.account.name}-batch",
                     )
                     running.add(task)
@@ -161,17 +168,32 @@ class Delivery(ContactSender, CompanySender, EventSender):
         limit = limit or self.options.lease_batch
         return await self.queue.lease(limit, lease_seconds=900, sources=self.sources)
 
-    async def process(self, leased: list[Leased], more_waiting: bool = False) -> None:
+    async def process(
+        self, leased: list[Leased], more_waiting: bool = False, planned: asyncio.Event | None = None
+    ) -> None:
         """Deliver and settle one leased batch; `more_waiting` when its lease was full (more is
-        queued, so a batch call that is not full can wait for it)."""
+        queued, so a batch call that is not full can wait for it); `planned` is set once the
+        batch is planned (whatever happens), for the next lease to go ahead."""
+        settlement = Settlement(more_waiting=more_waiting, planned=planned)
         try:
-            await self.deliver_isolated(leased, more_waiting)
+            await self.deliver_isolated(leased, settlement)
         except asyncio.CancelledError:
-            await asyncio.shield(self.queue.release([m.id for m in leased]))
+            await asyncio.shield(self.queue.release(self._still_ours(leased, settlement)))
             raise
         except Exception as e:
             log.exception("delivery cycle failed", account=self.account.name)
-            await self.give_back(leased, f"delivery failed: {type(e).__name__}: {e}")
+            await self.give_back(
+                [m for m in leased if m.id not in settlement.released],
+                f"delivery failed: {type(e).__name__}: {e}",
+            )
+        finally:
+            if planned is not None:
+                planned.set()
+
+    @staticmethod
+    def _still_ours(leased: list[Leased], s: Settlement) -> list[int]:
+        """The leased messages not handed back already (those may be another batch's by now)."""
+        return [m.id for m in leased if m.id not in s.released]
 
     async def give_back(self, leased: list[Leased], reason: str) -> None:
         """Retry with backoff; a message that keeps failing past its maximum age is a dead letter."""
@@ -179,30 +201,35 @@ class Delivery(ContactSender, CompanySender, EventSender):
         s.fail([m.id for m in leased], reason[:500], retry_in=0.0)
         await self.settle(leased, s)
 
-    async def deliver_isolated(self, leased: list[Leased], more_waiting: bool = False) -> None:
+    async def deliver_isolated(self, leased: list[Leased], settlement: Settlement) -> None:
         """Deliver and settle `leased`; an unforeseen error is narrowed down by halving the batch
         until the message that causes it is alone, and only that one is dead-lettered."""
-        settlement = Settlement(more_waiting=more_waiting)
         try:
             await self.deliver_batch(leased, settlement)
         except (OSError, sqlite3.Error) as e:  # the machine, not a message: all of them wait
             log.exception("delivery failed", account=self.account.name)
             self.release_keys(settlement)
-            settlement = Settlement()  # re-sending what went through is harmless (upserts, event uuids)
+            ours = [m for m in leased if m.id not in settlement.released]
+            leased, settlement = ours, Settlement(planned=settlement.planned)
+            # re-sending what went through is harmless (upserts, event uuids)
             settlement.fail([m.id for m in leased], f"{type(e).__name__}: {e}"[:500], retry_in=0.0)
         except BaseException as e:
             self.release_keys(settlement)
             if not isinstance(e, Exception):
                 raise
-            if len(leased) > 1:
-                half = len(leased) // 2
-                await self.deliver_isolated(leased[:half], more_waiting)
-                await self.deliver_isolated(leased[half:], more_waiting)
+            ours = [m for m in leased if m.id not in settlement.released]
+            if len(ours) > 1:
+                half = len(ours) // 2
+                more = settlement.more_waiting
+                await self.deliver_isolated(ours[:half], Settlement(more_waiting=more))
+                await self.deliver_isolated(ours[half:], Settlement(more_waiting=more))
+                return
+            if not ours:
                 return
             log.exception("message could not be delivered", account=self.account.name)
-            settlement = Settlement()
+            leased, settlement = ours, Settlement()
             settlement.fail(
-                [leased[0].id], f"hubspot-relay could not deliver this message: {type(e).__name__}: {e}"[:500]
+                [ours[0].id], f"hubspot-relay could not deliver this message: {type(e).__name__}: {e}"[:500]
             )
         try:
             await self.settle(leased, settlement)
@@ -262,12 +289,20 @@ class Delivery(ContactSender, CompanySender, EventSender):
         # Translating and resolving identities reads and writes the identity map: done in a thread,
         # so that ingest keeps answering while a large batch is prepared. One batch plans at a
         # time, seeing what the batches before it hold.
-        async with self._planning:
-            held = frozenset(self.busy)
-            self._freed.clear()
-            plan, writes, deferred = await asyncio.to_thread(self.plan, leased, s, held)
-            self.hold_keys(s, writes | deferred)
-        if s.carried and not plan[0] and not plan[2]:
+        try:
+            async with self._planning:
+                held = frozenset(self.busy)
+                self._freed.clear()
+                plan, writes, _ = await asyncio.to_thread(self.plan, leased, s, held)
+                self.hold_keys(s, writes)
+                if s.carried:  # back in line now, ahead of whatever the next lease takes
+                    await self.queue.release(sorted(s.carried))
+                    s.released |= s.carried
+                    s.carried = set()
+        finally:
+            if s.planned is not None:
+                s.planned.set()
+        if s.released and not plan[0] and not plan[2]:
             # Everything waits for a batch in flight: keep this slot until one frees something (a
             # second at most), rather than leasing the same messages again at once.
             with contextlib.suppress(TimeoutError):
@@ -291,9 +326,9 @@ class Delivery(ContactSender, CompanySender, EventSender):
                 await self.send_contacts(list(contacts.values()), s)
             if companies:
                 await self.send_companies(list(companies.values()), s)
-            # Upserts done: later batches may write these contacts, and send their events,
-            # already; what this batch hands back stays held until it is back in the queue.
-            self.release_keys(s, writes - deferred)
+            # Upserts done: later batches may write these contacts, and send their events, already
+            # (what this batch handed back is in the queue again, ahead of them).
+            self.release_keys(s, writes)
             if events and self.legacy:
                 await self.send_legacy_events(events, event_traits, s)
             elif events:

@@ -199,13 +199,15 @@ class EventSender(Sender):
         size = self.options.event_batch
         chunks = [pending[start : start + size] for start in range(0, len(pending), size)]
         if chunks and len(chunks[-1]) < size:
-            # Not full, and more is queued or still arriving (the oldest is younger than
-            # `batch_wait_ms`): these go with the next cycle's events (they lead its lease, being
-            # older), instead of in a call of their own. A trickle therefore sends one call per
-            # `batch_wait_ms` rather than one per flush.
+            # Not full: these go with the next cycle's events (they lead its lease, being older)
+            # instead of in a call of their own, while they are younger than `batch_wait_ms`
+            # (a trickle sends one call per `batch_wait_ms`, not one per flush), or while more is
+            # queued and this batch filled a call (so the next one will too: a lease smaller than
+            # a call must not keep its events waiting for a full one).
             received = {m.id: m.received_at for m, _, _ in events}
             oldest = min(received[i] for p in chunks[-1] for i in p.ids)
-            if s.more_waiting or self.clock() - oldest < self.options.batch_wait_ms / 1000:
+            young = self.clock() - oldest < self.options.batch_wait_ms / 1000
+            if young or (s.more_waiting and len(chunks) > 1):
                 s.carried.update(i for p in chunks.pop() for i in p.ids)
         await self.in_parallel([lambda chunk=chunk: self.split_send(chunk, send, s) for chunk in chunks])
 

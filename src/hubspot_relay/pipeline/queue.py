@@ -1,4 +1,5 @@
-"""The durable queue's contract, shared by the SQLite (embedded) and Redis (scale-out) backends.
+"""The durable queue's contract, shared by the SQLite (embedded) and Redis (scale-out) backends:
+delivery, the operations API and the demo view use only this, whichever backend runs.
 
 A message goes: appended (ready) -> leased by a worker -> acked (delivered), or retried later,
 or dead-lettered with a reason; dead letters can be replayed. A lease that is neither acked nor
@@ -125,4 +126,12 @@ class Queue(Protocol):
 
     async def pending_counts(self) -> dict[str, int]:
         """Undelivered messages per source (what back-pressure limits)."""
+        ...
+
+    async def prune_delivered(self, older_than_seconds: float) -> int:
+        """Forget delivered messages past the window in which clients retry; returns how many."""
+        ...
+
+    async def recent(self, limit: int = 20) -> list[tuple[str, str, int, str | None, bytes]]:
+        """The newest messages, newest first: (message id, type, state, last error, body)."""
         ...

@@ -24,6 +24,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 import structlog
 
@@ -398,6 +399,19 @@ class RedisQueue:
         if fsync != "always":
             return f"Redis's appendfsync is {fsync}: acknowledged messages may not be on disk"
         return None
+
+
+def free_memory(url: str) -> Callable[[object], int | None]:
+    """Redis's free memory under `maxmemory` (None with no limit): what back-pressure watches
+    instead of the disk, for a Redis queue. Synchronous: back-pressure reads it in a thread."""
+    client = redis.Redis.from_url(url)
+
+    def free(_: object) -> int | None:
+        info = client.info("memory")
+        limit = int(info.get("maxmemory", 0))
+        return max(0, limit - int(info.get("used_memory", 0))) if limit else None
+
+    return free
 
 
 class QueueUnavailable(RuntimeError):

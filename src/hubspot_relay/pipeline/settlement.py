@@ -4,6 +4,7 @@ them to the queue."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter as Tally
 from collections.abc import Sequence
@@ -26,7 +27,9 @@ class Settlement:
     retry: dict[int, tuple[float, str]] = field(default_factory=dict)  # id -> (delay, reason)
     dead: dict[int, str] = field(default_factory=dict)
     patient: set[int] = field(default_factory=set)  # retries that do not age (a daily limit)
-    carried: set[int] = field(default_factory=set)  # handed back for a later cycle (see `busy`)
+    carried: set[int] = field(default_factory=set)  # to hand back for a later cycle (see `busy`)
+    released: set[int] = field(default_factory=set)  # handed back already, right after planning
+    planned: asyncio.Event | None = None  # set once planned: the next lease may go ahead
     touched: set[str] = field(default_factory=set)  # contacts and companies this batch holds
     more_waiting: bool = False  # its lease was full: more is queued behind it
     skipped: int = 0
@@ -72,7 +75,8 @@ async def settle(
     fill a call again, in one write each."""
     if s.carried:
         await queue.release(sorted(s.carried))
-    ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead and m.id not in s.carried]
+    done = s.carried | s.released
+    ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead and m.id not in done]
     if ok:
         await queue.ack(ok)
     SETTLED.labels(account, "delivered").inc(len(ok))
