@@ -5,16 +5,18 @@ the embedded SQLite queue measured in the same run.
   ingest    `serve --no-deliver` processes, one `wrk` per process posting /v1/batch (100 messages a
             request, fresh messageIds), all at once for `--seconds`: messages per second stored,
             summed over the processes; rounds alternate the set-ups. Ratios against SQLite.
-  delivery  the budget bench of bench/delivery.py (a Professional portal at the sandbox, 190 calls
-            per 10 s, HubSpot answering in `--latency-ms`), the workload posted across the
-            processes: the share of the usable budget turned into work (first to last call at
-            the sandbox), the peak calls in any 10 s, 429s.
+  delivery  a backlog drained: bench/delivery.py's budget workloads posted across the processes
+            while the account is paused, then resumed; a Professional portal at the sandbox (190
+            calls per 10 s, HubSpot answering in `--latency-ms`): the share of the usable budget
+            turned into work (first to last call at the sandbox), the peak calls in any 10 s, 429s
+  scenario  the end-to-end test's: three processes, 30,000 messages from Segment's Python SDK,
+            one process killed with -9 once 15% is delivered: the same share, and what arrived
 
 This machine has 2 cores: the relay processes, Redis, the sandbox and the load generator share
 them, so ingest cannot scale here the way it would on separate machines; the figures say what
 the shared queue costs and what the shared budget holds.
 
-usage: bench/scale.py [--only ingest|delivery] [--processes 1 2 3] [--seconds 8] [--rounds 2]
+usage: bench/scale.py [--only ingest|delivery|scenario] [--processes 1 2 3] [--seconds 8] [--rounds 2]
                       [--latency-ms 300] [--workload mixed|contacts] [--json OUT.json]
 """
 
@@ -43,7 +45,6 @@ from tests.helpers import RelayProcess  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 import ingest as ingest_bench  # noqa: E402
-from delivery import budget_run  # noqa: E402
 
 
 def wrk_scripts(tmp: Path, count: int) -> list[Path]:
@@ -118,80 +119,167 @@ def ingest(processes: list[int], seconds: int, rounds: int, tmp: Path) -> dict[s
     }
 
 
-def cluster_budget(n: int, kind: str, latency_ms: int, tmp: Path) -> dict[str, Any]:
-    """The budget bench's workload posted across `n` processes on one Redis."""
-    redis_bin = shutil.which("redis-server")
-    assert redis_bin
-    redis = RedisServer(tmp / f"redis-{n}", redis_bin).start()
-    cluster = Cluster(tmp / f"cluster-{n}", redis.url, n, per_10s=190, latency_ms=latency_ms).start()
+def workload(kind: str) -> list[dict[str, Any]]:
+    """The budget bench's workloads: contacts (60,000 identifies) or mixed (2,000 identifies and
+    100,000 tracks)."""
+    n_contacts, n_events = (60_000, 0) if kind == "contacts" else (2_000, 100_000)
+    messages: list[dict[str, Any]] = [
+        {
+            "type": "identify",
+            "userId": f"b{i}",
+            "messageId": f"bi-{i}",
+            "traits": {"email": f"b{i}@example.com"},
+        }
+        for i in range(n_contacts)
+    ]
+    messages += [
+        {
+            "type": "track",
+            "userId": f"b{i % n_contacts}",
+            "event": "Budget Step",
+            "messageId": f"bt-{i}",
+            "properties": {"email": f"b{i % n_contacts}@example.com", "i": i},
+        }
+        for i in range(n_events)
+    ]
+    return messages
+
+
+TIMELINES: Path | None = None  # --timeline: every call at the sandbox, per run
+
+
+def share(cluster: Cluster, minimum: int, name: str) -> dict[str, Any]:
+    """The time the work needs at the usable budget over the time it took at the sandbox."""
+    calls = cluster.calls(timeline=TIMELINES is not None)
+    if TIMELINES is not None:
+        TIMELINES.mkdir(parents=True, exist_ok=True)
+        (TIMELINES / f"{name}.json").write_text(json.dumps(calls.pop("timeline")))
+    spans = list(calls["first_last"].values())
+    span = max(max(b for _, b in spans) - min(a for a, _ in spans), 0.001)
+    usable = int(190 * 0.9)
+    return {
+        "calls": sum(sum(v.values()) for v in calls["by_endpoint"].values()),
+        "minimum_calls": minimum,
+        "span_s": round(span, 1),
+        "usable_per_10s": usable,
+        "share_of_ceiling": round(minimum / (usable / 10) / span, 3),
+        "peak_calls_in_10s": calls["peak_10s"],
+        "status_429": calls["by_status"].get("429", 0),
+    }
+
+
+def drain(n: int, redis: bool, kind: str, latency_ms: int, tmp: Path) -> dict[str, Any]:
+    """A backlog drained: the workload posted across the processes while the account is paused,
+    then resumed; `redis` False is one process on its SQLite queue (the baseline)."""
+    label = f"redis-{n}" if redis else "sqlite-1"
+    server = RedisServer(tmp / f"redis-{label}-{kind}", shutil.which("redis-server") or "") if redis else None
+    url = server.start().url if server else None
+    cluster = Cluster(tmp / f"{label}-{kind}", url, n, per_10s=190, latency_ms=latency_ms).start()
     try:
-        if kind == "contacts":
-            n_contacts, n_events = 60_000, 0
-        else:
-            n_contacts, n_events = 2_000, 100_000
-        messages: list[dict[str, Any]] = [
-            {
-                "type": "identify",
-                "userId": f"b{i}",
-                "messageId": f"bi-{i}",
-                "traits": {"email": f"b{i}@example.com"},
-            }
-            for i in range(n_contacts)
-        ]
-        messages += [
-            {
-                "type": "track",
-                "userId": f"b{i % n_contacts}",
-                "event": "Budget Step",
-                "messageId": f"bt-{i}",
-                "properties": {"email": f"b{i % n_contacts}@example.com", "i": i},
-            }
-            for i in range(n_events)
-        ]
-        started = time.monotonic()
+        cluster.pause(True)
+        messages = workload(kind)
         with httpx.Client(timeout=30, auth=(WRITE_KEY, "")) as http:
             for k, start in enumerate(range(0, len(messages), 100)):
                 url = cluster.urls[k % n]
                 http.post(f"{url}/v1/batch", json={"batch": messages[start : start + 100]}).raise_for_status()
+        cluster.pause(False)
+        started = time.monotonic()
         cluster.wait_delivered(len(messages), timeout=1800)
-        wall = time.monotonic() - started
-        calls = cluster.calls()
-        spans = list(calls["first_last"].values())
-        span = max(max(b for _, b in spans) - min(a for a, _ in spans), 0.001)
-        usable = int(190 * 0.9)
-        minimum = math.ceil(n_contacts / 100) + math.ceil(n_events / 500)
+        n_contacts = sum(1 for m in messages if m["type"] == "identify")
+        minimum = math.ceil(n_contacts / 100) + math.ceil((len(messages) - n_contacts) / 500)
         web = cluster.web()
         return {
-            "processes": n,
-            "queue": "redis",
+            "setup": label,
             "workload": kind,
             "latency_ms": latency_ms,
-            "calls": sum(sum(v.values()) for v in calls["by_endpoint"].values()),
-            "minimum_calls": minimum,
-            "span_s": round(span, 1),
-            "wall_s": round(wall, 1),
-            "usable_per_10s": usable,
-            "share_of_ceiling": round(minimum / (usable / 10) / span, 3),
-            "peak_calls_in_10s": calls["peak_10s"],
-            "status_429": calls["by_status"].get("429", 0),
+            **share(cluster, minimum, f"{label}-{kind}-{latency_ms}ms"),
+            "wall_s": round(time.monotonic() - started, 1),
             "delivered": web["delivered"],
             "dead": web["dead"],
         }
     finally:
         cluster.stop()
-        redis.stop()
+        if server is not None:
+            server.stop()
+
+
+def scenario(latency_ms: int, tmp: Path, users: int = 15_000) -> dict[str, Any]:
+    """The end-to-end test's scenario, measured: three processes on one Redis, Segment's Python
+    SDK sending an identify and a track per user across them, one process killed with -9 once 15%
+    is delivered."""
+    from segment.analytics import Client
+
+    server = RedisServer(tmp / "redis-scenario", shutil.which("redis-server") or "").start()
+    cluster = Cluster(tmp / "scenario", server.url, 3, per_10s=190, latency_ms=latency_ms).start()
+    try:
+        errors: list[str] = []
+
+        def send(url: str, ids: range) -> None:
+            client = Client(
+                WRITE_KEY,
+                host=url,
+                max_queue_size=100_000,
+                upload_size=250,
+                on_error=lambda e, b: errors.append(str(e)),
+            )
+            for i in ids:
+                client.identify(user_id=f"user{i}", traits={"email": f"user{i}@example.com"})
+                client.track(user_id=f"user{i}", event="Scaled Out", properties={"n": i})
+            client.flush()
+            client.shutdown()
+
+        share_of = users // 6
+        threads = [
+            threading.Thread(target=send, args=(cluster.urls[k % 3], range(k * share_of, (k + 1) * share_of)))
+            for k in range(6)
+        ]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        total = 2 * users
+        while cluster.web()["delivered"] < total * 0.15:
+            time.sleep(0.05)
+        delivered_at_kill = cluster.web()["delivered"]
+        cluster.relays[1].kill9()
+        killed = time.monotonic()
+        cluster.wait_delivered(total, timeout=600)
+        minimum = math.ceil(users / 100) + math.ceil(users / 500)
+        web = cluster.web()
+        portal = cluster.portal()
+        return {
+            "setup": "redis-3, kill -9 of one",
+            "latency_ms": latency_ms,
+            "messages": total,
+            "client_errors": len(errors),
+            **share(cluster, minimum, f"scenario-{latency_ms}ms"),
+            "wall_s": round(time.monotonic() - started, 1),
+            "delivered_at_kill": delivered_at_kill,
+            "after_kill_s": round(time.monotonic() - killed, 1),
+            "delivered": web["delivered"],
+            "dead": web["dead"],
+            "contacts_at_hubspot": portal["contacts"],
+            "events_at_hubspot": portal["events"],
+        }
+    finally:
+        cluster.stop()
+        server.stop()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["ingest", "delivery"])
+    ap.add_argument("--only", choices=["ingest", "delivery", "scenario"])
     ap.add_argument("--processes", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--latency-ms", type=int, default=300)
     ap.add_argument("--workload", choices=["mixed", "contacts"], action="append")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--timeline", type=Path, help="save every call at the sandbox, per run, here")
     args = ap.parse_args()
+    global TIMELINES
+    TIMELINES = args.timeline
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmpdir:
         tmp = Path(tmpdir)
@@ -201,14 +289,14 @@ def main() -> int:
         if args.only in (None, "delivery"):
             out["delivery"] = []
             for kind in args.workload or ["mixed", "contacts"]:
-                baseline = budget_run(kind, args.latency_ms, tmp, account_toml='tier = "professional"')
-                baseline.update(processes=1, queue="sqlite")
-                out["delivery"].append(baseline)
-                print(json.dumps(baseline), file=sys.stderr)
-                for n in args.processes:
-                    result = cluster_budget(n, kind, args.latency_ms, tmp / f"{kind}")
+                for label in ["sqlite-1", *(f"redis-{n}" for n in args.processes)]:
+                    n = int(label.split("-")[1])
+                    result = drain(n, label.startswith("redis"), kind, args.latency_ms, tmp)
                     out["delivery"].append(result)
                     print(json.dumps(result), file=sys.stderr)
+        if args.only in (None, "scenario"):
+            out["scenario"] = scenario(args.latency_ms, tmp)
+            print(json.dumps(out["scenario"]), file=sys.stderr)
     text = json.dumps(out, indent=2)
     if args.json:
         args.json.write_text(text + "\n")

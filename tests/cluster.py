@@ -1,5 +1,6 @@
 """Several relay processes sharing one Redis, delivering to one sandbox: the scale-out set-up the
-README describes, on loopback, for the end-to-end tests and `bench/scale.py`."""
+README describes, on loopback, for the end-to-end tests and `bench/scale.py` (with no Redis URL:
+one process on its SQLite queue, the baseline)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class Cluster:
     def __init__(
         self,
         tmp: Path,
-        redis_url: str,
+        redis_url: str | None,
         processes: int,
         *,
         per_10s: int = 190,
@@ -66,9 +67,10 @@ class Cluster:
                 json={"rules": [{"match": "*", "latency_ms": self.latency_ms}]},
             ).raise_for_status()
         config = self.tmp / "relay.toml"
+        queue = f'queue_url = "{self.redis_url}"' if self.redis_url else ""
         config.write_text(f"""
 [relay]
-queue_url = "{self.redis_url}"
+{queue}
 
 [[accounts]]
 name = "cluster"
@@ -111,6 +113,11 @@ account = "cluster"
                 return time.monotonic() - start
             time.sleep(0.25)
         raise RuntimeError(f"not delivered in {timeout}s: {self.web()}")
+
+    def pause(self, paused: bool = True) -> None:
+        """An operator's pause or resume of the account (every process sees it)."""
+        verb = "pause" if paused else "resume"
+        self.http.post(f"{self.relays[0].url}/admin/api/accounts/cluster/{verb}").raise_for_status()
 
     def calls(self, timeline: bool = False) -> dict[str, Any]:
         params = {"timeline": "1"} if timeline else {}

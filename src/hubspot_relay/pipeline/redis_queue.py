@@ -186,6 +186,9 @@ class RedisQueue:
         for si, p in streams:
             args += [si, p]
         flat = await self._scripts["LEASE"](args=args)
+        if any(int(si) not in self._source_name for si in flat[1::8]):
+            await self._load_sources()
+        names = self._source_name
         out = []
         for i in range(0, len(flat), 8):
             id_, si, mid, mtype, body, received_at, sent_at, attempts = flat[i : i + 8]
@@ -194,7 +197,7 @@ class RedisQueue:
             out.append(
                 Leased(
                     n,
-                    await self._source_of(int(si)),
+                    names.get(int(si), f"#{si}"),
                     mid.decode(),
                     mtype.decode(),
                     bytes(body),

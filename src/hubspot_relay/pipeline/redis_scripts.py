@@ -118,6 +118,11 @@ local out = {}
 local taken = 0
 local streams = {}
 for i = 6, #ARGV, 2 do streams[#streams + 1] = {ARGV[i], ARGV[i + 1]} end
+local function batched(cmd, key, args)  -- one call per 1,000 arguments (unpack has a limit)
+  for i = 1, #args, 1000 do
+    redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
 local function lease_from(si, p, want)
   local tail = si .. ':' .. p
   local s, L, W, N, E = P .. ':s:' .. tail, P .. ':L:' .. tail, P .. ':W:' .. tail, P .. ':N:' .. tail,
@@ -130,57 +135,76 @@ local function lease_from(si, p, want)
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', L, '-inf', now, 'LIMIT', 0, want)) do
     cand[#cand + 1] = {id, 'L'}  -- a lease that ran out (its worker hung): visible again
   end
-  local fields = {}
+  local fields, n_new = {}, 0
   local new = redis.call('XREADGROUP', 'GROUP', 'relay', consumer, 'COUNT', want, 'STREAMS', s, '>')
   if new then
     for _, e in ipairs(new[1][2]) do
       cand[#cand + 1] = {e[1], 'new'}
       fields[e[1]] = e[2]
+      n_new = n_new + 1
     end
   end
-  local function seq(c) return tonumber(string.sub(c[1], 1, -3)) end
-  table.sort(cand, function(x, y) return seq(x) < seq(y) end)
-  local got = 0
+  if n_new < #cand then  -- the group hands new entries out in order; the others are merged in
+    local function seq(c) return tonumber(string.sub(c[1], 1, -3)) end
+    table.sort(cand, function(x, y) return seq(x) < seq(y) end)
+  end
+  local got, queued, in_flight, retrying = 0, 0, 0, 0
+  local leased, first_attempts, back, from_w = {}, {}, {}, {}
   for _, c in ipairs(cand) do
     local id, from = c[1], c[2]
     if got >= want then
       if from == 'new' then  -- read but not leased: waits in the pending list, first in line
-        redis.call('ZADD', W, 0, id)
+        back[#back + 1] = 0
+        back[#back + 1] = id
       end
     else
       local f = fields[id]
+      local n = 1
       if not f then
         local e = redis.call('XRANGE', s, id, id)
         f = e[1] and e[1][2]
       end
       if from == 'W' then
-        redis.call('ZREM', W, id)
-        if redis.call('HDEL', E, id) == 1 then count(si, 'retrying', -1) else count(si, 'queued', -1) end
-        count(si, 'in_flight', 1)
+        from_w[#from_w + 1] = id
+        if redis.call('HDEL', E, id) == 1 then retrying = retrying - 1 else queued = queued - 1 end
+        in_flight = in_flight + 1
       elseif from == 'new' then
-        count(si, 'queued', -1)
-        count(si, 'in_flight', 1)
+        queued = queued - 1
+        in_flight = in_flight + 1
       end
       if f then
-        redis.call('ZADD', L, lease_until, id)
-        local n = redis.call('HINCRBY', N, id, 1)
-        local m = {}
-        for k = 1, #f, 2 do m[f[k]] = f[k + 1] end
-        out[#out + 1] = string.sub(id, 1, -3)
-        out[#out + 1] = si
-        out[#out + 1] = m['m']
-        out[#out + 1] = m['t']
-        out[#out + 1] = m['b']
-        out[#out + 1] = m['r']
-        out[#out + 1] = m['a']
-        out[#out + 1] = n
+        leased[#leased + 1] = lease_until
+        leased[#leased + 1] = id
+        if from == 'new' then
+          first_attempts[#first_attempts + 1] = id
+          first_attempts[#first_attempts + 1] = 1
+        else
+          n = redis.call('HINCRBY', N, id, 1)
+        end
+        -- fields in the order APPEND writes them: m, t, b, r, a
+        local o = #out
+        out[o + 1] = string.sub(id, 1, -3)
+        out[o + 2] = si
+        out[o + 3] = f[2]
+        out[o + 4] = f[4]
+        out[o + 5] = f[6]
+        out[o + 6] = f[8]
+        out[o + 7] = f[10]
+        out[o + 8] = n
         got = got + 1
       else  -- an entry that is gone (deleted by hand): forget it
         redis.call('ZREM', L, id)
-        count(si, 'in_flight', -1)
+        in_flight = in_flight - 1
       end
     end
   end
+  if #from_w > 0 then batched('ZREM', W, from_w) end
+  if #leased > 0 then batched('ZADD', L, leased) end
+  if #first_attempts > 0 then batched('HSET', N, first_attempts) end
+  if #back > 0 then batched('ZADD', W, back) end
+  count(si, 'queued', queued)
+  count(si, 'in_flight', in_flight)
+  count(si, 'retrying', retrying)
   return got
 end
 local share = math.ceil(limit / math.max(1, #streams))
@@ -190,20 +214,61 @@ return out
 """
 )
 
-# ARGV: P, now_ms, ids...
+# ARGV: P, now_ms, ids... Grouped by stream, each group in a few calls (ZMSCORE tells which were
+# leased or waiting).
 ACK = (
     _COMMON
     + r"""
-local done = 0
+local groups = {}
 for i = 3, #ARGV do
-  local id = ARGV[i] .. '-0'
   local si, s, L, W, N, E = where(ARGV[i])
-  if unhold(id, L, W, E, si) then
-    redis.call('XACK', s, 'relay', id)
-    redis.call('XDEL', s, id)
-    redis.call('HDEL', N, id)
-    count(si, 'delivered', 1)
-    done = done + 1
+  local g = groups[s]
+  if not g then
+    g = {si = si, s = s, L = L, W = W, N = N, E = E, ids = {}}
+    groups[s] = g
+  end
+  g.ids[#g.ids + 1] = ARGV[i] .. '-0'
+end
+local function batched(cmd, key, extra, args)
+  for i = 1, #args, 1000 do
+    if extra then
+      redis.call(cmd, key, extra, unpack(args, i, math.min(i + 999, #args)))
+    else
+      redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+    end
+  end
+end
+local done = 0
+for _, g in pairs(groups) do
+  local acked, in_l, in_w = {}, {}, {}
+  for i = 1, #g.ids, 1000 do
+    local chunk = {unpack(g.ids, i, math.min(i + 999, #g.ids))}
+    local leased = redis.call('ZMSCORE', g.L, unpack(chunk))
+    local waiting = redis.call('ZMSCORE', g.W, unpack(chunk))
+    for k, id in ipairs(chunk) do
+      if leased[k] then
+        in_l[#in_l + 1] = id
+        acked[#acked + 1] = id
+      elseif waiting[k] then
+        in_w[#in_w + 1] = id
+        acked[#acked + 1] = id
+      end
+    end
+  end
+  if #in_l > 0 then
+    batched('ZREM', g.L, nil, in_l)
+    count(g.si, 'in_flight', -#in_l)
+  end
+  for _, id in ipairs(in_w) do
+    redis.call('ZREM', g.W, id)
+    if redis.call('HDEL', g.E, id) == 1 then count(g.si, 'retrying', -1) else count(g.si, 'queued', -1) end
+  end
+  if #acked > 0 then
+    batched('XACK', g.s, 'relay', acked)
+    batched('XDEL', g.s, nil, acked)
+    batched('HDEL', g.N, nil, acked)
+    count(g.si, 'delivered', #acked)
+    done = done + #acked
   end
 end
 return done
