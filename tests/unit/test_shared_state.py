@@ -254,3 +254,21 @@ def test_contacts_companies_problems_and_pauses_are_shared(maps: list[RedisIdent
     assert not a.is_paused("acct")
     a.set_problem("acct", "http_401", "token refused")
     assert [(p[0], p[1], p[2]) for p in b.problems()] == [("acct", "http_401", "token refused")]
+
+
+def test_a_plans_ties_are_read_and_written_at_once_and_traits_left_meanwhile_are_taken(
+    maps: list[RedisIdentityMap],
+) -> None:
+    a, b = maps
+    b.link("web", ["u-known"], "known@x.io")
+    a.prefetch({("web", "u-known"), ("web", "u-new"), ("web", "u-raced")})
+    assert a.email_for("web", ["u-known"]) == "known@x.io"
+    assert a.email_for("web", ["u-new"]) is None  # known absent: no round trip
+    assert a.link("web", ["u-new"], "new@x.io") == ("new@x.io", {})
+    assert a.link("web", ["u-raced"], "raced@x.io") == ("raced@x.io", {})
+    assert b.email_for("web", ["u-new"]) is None  # buffered until the plan ends
+    # another process sees no tie yet and keeps traits for the id meanwhile
+    assert b.remember("web", ["u-raced"], {"plan": "pro"}) is None
+    assert a.flush() == {("web", "u-raced"): {"plan": "pro"}}
+    assert b.email_for("web", ["u-new"]) == "new@x.io"
+    assert b.take_pending("web", ["u-raced"]) == {}

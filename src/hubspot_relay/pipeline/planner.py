@@ -54,6 +54,16 @@ Calls = tuple[
 Planned = tuple[Calls, set[str], set[str]]
 
 
+def _ids_of(op: Any) -> tuple[str, ...]:
+    if isinstance(op, Link):
+        return tuple(op.ids)
+    if isinstance(op, ContactUpdate | Event):
+        return tuple(op.ref.ids)
+    if isinstance(op, CompanyUpdate):
+        return tuple(op.member.ids)
+    return ()
+
+
 class Planner:
     def __init__(
         self,
@@ -92,72 +102,89 @@ class Planner:
             pending.properties.update(props)
             pending.ids.append(mid)
 
+        translated: list[tuple[Leased, list[Any]]] = []
         for m in leased:
             if m.source in self.disabled:
                 s.skipped += 1
                 continue
             try:
-                ops = translate(stamped(m.body, m.received_at, m.sent_at), self.options)
+                translated.append((m, translate(stamped(m.body, m.received_at, m.sent_at), self.options)))
             except Exception as e:
                 s.fail([m.id], f"could not translate the message: {type(e).__name__}: {e}"[:500])
-                continue
-            writes, reads = self._keys_of(m.source, ops)
-            if held and (writes | reads) & held:  # before any side effect (a link, traits taken)
-                s.carried.add(m.id)
-                held = held | writes | reads
-                deferred |= writes
-                continue
-            keys |= writes
-            # Identities first, so that this batch's identify resolves this batch's earlier tracks.
-            for op in ops:
-                if isinstance(op, Link):
-                    email, waiting = self.identity.link(m.source, op.ids, op.email)
-                    if email and waiting:
-                        upsert(email, waiting, m.id)
-            # The seed's legacy mode sets a track's contact properties with the event itself (its
-            # "Setting Contact Properties on Track"), saving the contact call.
-            on_event = self.legacy and any(isinstance(op, Event) for op in ops)
-            for op in ops:
-                if isinstance(op, ContactUpdate) and on_event:
-                    event_traits.setdefault(m.id, {}).update(op.properties)
-                elif isinstance(op, ContactUpdate):
-                    email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
-                    if not email:  # kept until an email is known (unless one just was)
-                        email = self.identity.remember(m.source, op.ref.ids, op.properties)
-                    if email:
-                        upsert(email, op.properties, m.id)
-                elif isinstance(op, CompanyUpdate) and self.legacy:
-                    s.skipped += 1
-                    log.info("group calls are not delivered in legacy mode", account=self.account_name)
-                elif isinstance(op, CompanyUpdate):
-                    group = companies.setdefault(op.group_id, CompanyBatch(op.group_id))
-                    group.properties.update(op.properties)
-                    group.domain = op.domain or group.domain
-                    group.ids.append(m.id)
-                    email = op.member.email or self.identity.email_for(m.source, op.member.ids)
-                    if email:
-                        group.members.append(email)
-                        upsert(email, {}, m.id)  # so that the contact exists, and its id is known
-                elif isinstance(op, Event):
-                    email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
-                    if email:
-                        events.append((m, op, email))
-                    elif now - m.received_at < self.options.unresolved_event_wait_s:
-                        # Backoff from 1 s: an identify usually follows within seconds.
-                        s.fail(
-                            [m.id],
-                            "waiting for an identify or alias that gives this user's email",
-                            retry_in=0.0,
-                        )
-                    else:
-                        s.fail(
-                            [m.id],
-                            "no email is known for this user: send an identify with an email "
-                            "(or properties.email) and replay",
-                        )
-                elif isinstance(op, Skip):
-                    s.skipped += 1
-
+        # What the identity map knows about everyone in the batch, read at once (a shared map
+        # would otherwise cost a round trip a message); the ties made are written at the end.
+        self.identity.prefetch({(m.source, i) for m, ops in translated for op in ops for i in _ids_of(op)})
+        linked_by: dict[tuple[str, str], tuple[str, int]] = {}
+        try:
+            for m, ops in translated:
+                writes, reads = self._keys_of(m.source, ops)
+                if held and (writes | reads) & held:  # before any side effect (a link, traits taken)
+                    s.carried.add(m.id)
+                    held = held | writes | reads
+                    deferred |= writes
+                    continue
+                keys |= writes
+                # Identities first, so that this batch's identify resolves this batch's earlier tracks.
+                for op in ops:
+                    if isinstance(op, Link):
+                        email, waiting = self.identity.link(m.source, op.ids, op.email)
+                        if email and waiting:
+                            upsert(email, waiting, m.id)
+                        if email:
+                            linked_by.update({(m.source, i): (email, m.id) for i in op.ids})
+                # The seed's legacy mode sets a track's contact properties with the event itself (its
+                # "Setting Contact Properties on Track"), saving the contact call.
+                on_event = self.legacy and any(isinstance(op, Event) for op in ops)
+                for op in ops:
+                    if isinstance(op, ContactUpdate) and on_event:
+                        event_traits.setdefault(m.id, {}).update(op.properties)
+                    elif isinstance(op, ContactUpdate):
+                        email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
+                        if not email:  # kept until an email is known (unless one just was)
+                            email = self.identity.remember(m.source, op.ref.ids, op.properties)
+                        if email:
+                            upsert(email, op.properties, m.id)
+                    elif isinstance(op, CompanyUpdate) and self.legacy:
+                        s.skipped += 1
+                        log.info("group calls are not delivered in legacy mode", account=self.account_name)
+                    elif isinstance(op, CompanyUpdate):
+                        group = companies.setdefault(op.group_id, CompanyBatch(op.group_id))
+                        group.properties.update(op.properties)
+                        group.domain = op.domain or group.domain
+                        group.ids.append(m.id)
+                        email = op.member.email or self.identity.email_for(m.source, op.member.ids)
+                        if email:
+                            group.members.append(email)
+                            upsert(email, {}, m.id)  # so that the contact exists, and its id is known
+                    elif isinstance(op, Event):
+                        email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
+                        if email:
+                            events.append((m, op, email))
+                        elif now - m.received_at < self.options.unresolved_event_wait_s:
+                            # Backoff from 1 s: an identify usually follows within seconds.
+                            s.fail(
+                                [m.id],
+                                "waiting for an identify or alias that gives this user's email",
+                                retry_in=0.0,
+                            )
+                        else:
+                            s.fail(
+                                [m.id],
+                                "no email is known for this user: send an identify with an email "
+                                "(or properties.email) and replay",
+                            )
+                    elif isinstance(op, Skip):
+                        s.skipped += 1
+        except BaseException:
+            self.identity.flush(take=False)  # the ties made stand; nothing waiting is taken
+            raise
+        # Traits another process left waiting while this batch tied their ids: sent now, older
+        # than anything this batch sets for the contact.
+        for key, traits in self.identity.flush().items():
+            email, mid = linked_by[key]
+            pending = contacts.setdefault(email.lower(), Pending(email, {}))
+            pending.properties = {**traits, **pending.properties}
+            pending.ids.append(mid)
         return (contacts, companies, events, event_traits), keys, deferred
 
     def _keys_of(self, source: str, ops: Sequence[Any]) -> tuple[set[str], set[str]]:

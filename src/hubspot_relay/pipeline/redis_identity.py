@@ -64,13 +64,42 @@ def _merged(texts: Iterable[str]) -> dict[str, Any]:
     return merged
 
 
+# ARGV: prefix, take (1/0), then (source, id, email) triples: ties written at the end of a plan.
+# Returns (source, id, traits JSON) for ids whose traits were waiting (taken, when `take`).
+_LINK_MANY = """
+local P, take = ARGV[1], ARGV[2] == '1'
+local out = {}
+for i = 3, #ARGV, 3 do
+  local source, id, email = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  redis.call('HSET', P .. ':id:ties:' .. source, id, email)
+  if take then
+    local pending = P .. ':id:pending:' .. source
+    local waiting = redis.call('HGET', pending, id)
+    if waiting then
+      redis.call('HDEL', pending, id)
+      out[#out + 1] = source
+      out[#out + 1] = id
+      out[#out + 1] = waiting
+    end
+  end
+end
+return out
+"""
+
+
 class RedisIdentityMap:
     def __init__(self, url: str, *, prefix: str = "hubspot-relay") -> None:
         self.prefix = prefix
         self._r = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
         self._link = self._r.register_script(_LINK)
+        self._link_many = self._r.register_script(_LINK_MANY)
         self._remember = self._r.register_script(_REMEMBER)
         self._known: dict[tuple[str, str], tuple[str, float]] = {}
+        # One plan's state (see `prefetch`): ties to write, ids known to have none, ids with traits waiting.
+        self._buffer: dict[tuple[str, str], str] = {}
+        self._absent: set[tuple[str, str]] = set()
+        self._waiting: set[tuple[str, str]] = set()
+        self._batching = False  # between `prefetch` and `flush`
 
     def close(self) -> None:
         self._r.close()
@@ -91,12 +120,58 @@ class RedisIdentityMap:
 
     # ---- people ---------------------------------------------------------------------------
 
+    def prefetch(self, keys: set[tuple[str, str]]) -> None:
+        """Read the ties and waiting traits of everyone in a batch at once (two commands a
+        source); the ties the batch makes are written by `flush`, at the end of its plan."""
+        if self._buffer:
+            self.flush(take=False)  # a plan that failed half-way: its ties stand
+        self._batching = True
+        by_source: dict[str, list[str]] = {}
+        for source, id_ in keys:
+            by_source.setdefault(source, []).append(id_)
+        for source, ids in by_source.items():
+            for start in range(0, len(ids), 10_000):
+                chunk = ids[start : start + 10_000]
+                pipe = self._r.pipeline(transaction=False)
+                pipe.hmget(self._key("ties", source), chunk)
+                pipe.hmget(self._key("pending", source), chunk)
+                ties, waiting = pipe.execute()
+                for id_, email, traits in zip(chunk, ties, waiting, strict=True):
+                    if email is not None:
+                        self._learn(source, id_, email)
+                    else:
+                        self._absent.add((source, id_))
+                    if traits is not None:
+                        self._waiting.add((source, id_))
+
+    def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]:
+        """Write the ties buffered since `prefetch`; returns traits another process left waiting
+        for those ids meanwhile (taken, unless `take` is False)."""
+        buffered, self._buffer = self._buffer, {}
+        self._batching = False
+        self._absent.clear()
+        self._waiting.clear()
+        if not buffered:
+            return {}
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        items = list(buffered.items())
+        for start in range(0, len(items), 5_000):
+            args: list[Any] = [self.prefix, "1" if take else "0"]
+            for (source, id_), email in items[start : start + 5_000]:
+                args += [source, id_, email]
+            found = self._link_many(args=args)
+            for i in range(0, len(found), 3):
+                out[(found[i], found[i + 1])] = _merged([found[i + 2]])
+        return out
+
     def email_for(self, source: str, ids: Sequence[str]) -> str | None:
         if not ids:
             return None
         for id_ in ids:
             if (known := self._cached(source, id_)) is not None:
                 return known
+        if all((source, id_) in self._absent for id_ in ids):
+            return None
         for id_, email in zip(ids, self._r.hmget(self._key("ties", source), list(ids)), strict=True):
             if email is not None:
                 self._learn(source, id_, email)
@@ -110,6 +185,14 @@ class RedisIdentityMap:
         changed = [id_ for id_ in ids if self._cached(source, id_) != email]
         if not changed:
             return email, {}
+        if self._batching and not any((source, id_) in self._waiting for id_ in changed):
+            for id_ in changed:  # nothing waits for these: written with the batch's other ties
+                self._buffer[(source, id_)] = email
+                self._absent.discard((source, id_))
+                self._learn(source, id_, email)
+            return email, {}
+        for id_ in changed:
+            self._waiting.discard((source, id_))
         taken = self._link(
             keys=[self._key("ties", source), self._key("pending", source)],
             args=[email, time.time(), *changed],
