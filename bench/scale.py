@@ -165,6 +165,7 @@ def share(cluster: Cluster, minimum: int, name: str) -> dict[str, Any]:
         "share_of_ceiling": round(minimum / (usable / 10) / span, 3),
         "peak_calls_in_10s": calls["peak_10s"],
         "status_429": calls["by_status"].get("429", 0),
+        "by_endpoint": {k.split(" ", 1)[1]: sum(v.values()) for k, v in calls["by_endpoint"].items()},
     }
 
 
@@ -203,7 +204,7 @@ def drain(n: int, redis: bool, kind: str, latency_ms: int, tmp: Path) -> dict[st
             server.stop()
 
 
-def scenario(latency_ms: int, tmp: Path, users: int = 15_000) -> dict[str, Any]:
+def scenario(latency_ms: int, tmp: Path, users: int = 15_000, kill: bool = True) -> dict[str, Any]:
     """The end-to-end test's scenario, measured: three processes on one Redis, Segment's Python
     SDK sending an identify and a track per user across them, one process killed with -9 once 15%
     is delivered."""
@@ -242,14 +243,15 @@ def scenario(latency_ms: int, tmp: Path, users: int = 15_000) -> dict[str, Any]:
         while cluster.web()["delivered"] < total * 0.15:
             time.sleep(0.05)
         delivered_at_kill = cluster.web()["delivered"]
-        cluster.relays[1].kill9()
+        if kill:
+            cluster.relays[1].kill9()
         killed = time.monotonic()
         cluster.wait_delivered(total, timeout=600)
         minimum = math.ceil(users / 100) + math.ceil(users / 500)
         web = cluster.web()
         portal = cluster.portal()
         return {
-            "setup": "redis-3, kill -9 of one",
+            "setup": "redis-3, kill -9 of one" if kill else "redis-3",
             "latency_ms": latency_ms,
             "messages": total,
             "client_errors": len(errors),
@@ -275,6 +277,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--latency-ms", type=int, default=300)
     ap.add_argument("--workload", choices=["mixed", "contacts"], action="append")
+    ap.add_argument("--no-kill", action="store_true", help="scenario: no process is killed")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--timeline", type=Path, help="save every call at the sandbox, per run, here")
     args = ap.parse_args()
@@ -295,7 +298,7 @@ def main() -> int:
                     out["delivery"].append(result)
                     print(json.dumps(result), file=sys.stderr)
         if args.only in (None, "scenario"):
-            out["scenario"] = scenario(args.latency_ms, tmp)
+            out["scenario"] = scenario(args.latency_ms, tmp, kill=not args.no_kill)
             print(json.dumps(out["scenario"]), file=sys.stderr)
     text = json.dumps(out, indent=2)
     if args.json:

@@ -266,3 +266,30 @@ async def test_a_pipelined_backlog_about_the_same_contacts_keeps_moving(
         stop.set()
         await h.queue.close()
         h.identity.close()
+
+
+async def test_a_message_is_acked_as_soon_as_its_call_goes_through(tmp_path: Path) -> None:
+    """Not when its whole batch is settled: a crash then redoes only what HubSpot did not get."""
+    h = await make(tmp_path, contact_batch=1, flush_ms=5)
+    hang = HangingTransport(h.http._transport, b"slow@x.com")
+    h.http._transport = hang
+    await h.send(
+        {"type": "identify", "userId": "slow@x.com", "traits": {"firstName": "S"}, "messageId": "slow"},
+        {"type": "identify", "userId": "quick@x.com", "traits": {"firstName": "Q"}, "messageId": "quick"},
+    )
+    cycle = asyncio.create_task(h.delivery.cycle())
+    try:
+        await asyncio.wait_for(hang.hanging.wait(), 5)
+        for _ in range(200):
+            states = dict(h.queue._db.execute("SELECT message_id, state FROM messages").fetchall())
+            if states["quick"] == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert states == {"quick": 3, "slow": 1}  # the batch is still in flight
+        hang.release.set()
+        await asyncio.wait_for(cycle, 10)
+        assert (await h.queue.counts())["web"].delivered == 2
+    finally:
+        hang.release.set()
+        await h.queue.close()
+        h.identity.close()

@@ -182,8 +182,9 @@ class Delivery(ContactSender, CompanySender, EventSender):
             raise
         except Exception as e:
             log.exception("delivery cycle failed", account=self.account.name)
+            ours = set(self._still_ours(leased, settlement))
             await self.give_back(
-                [m for m in leased if m.id not in settlement.released],
+                [m for m in leased if m.id in ours],
                 f"delivery failed: {type(e).__name__}: {e}",
             )
         finally:
@@ -192,8 +193,23 @@ class Delivery(ContactSender, CompanySender, EventSender):
 
     @staticmethod
     def _still_ours(leased: list[Leased], s: Settlement) -> list[int]:
-        """The leased messages not handed back already (those may be another batch's by now)."""
-        return [m.id for m in leased if m.id not in s.released]
+        """The leased messages not handed back or acked already (those may be another batch's)."""
+        return [m.id for m in leased if m.id not in s.released and m.id not in s.acked]
+
+    async def ack_finished(self, s: Settlement, ids: Sequence[int]) -> None:
+        finished = [
+            i
+            for i in ids
+            if s.paid[i] >= s.owed[i] and i not in s.retry and i not in s.dead and i not in s.acked
+        ]
+        if not finished:
+            return
+        try:
+            await self.queue.ack(finished)
+        except Exception:  # an optimisation only: the batch's settlement acks them (or says why not)
+            log.warning("acking delivered messages early failed", account=self.account.name, exc_info=True)
+            return
+        s.acked.update(finished)
 
     async def give_back(self, leased: list[Leased], reason: str) -> None:
         """Retry with backoff; a message that keeps failing past its maximum age is a dead letter."""
@@ -209,15 +225,16 @@ class Delivery(ContactSender, CompanySender, EventSender):
         except (OSError, sqlite3.Error) as e:  # the machine, not a message: all of them wait
             log.exception("delivery failed", account=self.account.name)
             self.release_keys(settlement)
-            ours = [m for m in leased if m.id not in settlement.released]
-            leased, settlement = ours, Settlement(planned=settlement.planned)
+            mine = set(self._still_ours(leased, settlement))
+            leased, settlement = [m for m in leased if m.id in mine], Settlement(planned=settlement.planned)
             # re-sending what went through is harmless (upserts, event uuids)
             settlement.fail([m.id for m in leased], f"{type(e).__name__}: {e}"[:500], retry_in=0.0)
         except BaseException as e:
             self.release_keys(settlement)
             if not isinstance(e, Exception):
                 raise
-            ours = [m for m in leased if m.id not in settlement.released]
+            mine = set(self._still_ours(leased, settlement))
+            ours = [m for m in leased if m.id in mine]
             if len(ours) > 1:
                 half = len(ours) // 2
                 more = settlement.more_waiting

@@ -38,6 +38,10 @@ class Sender:
     setup_lock: asyncio.Lock  # one batch at a time reads the catalog or creates definitions
     cache: SharedCache | None  # catalogs and definitions shared with other relay processes
 
+    async def ack_finished(self, s: Settlement, ids: Sequence[int]) -> None:
+        """Ack at once the messages whose every call has gone through: a crash then redoes only
+        what was not delivered, and a partition changes hands sooner (see `Delivery`)."""
+
     def failed(self, e: HubSpotError, ids: Sequence[int], s: Settlement) -> None:
         """A refusal that is not about the content: permanent ones (401, 403) stop retrying, are
         reported as the account's problem and dead-letter the messages; the rest are retried."""
@@ -97,7 +101,9 @@ class Sender:
         try:
             await self.call(lambda: send(items))
             if pays:
-                s.pay([i for item in items for i in item.ids])
+                paid = [i for item in items for i in item.ids]
+                s.pay(paid)
+                await self.ack_finished(s, paid)
         except HubSpotError as e:
             ids = [i for item in items for i in item.ids]
             if e.kind is Kind.VALIDATION:

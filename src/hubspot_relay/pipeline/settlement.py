@@ -29,6 +29,7 @@ class Settlement:
     patient: set[int] = field(default_factory=set)  # retries that do not age (a daily limit)
     carried: set[int] = field(default_factory=set)  # to hand back for a later cycle (see `busy`)
     released: set[int] = field(default_factory=set)  # handed back already, right after planning
+    acked: set[int] = field(default_factory=set)  # delivered and acked already, call by call
     planned: asyncio.Event | None = None  # set once planned: the next lease may go ahead
     touched: set[str] = field(default_factory=set)  # contacts and companies this batch holds
     more_waiting: bool = False  # its lease was full: more is queued behind it
@@ -75,11 +76,11 @@ async def settle(
     fill a call again, in one write each."""
     if s.carried:
         await queue.release(sorted(s.carried))
-    done = s.carried | s.released
+    done = s.carried | s.released | s.acked
     ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead and m.id not in done]
     if ok:
         await queue.ack(ok)
-    SETTLED.labels(account, "delivered").inc(len(ok))
+    SETTLED.labels(account, "delivered").inc(len(ok) + len(s.acked))
     by_id = {m.id: m for m in leased}
     jitter = random.random()
     too_old: dict[str, list[int]] = {}
