@@ -116,6 +116,9 @@ async def test_a_warning_when_redis_may_lose_what_it_acknowledged(redis_server: 
     admin = sync_redis.Redis(port=redis_server.port)
     try:
         assert await q.durability() is None  # AOF, appendfsync always
+        admin.config_set("maxmemory-policy", "allkeys-lru")
+        assert "deletes keys, queued messages among them" in (await q.durability() or "")
+        admin.config_set("maxmemory-policy", "noeviction")
         admin.config_set("appendfsync", "everysec")
         assert "last second" in (await q.durability() or "")
         admin.config_set("appendonly", "no")
@@ -123,6 +126,7 @@ async def test_a_warning_when_redis_may_lose_what_it_acknowledged(redis_server: 
     finally:
         admin.config_set("appendonly", "yes")
         admin.config_set("appendfsync", "always")
+        admin.config_set("maxmemory-policy", "noeviction")
         admin.close()
         await q.close()
 

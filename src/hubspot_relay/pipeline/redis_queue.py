@@ -390,8 +390,14 @@ class RedisQueue:
         try:
             aof = _setting(await self.redis.config_get("appendonly"), "appendonly")
             fsync = _setting(await self.redis.config_get("appendfsync"), "appendfsync")
+            policy = _setting(await self.redis.config_get("maxmemory-policy"), "maxmemory-policy")
         except Exception:  # CONFIG may be disabled (managed Redis): say so rather than fail
             return "cannot read Redis's persistence settings (CONFIG GET refused); check them by hand"
+        if policy and policy != "noeviction":
+            return (
+                f"Redis's maxmemory-policy is {policy}: under memory pressure it deletes keys, "
+                "queued messages among them; set maxmemory-policy noeviction"
+            )
         if aof != "yes":
             return (
                 "Redis runs without AOF (appendonly no): a Redis crash loses what the relay "
