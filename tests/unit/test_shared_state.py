@@ -272,3 +272,20 @@ def test_a_plans_ties_are_read_and_written_at_once_and_traits_left_meanwhile_are
     assert a.flush() == {("web", "u-raced"): {"plan": "pro"}}
     assert b.email_for("web", ["u-new"]) == "new@x.io"
     assert b.take_pending("web", ["u-raced"]) == {}
+
+
+async def test_a_catalog_is_read_once_for_every_process(redis_client: aioredis.Redis, prefix: str) -> None:
+    from hubspot_relay.pipeline.shared_cache import RedisCache
+
+    reads = 0
+
+    async def fetch() -> bytes:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.2)  # HubSpot's latency: the others arrive meanwhile
+        return b'[{"name": "email"}]'
+
+    caches = [RedisCache(redis_client, prefix) for _ in range(3)]
+    got = await asyncio.gather(*(c.once("catalog:1:v3:contacts", 60, fetch) for c in caches))
+    assert got == [b'[{"name": "email"}]'] * 3
+    assert reads == 1

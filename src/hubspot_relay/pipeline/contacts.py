@@ -16,6 +16,10 @@ from .sending import Sender, log
 from .settlement import Settlement
 
 
+async def _dumped(read: Any) -> bytes:
+    return orjson.dumps(await read())
+
+
 class ContactSender(Sender):
     async def catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
         cached = self.catalogs.get(object_type)
@@ -29,17 +33,22 @@ class ContactSender(Sender):
 
     async def _read_catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
         """HubSpot's catalog (or the one another relay process read, when they share a cache)."""
-        key = f"catalog:{self.account.hub_id}:{'legacy' if self.legacy else 'v3'}:{object_type}"
-        cached = None if refresh or self.cache is None else await self.cache.get(key)
-        if cached is not None:
-            props = orjson.loads(cached)
-        else:
+
+        async def read() -> list[dict[str, Any]]:
             if self.legacy:
-                props = await self.call(self.client.legacy_properties)
-            else:
-                props = await self.call(lambda: self.client.properties(object_type))
-            if self.cache is not None:
-                await self.cache.set(key, orjson.dumps(props), self.options.catalog_ttl_s)
+                return list(await self.call(self.client.legacy_properties))
+            return list(await self.call(lambda: self.client.properties(object_type)))
+
+        key = f"catalog:{self.account.hub_id}:{'legacy' if self.legacy else 'v3'}:{object_type}"
+        if self.cache is None:
+            props = await read()
+        elif refresh:
+            props = await read()
+            await self.cache.set(key, orjson.dumps(props), self.options.catalog_ttl_s)
+        else:
+            props = orjson.loads(
+                await self.cache.once(key, self.options.catalog_ttl_s, lambda: _dumped(read))
+            )
         catalog = {p["name"]: PropertyInfo.from_hubspot(p) for p in props}
         self.catalogs[object_type] = (self.clock(), catalog)
         return catalog

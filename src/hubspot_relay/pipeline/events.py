@@ -52,16 +52,23 @@ class EventSender(Sender):
     async def _definitions(self, *, refresh: bool = False) -> dict[str, set[str]]:
         """The portal's event definitions: read once, from HubSpot or from the cache relay
         processes share (`refresh`: from HubSpot, another process having created one)."""
+
+        async def read() -> dict[str, set[str]]:
+            found = await self.call(self.client.event_definitions)
+            return {d["fullyQualifiedName"]: {p["name"] for p in d.get("properties", [])} for d in found}
+
+        async def read_dumped() -> bytes:
+            return orjson.dumps({k: sorted(v) for k, v in (await read()).items()})
+
         if self.definitions is None or refresh:
-            cached = None if refresh or self.cache is None else await self.cache.get(self._definitions_key())
-            if cached is not None:
-                self.definitions = {k: set(v) for k, v in orjson.loads(cached).items()}
-            else:
-                found = await self.call(self.client.event_definitions)
-                self.definitions = {
-                    d["fullyQualifiedName"]: {p["name"] for p in d.get("properties", [])} for d in found
-                }
+            if self.cache is None or refresh:
+                self.definitions = await read()
                 await self._share_definitions()
+            else:
+                shared = await self.cache.once(
+                    self._definitions_key(), self.options.catalog_ttl_s, read_dumped
+                )
+                self.definitions = {k: set(v) for k, v in orjson.loads(shared).items()}
         return self.definitions
 
     async def _share_definitions(self) -> None:
