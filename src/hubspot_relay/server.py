@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,9 @@ def identity_path(config: Config) -> Any:
     return config.data_dir / "identity.sqlite3"
 
 
-def build_deliveries(config: Config, queue: SQLiteQueue | RedisQueue, identity: Identities) -> list[Delivery]:
+def build_deliveries(
+    config: Config, queue: Queue, identity: Identities, processes: Callable[[], int] = lambda: 1
+) -> list[Delivery]:
     """One delivery loop per HubSpot account that has sources routed to it; with a Redis queue,
     each account's budget, catalogs and definitions are shared with the other relay processes."""
     shared = queue.redis if isinstance(queue, RedisQueue) else None
@@ -197,6 +199,7 @@ def build_deliveries(config: Config, queue: SQLiteQueue | RedisQueue, identity: 
                 client,
                 disabled_sources=disabled,
                 cache=cache,
+                processes=processes,
             )
         )
     return deliveries
@@ -247,7 +250,8 @@ def create_app(
         else:
             log.info("queue open", path=str(q.path))
         identity = build_identity(config) if deliver else None
-        deliveries = build_deliveries(config, q, identity) if identity else []
+        members = (lambda: len(ownership.members)) if ownership is not None else (lambda: 1)
+        deliveries = build_deliveries(config, q, identity, members) if identity else []
         admin.deliveries, admin.identity = deliveries, identity
         tasks = [asyncio.create_task(d.run(stop), name=f"deliver-{d.account.name}") for d in deliveries]
         try:

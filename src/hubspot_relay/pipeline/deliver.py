@@ -56,6 +56,7 @@ class Delivery(ContactSender, CompanySender, EventSender):
         clock: Callable[[], float] = time.time,
         disabled_sources: Sequence[str] = (),
         cache: SharedCache | None = None,
+        processes: Callable[[], int] = lambda: 1,
     ) -> None:
         self.account = account
         self.options = options
@@ -67,6 +68,7 @@ class Delivery(ContactSender, CompanySender, EventSender):
         self.catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]] = {}
         # Shared with other relay processes (Redis): catalogs, definitions, and pauses re-read.
         self.cache = cache
+        self.processes = processes  # relay processes sharing this account's budget (Redis)
         self._pause_checked = 0.0
         self.definitions: dict[str, set[str]] | None = None  # fully qualified name -> property names
         self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
@@ -190,6 +192,12 @@ class Delivery(ContactSender, CompanySender, EventSender):
         finally:
             if planned is not None:
                 planned.set()
+
+    def in_flight_share(self) -> int:
+        """Processes that share a budget share `max_in_flight` too (at least 8 each): together
+        they keep as many calls out as one would, and one that is killed loses fewer of them."""
+        n = max(1, self.processes())
+        return max(min(8, self.options.max_in_flight), -(-self.options.max_in_flight // n))
 
     @staticmethod
     def _still_ours(leased: list[Leased], s: Settlement) -> list[int]:

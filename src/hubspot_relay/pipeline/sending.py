@@ -38,6 +38,11 @@ class Sender:
     setup_lock: asyncio.Lock  # one batch at a time reads the catalog or creates definitions
     cache: SharedCache | None  # catalogs and definitions shared with other relay processes
 
+    def in_flight_share(self) -> int:
+        """This process's share of `max_in_flight` (see `Delivery`: processes sharing a budget
+        share it, so that a process that dies takes fewer calls down with it)."""
+        return self.options.max_in_flight
+
     async def ack_finished(self, s: Settlement, ids: Sequence[int]) -> None:
         """Ack at once the messages whose every call has gone through: a crash then redoes only
         what was not delivered, and a partition changes hands sooner (see `Delivery`)."""
@@ -74,7 +79,7 @@ class Sender:
             for job in jobs:
                 await job()
             return
-        gate = asyncio.Semaphore(self.options.max_in_flight)
+        gate = asyncio.Semaphore(self.in_flight_share())
 
         async def run(job: Callable[[], Awaitable[Any]]) -> None:
             async with gate:
