@@ -278,6 +278,34 @@ def limited(contacts: int, tmp: Path) -> dict[str, Any]:
         stack.close()
 
 
+def budget_workload(kind: str, scale: float = 1.0) -> list[dict[str, Any]]:
+    """contacts: 60,000 identifies; mixed: 2,000 identifies and 100,000 tracks about them."""
+    if kind == "contacts":
+        n_contacts, n_events = int(60_000 * scale), 0
+    else:
+        n_contacts, n_events = int(2_000 * scale), int(100_000 * scale)
+    messages: list[dict[str, Any]] = [
+        {
+            "type": "identify",
+            "userId": f"b{i}@example.com",
+            "messageId": f"bi-{i}",
+            "traits": {"firstName": "B"},
+        }
+        for i in range(n_contacts)
+    ]
+    messages += [
+        {
+            "type": "track",
+            "userId": f"b{i % max(1, n_contacts)}@example.com",
+            "event": "Budget Step",
+            "messageId": f"bt-{i}",
+            "properties": {"email": f"b{i % max(1, n_contacts)}@example.com", "i": i},
+        }
+        for i in range(n_events)
+    ]
+    return messages
+
+
 def budget_run(
     kind: str,
     latency_ms: int,
@@ -308,29 +336,9 @@ def budget_run(
                 f"{stack.sandbox_url}/_sandbox/faults",
                 json={"rules": [{"match": "*", "latency_ms": latency_ms}]},
             ).raise_for_status()
-        if kind == "contacts":
-            n_contacts, n_events = int(60_000 * scale), 0
-        else:
-            n_contacts, n_events = int(2_000 * scale), int(100_000 * scale)
-        messages: list[dict[str, Any]] = [
-            {
-                "type": "identify",
-                "userId": f"b{i}@example.com",
-                "messageId": f"bi-{i}",
-                "traits": {"firstName": "B"},
-            }
-            for i in range(n_contacts)
-        ]
-        messages += [
-            {
-                "type": "track",
-                "userId": f"b{i % max(1, n_contacts)}@example.com",
-                "event": "Budget Step",
-                "messageId": f"bt-{i}",
-                "properties": {"email": f"b{i % max(1, n_contacts)}@example.com", "i": i},
-            }
-            for i in range(n_events)
-        ]
+        messages = budget_workload(kind, scale)
+        n_contacts = sum(1 for m in messages if m["type"] == "identify")
+        n_events = len(messages) - n_contacts
         started = time.monotonic()
         stack.post(messages)
         print("posted in", time.monotonic() - started, file=sys.stderr)

@@ -45,6 +45,7 @@ from tests.helpers import RelayProcess  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 import ingest as ingest_bench  # noqa: E402
+from delivery import budget_workload  # noqa: E402
 
 
 def wrk_scripts(tmp: Path, count: int) -> list[Path]:
@@ -119,32 +120,6 @@ def ingest(processes: list[int], seconds: int, rounds: int, tmp: Path) -> dict[s
     }
 
 
-def workload(kind: str) -> list[dict[str, Any]]:
-    """The budget bench's workloads: contacts (60,000 identifies) or mixed (2,000 identifies and
-    100,000 tracks)."""
-    n_contacts, n_events = (60_000, 0) if kind == "contacts" else (2_000, 100_000)
-    messages: list[dict[str, Any]] = [
-        {
-            "type": "identify",
-            "userId": f"b{i}",
-            "messageId": f"bi-{i}",
-            "traits": {"email": f"b{i}@example.com"},
-        }
-        for i in range(n_contacts)
-    ]
-    messages += [
-        {
-            "type": "track",
-            "userId": f"b{i % n_contacts}",
-            "event": "Budget Step",
-            "messageId": f"bt-{i}",
-            "properties": {"email": f"b{i % n_contacts}@example.com", "i": i},
-        }
-        for i in range(n_events)
-    ]
-    return messages
-
-
 TIMELINES: Path | None = None  # --timeline: every call at the sandbox, per run
 
 
@@ -178,7 +153,7 @@ def drain(n: int, redis: bool, kind: str, latency_ms: int, tmp: Path) -> dict[st
     cluster = Cluster(tmp / f"{label}-{kind}", url, n, per_10s=190, latency_ms=latency_ms).start()
     try:
         cluster.pause(True)
-        messages = workload(kind)
+        messages = budget_workload(kind)
         with httpx.Client(timeout=30, auth=(WRITE_KEY, "")) as http:
             for k, start in enumerate(range(0, len(messages), 100)):
                 url = cluster.urls[k % n]

@@ -39,6 +39,16 @@ local function ensure_group(s)
     redis.call('XGROUP', 'CREATE', s, 'relay', '0', 'MKSTREAM')
   end
 end
+-- One call per 1,000 arguments (Lua's unpack has a limit); `extra` goes before them (a group name).
+local function batched(cmd, key, args, extra)
+  for i = 1, #args, 1000 do
+    if extra then
+      redis.call(cmd, key, extra, unpack(args, i, math.min(i + 999, #args)))
+    else
+      redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+    end
+  end
+end
 -- Take an entry out of the leased or waiting set; returns where it was ('L', 'W', or nil).
 local function unhold(id, L, W, E, si)
   if redis.call('ZREM', L, id) == 1 then
@@ -118,11 +128,6 @@ local out = {}
 local taken = 0
 local streams = {}
 for i = 6, #ARGV, 2 do streams[#streams + 1] = {ARGV[i], ARGV[i + 1]} end
-local function batched(cmd, key, args)  -- one call per 1,000 arguments (unpack has a limit)
-  for i = 1, #args, 1000 do
-    redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
-  end
-end
 local function lease_from(si, p, want)
   local tail = si .. ':' .. p
   local s, L, W, N, E = P .. ':s:' .. tail, P .. ':L:' .. tail, P .. ':W:' .. tail, P .. ':N:' .. tail,
@@ -229,15 +234,6 @@ for i = 3, #ARGV do
   end
   g.ids[#g.ids + 1] = ARGV[i] .. '-0'
 end
-local function batched(cmd, key, extra, args)
-  for i = 1, #args, 1000 do
-    if extra then
-      redis.call(cmd, key, extra, unpack(args, i, math.min(i + 999, #args)))
-    else
-      redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
-    end
-  end
-end
 local done = 0
 for _, g in pairs(groups) do
   local acked, in_l, in_w = {}, {}, {}
@@ -256,7 +252,7 @@ for _, g in pairs(groups) do
     end
   end
   if #in_l > 0 then
-    batched('ZREM', g.L, nil, in_l)
+    batched('ZREM', g.L, in_l)
     count(g.si, 'in_flight', -#in_l)
   end
   for _, id in ipairs(in_w) do
@@ -264,9 +260,9 @@ for _, g in pairs(groups) do
     if redis.call('HDEL', g.E, id) == 1 then count(g.si, 'retrying', -1) else count(g.si, 'queued', -1) end
   end
   if #acked > 0 then
-    batched('XACK', g.s, 'relay', acked)
-    batched('XDEL', g.s, nil, acked)
-    batched('HDEL', g.N, nil, acked)
+    batched('XACK', g.s, acked, 'relay')
+    batched('XDEL', g.s, acked)
+    batched('HDEL', g.N, acked)
     count(g.si, 'delivered', #acked)
     done = done + #acked
   end
