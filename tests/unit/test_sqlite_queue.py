@@ -12,16 +12,9 @@ import pytest
 
 from hubspot_relay.pipeline.queue import Envelope
 from hubspot_relay.pipeline.sqlite_queue import QueueWriteError, SQLiteQueue
+from tests.unit.test_queue_contract import Clock
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def env(mid: str, source: str = "web", mtype: str = "track") -> Envelope:

@@ -318,7 +318,7 @@ class Delivery(ContactSender, CompanySender, EventSender):
             async with self._planning:
                 held = frozenset(self.busy)
                 self._freed.clear()
-                plan, writes, _ = await asyncio.to_thread(self.plan, leased, s, held)
+                plan, writes = await asyncio.to_thread(self.plan, leased, s, held)
                 self.hold_keys(s, writes)
                 if s.carried:  # back in line now, ahead of whatever the next lease takes
                     await self.queue.release(sorted(s.carried))

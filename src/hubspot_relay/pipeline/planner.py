@@ -44,14 +44,14 @@ class Pending:
 
 
 # (contacts by email, companies by groupId, events with their email, legacy tracks' contact
-# properties), then the keys the batch writes, and those its handed-back messages write.
+# properties), then the contacts and companies the batch writes.
 Calls = tuple[
     dict[str, Pending],
     dict[str, CompanyBatch],
     list[tuple[Leased, Event, str]],
     dict[int, dict[str, Any]],
 ]
-Planned = tuple[Calls, set[str], set[str]]
+Planned = tuple[Calls, set[str]]
 
 
 def _ids_of(op: Any) -> tuple[str, ...]:
@@ -85,12 +85,11 @@ class Planner:
     def plan(self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()) -> Planned:
         """Translate a leased batch and coalesce it: ((contacts by email, companies by groupId,
         events with their email, legacy tracks' contact properties), the contacts and companies
-        it writes, those that the messages it hands back write). Messages that cannot go yet are
+        it writes). Messages that cannot go yet are
         settled in `s`; a message about a contact or company `held` by a batch still in flight is
         handed back for later (`s.carried`), and so is every later one about the same, so that
         order is kept."""
         keys: set[str] = set()  # written by what this batch sends
-        deferred: set[str] = set()  # written by what it hands back: held until that is back
         contacts: dict[str, Pending] = {}  # lowercased email -> upsert
         event_traits: dict[int, dict[str, Any]] = {}  # legacy mode: a track's context.traits
         companies: dict[str, CompanyBatch] = {}
@@ -121,7 +120,6 @@ class Planner:
                 if held and (writes | reads) & held:  # before any side effect (a link, traits taken)
                     s.carried.add(m.id)
                     held = held | writes | reads
-                    deferred |= writes
                     continue
                 keys |= writes
                 # Identities first, so that this batch's identify resolves this batch's earlier tracks.
@@ -185,7 +183,7 @@ class Planner:
             pending = contacts.setdefault(email.lower(), Pending(email, {}))
             pending.properties = {**traits, **pending.properties}
             pending.ids.append(mid)
-        return (contacts, companies, events, event_traits), keys, deferred
+        return (contacts, companies, events, event_traits), keys
 
     def _keys_of(self, source: str, ops: Sequence[Any]) -> tuple[set[str], set[str]]:
         """(the contacts and companies a message's operations write, the contacts its events are
