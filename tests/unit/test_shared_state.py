@@ -92,6 +92,38 @@ async def test_partitions_are_shared_out_and_move_when_a_process_dies(
             await o.queue.close()
 
 
+async def test_a_process_whose_connections_closed_is_replaced_within_two_beats(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """kill -9 closes a process's sockets: the others take its partitions (and reclaim its leases)
+    without waiting for the time to live."""
+    a, b, c = await _processes(redis_server.url, prefix, ["a", "b", "c"], ttl_s=600)
+    try:
+        for _ in range(2):
+            for o in (a, b, c):
+                await o.beat()
+        await c.queue.append(
+            [Envelope("web", f"m{i}", "track", b"{}", 1.0, None, f"u{i}") for i in range(64)]
+        )
+        leased = await c.queue.lease(1000, 900)
+        assert leased and {m.id % 64 for m in leased} <= (c.queue.owned or set())
+        await a.beat()
+        assert a.members == ["a", "b", "c"]  # alive: seen at every beat
+        await c.queue.close()  # what the kernel does for a process killed with -9
+        await a.beat()
+        assert "c" in a.members  # not gone after one beat (it may be reconnecting)
+        await a.beat()
+        await b.beat()
+        assert a.members == ["a", "b"]
+        await a.beat()
+        assert (a.queue.owned or set()) | (b.queue.owned or set()) == set(range(16))
+        again = await a.queue.lease(1000, 900) + await b.queue.lease(1000, 900)
+        assert {m.id for m in leased} <= {m.id for m in again}  # c's leases, visible again
+    finally:
+        for o in (a, b, c):
+            await o.queue.close()
+
+
 async def test_a_partition_is_handed_over_only_once_its_leases_are_settled(
     redis_server: RedisServer, prefix: str
 ) -> None:

@@ -8,7 +8,10 @@ leaves moves only its share. Holding is a key with a time to live, renewed by th
 - a partition we hold that should now be another's is no longer leased from, and is handed over
   once every message we leased there is settled, so one user's messages are never delivered by
   two processes at once;
-- a process killed with -9 stops renewing: its partitions are free after `ttl_s`.
+- a process that dies (a crash, kill -9, the OOM killer) closes its connections to Redis: once
+  none of its named connections is seen at two beats in a row its partitions are freed at once;
+  a process cut off without closing them (a machine gone from the network) stops renewing and its
+  partitions are free after `ttl_s`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 
 import structlog
 
-from .redis_queue import RedisQueue
+from .redis_queue import RedisQueue, client_name
 
 log = structlog.get_logger("hubspot_relay.partitions")
 
@@ -34,6 +37,17 @@ return 0
 _GIVE_UP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+_FORGET = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+local freed = 0
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    freed = freed + 1
+  end
+end
+return freed
 """
 
 
@@ -60,6 +74,8 @@ class Ownership:
         self.clock = clock
         self.held: set[int] = set()
         self.members: list[str] = []
+        self._unseen: set[str] = set()  # members with no connection at the last beat
+        self._can_list_clients = True
         queue.owned = set()  # nothing is leased until the first beat says what is ours
 
     def _key(self, *parts: object) -> str:
@@ -73,6 +89,18 @@ class Ownership:
         await r.zadd(members_key, {self.name: now_ms + ttl_ms})
         await r.zremrangebyscore(members_key, "-inf", now_ms)
         self.members = sorted(m.decode() for m in await r.zrange(members_key, 0, -1))
+        for dead in await self._disconnected():
+            freed = await r.eval(
+                _FORGET,
+                1 + self.queue.partitions,
+                members_key,
+                *(self._key("own", p) for p in range(self.queue.partitions)),
+                dead,
+            )
+            self.members.remove(dead)
+            log.warning(
+                "a relay process is gone (its connections to Redis closed)", process=dead, freed=freed
+            )
         wanted = {p for p in range(self.queue.partitions) if owner_of(p, self.members) == self.name}
         for p in sorted(self.held):
             # A hold that lapsed (this process stalled past the time to live) is taken back if
@@ -97,6 +125,25 @@ class Ownership:
                 self.held.discard(p)
                 log.info("partition handed over", partition=p)
         self.queue.owned = self.held & wanted
+
+    async def _disconnected(self) -> list[str]:
+        """Members none of whose connections Redis has seen at this beat and the one before (one
+        beat alone could be a reconnection). Empty when the server refuses CLIENT LIST (some
+        managed services do): then only the time to live tells."""
+        if not self._can_list_clients:
+            return []
+        try:
+            clients = await self.queue.redis.client_list(_type="normal")
+        except Exception as e:
+            self._can_list_clients = False
+            log.info(
+                "cannot list Redis clients: a dead process is noticed after the time to live", error=str(e)
+            )
+            return []
+        connected = {str(c.get("name", "")) for c in clients}
+        unseen = {m for m in self.members if m != self.name and client_name(m) not in connected}
+        dead, self._unseen = sorted(unseen & self._unseen), unseen
+        return dead
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -48,6 +48,10 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
 
+def client_name(consumer: str) -> str:
+    return f"hubspot-relay:{consumer}"
+
+
 class RedisQueue:
     """`Queue` on Redis Streams. `owned` (set by `Ownership`) limits leasing to the partitions
     this process holds; None (one process, or tests) means all of them."""
@@ -79,13 +83,20 @@ class RedisQueue:
         self._rotation = 0
 
     @property
+    def client_name(self) -> str:
+        """The name this process's Redis connections carry, so that the others can see it is alive."""
+        return client_name(self.consumer)
+
+    @property
     def path(self) -> str:  # what logs and `status` show as the queue's place
         return _redacted(self.url)
 
     # ---- life cycle -----------------------------------------------------------------------
 
     async def open(self, *, appends: bool = True) -> None:
-        self._redis = aioredis.Redis.from_url(self.url, decode_responses=False, health_check_interval=30)
+        self._redis = aioredis.Redis.from_url(
+            self.url, decode_responses=False, health_check_interval=30, client_name=self.client_name
+        )
         try:
             await self._redis.ping()
         except Exception as e:
@@ -243,11 +254,11 @@ class RedisQueue:
 
     async def reclaim(self, partitions: Iterable[int]) -> int:
         """Leases left in `partitions` by the process that held them before: visible again."""
+        await self._load_sources()  # a process that just started knows no source yet
         args: list[Any] = [self.prefix]
         for si in sorted(self._source_name):
             for p in partitions:
                 args += [si, p]
-        await self._load_sources()
         return int(await self._scripts["RECLAIM"](args=args)) if len(args) > 1 else 0
 
     # ---- dead letters ---------------------------------------------------------------------
