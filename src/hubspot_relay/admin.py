@@ -1,6 +1,7 @@
 """The operations API under `/admin/api/`: what an operator (or `hubspot-relay status`) reads and does.
 
-- `GET  /admin/api/status`: per source and account: queued, in flight, retrying, delivered, dead,
+- `GET  /admin/api/status`: per source and account: queued, in flight, retrying, delivered, skipped
+  (nothing for HubSpot: the browser sent it, ...), waiting (for the user's email), dead,
   oldest queued age; per account: calls and budget used today, paused, problems; back-pressure.
 - `GET  /admin/api/dead-letters?source=&reason=&limit=`: dead letters with their reasons.
 - `POST /admin/api/replay` `{"source", "reason", "messageIds"}`: re-queue matching dead letters.
@@ -26,7 +27,7 @@ from .config import Config
 from .pipeline.backpressure import Backpressure
 from .pipeline.deliver import Delivery
 from .pipeline.identity import Identities
-from .pipeline.queue import Queue, ReplayFilter
+from .pipeline.queue import Queue, ReplayFilter, SourceCounts
 
 MAX_DEAD_LETTERS = 1000
 
@@ -58,7 +59,7 @@ async def status_report(
     sources = {}
     for src in config.sources:
         c = counts.get(src.name)
-        row = c.as_dict() if c else {"queued": 0, "in_flight": 0, "retrying": 0, "delivered": 0, "dead": 0}
+        row = (c or SourceCounts()).as_dict()
         oldest = c.oldest_queued_at if c else None
         row["oldest_queued_age_s"] = round(now - oldest, 1) if oldest else None
         row["account"] = src.account
@@ -71,7 +72,7 @@ async def status_report(
         names = [s.name for s in config.sources if s.account == acc.name]
         totals = {
             k: sum(sources[n][k] for n in names)
-            for k in ("queued", "in_flight", "retrying", "delivered", "dead")
+            for k in ("queued", "in_flight", "retrying", "delivered", "skipped", "waiting", "dead")
         }
         ages = [
             sources[n]["oldest_queued_age_s"] for n in names if sources[n]["oldest_queued_age_s"] is not None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import sys
 import uuid
 from dataclasses import replace
@@ -33,6 +35,7 @@ from .config import (
     validate_queue_url,
 )
 from .logs import configure as configure_logs
+from .ports import PortInUse, take
 
 app = typer.Typer(
     name="hubspot-relay",
@@ -42,6 +45,25 @@ app = typer.Typer(
 )
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"hubspot-relay {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """A self-hosted, Segment-compatible HubSpot destination."""
+
 
 ConfigOpt = Annotated[
     Path | None,
@@ -137,40 +159,68 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Accept Segment messages, deliver them to HubSpot, and serve the browser's settings and plugin."""
-    import uvicorn
+    """Run the relay: accept Segment messages and deliver them to HubSpot.
 
-    from .connections import ConnectionLimits, uvicorn_options
-    from .server import bundled_sandbox, create_app
+    It also serves the browser's settings and plugin, the operator's console at /admin, and, with
+    no HubSpot credentials, starts the local HubSpot sandbox."""
+    from .server import bundled_sandbox
 
     configure_logs("json" if log_format == "json" else "console", log_level)
     cfg = _load_config(config, data_dir, queue)
     host = host or cfg.host
     port = port or cfg.port
-    _banner(cfg, host, port)
-    with bundled_sandbox(cfg if deliver else replace(cfg, accounts=())) as sandbox_note:
+    if analytics_js_dir and not (analytics_js_dir / "standalone.js").is_file():
+        err.print(f"[bold red]--analytics-js-dir:[/] no standalone.js in {analytics_js_dir}", highlight=False)
+        raise typer.Exit(2)
+    try:  # before anything is announced or started
+        sock = take(host, port, option="--port", variable="HUBSPOT_RELAY_PORT")
+    except PortInUse as e:
+        err.print(f"[bold red]cannot listen:[/] {escape(str(e))}", highlight=False)
+        raise typer.Exit(1) from None
+    with contextlib.ExitStack() as stack:
+        stack.callback(sock.close)
+        try:
+            sandbox_note = stack.enter_context(bundled_sandbox(cfg if deliver else replace(cfg, accounts=())))
+        except (PortInUse, RuntimeError) as e:
+            err.print(f"[bold red]the HubSpot sandbox:[/] {escape(str(e))}", highlight=False)
+            raise typer.Exit(1) from None
+        _banner(cfg, host, port)
         if sandbox_note:
             err.print(f"  [bold yellow]{sandbox_note}[/]", highlight=False)
-        if analytics_js_dir and not (analytics_js_dir / "standalone.js").is_file():
-            err.print(
-                f"[bold red]--analytics-js-dir:[/] no standalone.js in {analytics_js_dir}", highlight=False
-            )
-            raise typer.Exit(2)
         if analytics_js_dir:
             err.print(
                 f"  analytics.js: {analytics_js_dir} (demo: http://{host}:{port}/demo)", highlight=False
             )
-        limits = ConnectionLimits(
-            header_timeout=cfg.header_timeout_s,
-            body_timeout=cfg.body_timeout_s,
-            max_connections=cfg.max_connections,
-            max_per_peer=cfg.max_connections_per_peer,
-            exempt=cfg.trusted_proxies,
-        )
-        # uvicorn stops cleanly on SIGTERM, then raises it again for the handler it found: make
-        # that one exit with status 0, so that a service manager sees a clean stop.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(
+        _serve(cfg, sock, host, port, log_level, deliver, analytics_js_dir)
+
+
+def _serve(
+    cfg: Config,
+    sock: socket.socket,
+    host: str,
+    port: int,
+    log_level: str,
+    deliver: bool,
+    analytics_js_dir: Path | None,
+) -> None:
+    """uvicorn on the socket `serve` bound, with the connection limits."""
+    import uvicorn
+
+    from .connections import ConnectionLimits, uvicorn_options
+    from .server import create_app
+
+    limits = ConnectionLimits(
+        header_timeout=cfg.header_timeout_s,
+        body_timeout=cfg.body_timeout_s,
+        max_connections=cfg.max_connections,
+        max_per_peer=cfg.max_connections_per_peer,
+        exempt=cfg.trusted_proxies,
+    )
+    # uvicorn stops cleanly on SIGTERM, then raises it again for the handler it found: make
+    # that one exit with status 0, so that a service manager sees a clean stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server = uvicorn.Server(
+        uvicorn.Config(
             create_app(cfg, analytics_js_dir=analytics_js_dir, deliver=deliver),
             host=host,
             port=port,
@@ -180,6 +230,8 @@ def serve(
             timeout_graceful_shutdown=10,
             **uvicorn_options(limits),
         )
+    )
+    server.run(sockets=[sock])
 
 
 @app.command()
@@ -196,9 +248,11 @@ def status(
         ),
     ] = None,
 ) -> None:
-    """Messages per source and account (queued, in flight, retrying, delivered, dead, oldest age),
-    budget used today, pauses, dead-letter reasons and account problems (a refused token, custom
-    events, limits). Asks the running relay's operations API; reads the data folder when none runs."""
+    """Show what is queued, delivered, skipped and dead, per source and account.
+
+    Also the budget used today, pauses, dead-letter reasons and each account's problems (a refused
+    token, custom events, limits). Asks the running relay's operations API; reads the data folder
+    (or the Redis queue) when none runs."""
     cfg = _load_config(config, data_dir, queue)
     report = _status_from_relay(cfg, url)
     if report is None:
@@ -293,7 +347,7 @@ def _status_from_files(cfg: Config) -> dict[str, Any]:
 
 def _print_status(report: dict[str, Any]) -> None:
     table = Table(title=f"hubspot-relay ({report['from']})")
-    columns = ["queued", "in_flight", "retrying", "delivered", "dead"]
+    columns = ["queued", "in_flight", "retrying", "delivered", "skipped", "waiting", "dead"]
     counts = report["sources"]
     table.add_column("source")
     for col in columns:
@@ -302,7 +356,7 @@ def _print_status(report: dict[str, Any]) -> None:
     if ages:
         table.add_column("oldest queued", justify="right")
     for src in sorted(counts):
-        row = [str(counts[src][c]) for c in columns]
+        row = [str(counts[src].get(c, 0)) for c in columns]
         if ages:
             age = counts[src].get("oldest_queued_age_s")
             row.append("-" if age is None else f"{age:.0f} s")
@@ -310,6 +364,12 @@ def _print_status(report: dict[str, Any]) -> None:
     if not counts:
         table.add_row("(none)", *("0" for _ in columns))
     out.print(table)
+    out.print(
+        "[dim]skipped: nothing for HubSpot (sent by HubSpot's script in the browser, a source with "
+        "HubSpot off, a call legacy mode does not make); waiting: traits kept until an identify or "
+        "alias gives the user's email[/]",
+        highlight=False,
+    )
     problems = list(report.get("problems", []))
     for name, acc in (report.get("accounts") or {}).items():
         budget = acc.get("budget") or {}
@@ -358,7 +418,7 @@ def replay(
     ] = None,
     queue: QueueOpt = None,
 ) -> None:
-    """Re-queue dead-lettered messages (all, or by source, reason or message id)."""
+    """Re-queue dead-lettered messages: all, or by source, reason or message id."""
     from .pipeline.queue import ReplayFilter
     from .server import build_queue, queue_path
 
@@ -529,7 +589,7 @@ def sandbox(
     state: Annotated[Path | None, typer.Option(help="Keep the sandbox's data in this SQLite file.")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
-    """Run the local HubSpot sandbox alone (HubSpot's API, limits and errors, offline)."""
+    """Run the local HubSpot sandbox alone: HubSpot's API, limits and errors, offline."""
     import uvicorn
 
     from .sandbox import PortalSettings, create_sandbox_app, load_portals

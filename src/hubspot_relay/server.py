@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import ports
 from .access import Access
 from .admin import AdminState, admin_routes
 from .config import Config
@@ -63,11 +64,18 @@ def bundled_sandbox(config: Config) -> Iterator[str | None]:
     base = account.api_base
     try:
         httpx.get(f"{base}/_sandbox/portals", timeout=1).raise_for_status()
+        running = True
+    except httpx.HTTPError:
+        running = False
+    if running:
         yield f"using the HubSpot sandbox already running at {base}"
         return
-    except httpx.HTTPError:
-        pass
     port = base.rsplit(":", 1)[1]
+    if not ports.is_free("127.0.0.1", int(port)):
+        raise ports.PortInUse(
+            f"port {port}, where the HubSpot sandbox should run, is in use by "
+            f"{ports.holder('127.0.0.1', int(port))}: stop it, or set HUBSPOT_SANDBOX_PORT to a free port"
+        )
     state = config.data_dir / "sandbox.sqlite3"
     config.data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(

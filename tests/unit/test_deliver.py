@@ -378,7 +378,34 @@ async def test_skipped_messages_make_no_calls(h: Harness) -> None:
         {"type": "track", "userId": "a@b.com", "event": "E", "_metadata": {"bundled": ["HubSpot"]}},
     )
     await h.drain()
-    assert (await h.queue.counts())["web"].delivered == 2 and h.calls() == {}
+    counts = (await h.queue.counts())["web"]
+    assert (counts.delivered, counts.skipped) == (0, 2) and h.calls() == {}
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        # (delivered, skipped, waiting)
+        ([{"type": "identify", "userId": "u1", "traits": {"email": "u1@x.com"}}], (1, 0, 0)),
+        ([{"type": "identify", "anonymousId": "a1", "traits": {"firstName": "Ann"}}], (0, 0, 1)),
+        (
+            [
+                {"type": "identify", "anonymousId": "a1", "traits": {"firstName": "Ann"}},
+                {"type": "identify", "anonymousId": "a1", "traits": {"email": "ann@x.com"}},
+            ],
+            (1, 0, 1),  # the first waited; the second delivered both messages' traits
+        ),
+        ([{"type": "track", "userId": "u", "event": "E", "_metadata": {"bundled": ["HubSpot"]}}], (0, 1, 0)),
+        ([{"type": "alias", "userId": "u2", "previousId": "a2"}], (1, 0, 0)),  # a tie, kept
+    ],
+)
+async def test_each_message_is_counted_by_what_became_of_it(
+    h: Harness, messages: list[dict[str, Any]], expected: tuple[int, int, int]
+) -> None:
+    await h.send(*messages)
+    await h.drain()
+    counts = (await h.queue.counts())["web"]
+    assert (counts.delivered, counts.skipped, counts.waiting) == expected
 
 
 async def test_create_missing_properties_when_asked(tmp_path: Path) -> None:

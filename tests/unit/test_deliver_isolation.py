@@ -93,7 +93,7 @@ async def test_an_unforeseen_error_later_is_narrowed_down_to_its_message(
 async def test_a_cycle_that_fails_anyway_gives_its_lease_back_then_dead_letters(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken_ack(ids: Any) -> None:
+    async def broken_ack(ids: Any, outcome: str = "delivered") -> None:
         raise RuntimeError("queue trouble")
 
     monkeypatch.setattr(h.queue, "ack", broken_ack)

@@ -206,3 +206,22 @@ async def test_recent_shows_the_newest_with_their_state(queue: Any) -> None:
         ("b", 2, "HubSpot 503"),
         ("a", 4, "refused"),
     ]
+
+
+async def test_acks_are_counted_by_outcome_and_survive_reopen(make_queue: Opener, clock: Clock) -> None:
+    q = await make_queue(clock)
+    await q.append([env(f"m{i}", user=f"u{i}") for i in range(6)])
+    leased = await q.lease(10, 60)
+    ids = [m.id for m in leased]
+    await q.ack(ids[:3])
+    await q.ack(ids[3:5], outcome="skipped")
+    await q.ack(ids[5:], outcome="waiting")
+    with pytest.raises(ValueError):
+        await q.ack(ids, outcome="lost")
+    counts = (await q.counts())["web"]
+    assert (counts.delivered, counts.skipped, counts.waiting, counts.queued) == (3, 2, 1, 0)
+    await q.close()
+    again = await make_queue(clock)
+    counts = (await again.counts())["web"]
+    assert (counts.delivered, counts.skipped, counts.waiting) == (3, 2, 1)
+    assert await again.append([env("m0", user="u0")]) == 0  # still a duplicate, whatever its outcome

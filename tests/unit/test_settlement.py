@@ -17,7 +17,7 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any, ...]] = []
 
-    async def ack(self, ids: Sequence[int]) -> None:
+    async def ack(self, ids: Sequence[int], outcome: str = "delivered") -> None:
         self.calls.append(("ack", list(ids)))
 
     async def release(self, ids: Sequence[int]) -> None:

@@ -172,3 +172,20 @@ async def test_pending_counts_and_oldest_queued(queue: SQLiteQueue, clock: Clock
     assert await queue.pending_counts() == {"web": 1, "app": 1}
     counts = await queue.counts()
     assert counts["web"].oldest_queued_at == 1.0
+
+
+async def test_a_queue_file_from_before_outcomes_were_counted_apart_opens(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE source_totals (source TEXT PRIMARY KEY, delivered INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO source_totals VALUES ('web', 7);"
+    )
+    db.close()
+    q = SQLiteQueue(path)
+    await q.open()
+    try:
+        counts = (await q.counts())["web"]
+        assert (counts.delivered, counts.skipped, counts.waiting) == (7, 0, 0)
+    finally:
+        await q.close()

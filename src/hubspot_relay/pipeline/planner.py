@@ -104,7 +104,7 @@ class Planner:
         translated: list[tuple[Leased, list[Any]]] = []
         for m in leased:
             if m.source in self.disabled:
-                s.skipped += 1
+                s.skipped.add(m.id)
                 continue
             try:
                 translated.append((m, translate(stamped(m.body, m.received_at, m.sent_at), self.options)))
@@ -140,10 +140,12 @@ class Planner:
                         email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
                         if not email:  # kept until an email is known (unless one just was)
                             email = self.identity.remember(m.source, op.ref.ids, op.properties)
+                            if not email:
+                                s.waiting.add(m.id)
                         if email:
                             upsert(email, op.properties, m.id)
                     elif isinstance(op, CompanyUpdate) and self.legacy:
-                        s.skipped += 1
+                        s.skipped.add(m.id)
                         log.info("group calls are not delivered in legacy mode", account=self.account_name)
                     elif isinstance(op, CompanyUpdate):
                         group = companies.setdefault(op.group_id, CompanyBatch(op.group_id))
@@ -172,7 +174,7 @@ class Planner:
                                 "(or properties.email) and replay",
                             )
                     elif isinstance(op, Skip):
-                        s.skipped += 1
+                        s.skipped.add(m.id)
         except BaseException:
             self.identity.flush(take=False)  # the ties made stand; nothing waiting is taken
             raise

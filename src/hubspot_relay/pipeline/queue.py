@@ -11,7 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
+
+# How an acked message ended: HubSpot has it; nothing was for HubSpot (the browser sent it, a
+# disabled source, a call legacy mode does not make); or its traits wait for the user's email.
+Outcome = Literal["delivered", "skipped", "waiting"]
+OUTCOMES: tuple[Outcome, ...] = ("delivered", "skipped", "waiting")
 
 
 class State(IntEnum):
@@ -67,6 +72,8 @@ class SourceCounts:
     retrying: int = 0
     delivered: int = 0
     dead: int = 0
+    skipped: int = 0
+    waiting: int = 0  # acked with their traits kept until an identify or alias gives an email
     oldest_queued_at: float | None = None  # arrival of the oldest message waiting (queued or retrying)
 
     def as_dict(self) -> dict[str, int]:
@@ -75,6 +82,8 @@ class SourceCounts:
             "in_flight": self.in_flight,
             "retrying": self.retrying,
             "delivered": self.delivered,
+            "skipped": self.skipped,
+            "waiting": self.waiting,
             "dead": self.dead,
         }
 
@@ -103,7 +112,9 @@ class Queue(Protocol):
         """Take up to `limit` visible messages, oldest first, hiding them for `lease_seconds`."""
         ...
 
-    async def ack(self, ids: Sequence[int]) -> None: ...
+    async def ack(self, ids: Sequence[int], outcome: Outcome = "delivered") -> None:
+        """Done with these messages; `outcome` says how they are counted."""
+        ...
 
     async def release(self, ids: Sequence[int]) -> None:
         """Hand leased messages back, visible at once, the attempt not counted (a stop, or a

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from . import redis_scripts as lua
-from .queue import DeadLetter, Envelope, Leased, ReplayFilter, SourceCounts, State
+from .queue import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
 
 log = structlog.get_logger("hubspot_relay.queue")
 
@@ -231,9 +231,11 @@ class RedisQueue:
         over only once this is 0, so that order holds across processes)."""
         return self._leased_by_partition[partition]
 
-    async def ack(self, ids: Sequence[int]) -> None:
+    async def ack(self, ids: Sequence[int], outcome: Outcome = "delivered") -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
         for chunk in _chunks(ids):
-            await self._scripts["ACK"](args=[self.prefix, _ms(self._clock()), *chunk])
+            await self._scripts["ACK"](args=[self.prefix, _ms(self._clock()), outcome, *chunk])
             self._settled(chunk)
 
     async def release(self, ids: Sequence[int]) -> None:
@@ -319,6 +321,8 @@ class RedisQueue:
                 retrying=c.get("retrying", 0),
                 delivered=c.get("delivered", 0),
                 dead=c.get("dead", 0),
+                skipped=c.get("skipped", 0),
+                waiting=c.get("waiting", 0),
             )
             if counts.queued or counts.retrying:
                 counts.oldest_queued_at = await self._oldest(index)

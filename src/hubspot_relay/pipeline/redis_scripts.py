@@ -8,7 +8,7 @@ Keys, under the prefix P (see redis_queue.py for the model):
   P:W:{si}:{p}   entries waiting in the group's pending list to be leased again (zset: id -> when, ms)
   P:N:{si}:{p}   attempts (hash: id -> n)
   P:E:{si}:{p}   last error of a retrying entry (hash: id -> text)
-  P:c:{si}       counts (hash: queued, in_flight, retrying, delivered, dead)
+  P:c:{si}       counts (hash: queued, in_flight, retrying, delivered, skipped, waiting, dead)
   P:dead         dead letters (stream, same ids; fields: si, m, t, b, r, a, n, why, at)
   P:seen, P:seen:order   the dedupe window (set, and list of the same members in arrival order)
   P:seq          the message sequence; P:recent   the newest messages (list, for the demo view)
@@ -219,13 +219,14 @@ return out
 """
 )
 
-# ARGV: P, now_ms, ids... Grouped by stream, each group in a few calls (ZMSCORE tells which were
-# leased or waiting).
+# ARGV: P, now_ms, outcome (the count it adds to: delivered, skipped or waiting), ids... Grouped by
+# stream, each group in a few calls (ZMSCORE tells which were leased or waiting).
 ACK = (
     _COMMON
     + r"""
+local outcome = ARGV[3]
 local groups = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local si, s, L, W, N, E = where(ARGV[i])
   local g = groups[s]
   if not g then
@@ -263,7 +264,7 @@ for _, g in pairs(groups) do
     batched('XACK', g.s, acked, 'relay')
     batched('XDEL', g.s, acked)
     batched('HDEL', g.N, acked)
-    count(g.si, 'delivered', #acked)
+    count(g.si, outcome, #acked)
     done = done + #acked
   end
 end

@@ -33,9 +33,17 @@ class Settlement:
     planned: asyncio.Event | None = None  # set once planned: the next lease may go ahead
     touched: set[str] = field(default_factory=set)  # contacts and companies this batch holds
     more_waiting: bool = False  # its lease was full: more is queued behind it
-    skipped: int = 0
+    skipped: set[int] = field(default_factory=set)  # nothing for HubSpot (sent by the browser, ...)
+    waiting: set[int] = field(default_factory=set)  # traits kept until the user's email is known
     owed: Tally[int] = field(default_factory=Tally)  # calls a message's delivery needs
     paid: Tally[int] = field(default_factory=Tally)  # of those, the ones that went through
+
+    def outcome(self, mid: int) -> str:
+        """How a finished message is counted: delivered when it needed a call (or a tie in the
+        identity map), else waiting for an email, else skipped."""
+        if self.owed[mid] or (mid not in self.waiting and mid not in self.skipped):
+            return "delivered"
+        return "waiting" if mid in self.waiting else "skipped"
 
     def owe(self, ids: Sequence[int]) -> None:
         self.owed.update(set(ids))
@@ -78,9 +86,13 @@ async def settle(
         await queue.release(sorted(s.carried))
     done = s.carried | s.released | s.acked
     ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead and m.id not in done]
-    if ok:
-        await queue.ack(ok)
-    SETTLED.labels(account, "delivered").inc(len(ok) + len(s.acked))
+    by_outcome: dict[str, list[int]] = {}
+    for i in ok:
+        by_outcome.setdefault(s.outcome(i), []).append(i)
+    for outcome, ids in by_outcome.items():
+        await queue.ack(ids, outcome=outcome)  # type: ignore[arg-type]
+        SETTLED.labels(account, outcome).inc(len(ids))
+    SETTLED.labels(account, "delivered").inc(len(s.acked))
     by_id = {m.id: m for m in leased}
     jitter = random.random()
     too_old: dict[str, list[int]] = {}

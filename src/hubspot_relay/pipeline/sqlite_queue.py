@@ -33,7 +33,7 @@ from typing import Any, Literal
 import structlog
 
 from .dedupe import RecentKeys
-from .queue import DeadLetter, Envelope, Leased, ReplayFilter, SourceCounts, State
+from .queue import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
 
 log = structlog.get_logger("hubspot_relay.queue")
 
@@ -59,7 +59,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_pending ON messages (id) WHERE state < 3;
 CREATE TABLE IF NOT EXISTS source_totals (
     source    TEXT PRIMARY KEY,
-    delivered INTEGER NOT NULL DEFAULT 0
+    delivered INTEGER NOT NULL DEFAULT 0,
+    skipped   INTEGER NOT NULL DEFAULT 0,
+    waiting   INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -203,6 +205,10 @@ class SQLiteQueue:
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(source_totals)")}
+        for added in ("skipped", "waiting"):  # a file from before outcomes were counted apart
+            if added not in columns:
+                conn.execute(f"ALTER TABLE source_totals ADD COLUMN {added} INTEGER NOT NULL DEFAULT 0")
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
@@ -327,11 +333,13 @@ class SQLiteQueue:
         rows.sort(key=lambda r: r[0])
         return [Leased(*r) for r in rows]
 
-    async def ack(self, ids: Sequence[int]) -> None:
+    async def ack(self, ids: Sequence[int], outcome: Outcome = "delivered") -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
         if ids:
-            await self._run(self._ack, list(ids))
+            await self._run(self._ack, list(ids), outcome)
 
-    def _ack(self, ids: list[int]) -> None:
+    def _ack(self, ids: list[int], outcome: Outcome = "delivered") -> None:
         db = self._db
         now = self._clock()
         db.execute("BEGIN IMMEDIATE")
@@ -350,9 +358,9 @@ class SQLiteQueue:
                     f" WHERE id IN ({marks}) AND state < 3",
                     [now, *chunk],
                 )
-            db.executemany(
-                "INSERT INTO source_totals (source, delivered) VALUES (?, ?)"
-                " ON CONFLICT (source) DO UPDATE SET delivered = delivered + excluded.delivered",
+            db.executemany(  # `outcome` is one of OUTCOMES, a column name
+                f"INSERT INTO source_totals (source, {outcome}) VALUES (?, ?)"
+                f" ON CONFLICT (source) DO UPDATE SET {outcome} = {outcome} + excluded.{outcome}",
                 list(delivered.items()),
             )
             db.execute("COMMIT")
@@ -468,8 +476,11 @@ class SQLiteQueue:
         ):
             counts = out.setdefault(source, SourceCounts())
             setattr(counts, attr[State(state)], n)
-        for source, n in self._db.execute("SELECT source, delivered FROM source_totals"):
-            out.setdefault(source, SourceCounts()).delivered = n
+        for source, delivered, skipped, waiting in self._db.execute(
+            "SELECT source, delivered, skipped, waiting FROM source_totals"
+        ):
+            counts = out.setdefault(source, SourceCounts())
+            counts.delivered, counts.skipped, counts.waiting = delivered, skipped, waiting
         for source, oldest in self._db.execute(
             f"SELECT source, min(received_at) FROM messages WHERE state IN ({State.READY}, {State.RETRYING})"
             " GROUP BY source"
