@@ -12,11 +12,22 @@ ANALYTICS_JS := $(AJS_DIR)/node_modules/@segment/analytics-next/dist/umd
 
 .PHONY: run test lint bench clean system-deps
 
+# `make run` installs only what running needs (pip shows what it fetches); `make test` adds the
+# test tools (Playwright, pytest, ruff, the Segment and HubSpot clients).
+RUN_STAMP := $(VENV)/.installed-run
+
+$(RUN_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing hubspot-relay and what it needs to run into $(VENV)/ (once) ..."
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e .
+	@touch $@
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	@touch $@
+	@touch $@ $(RUN_STAMP)
 
 $(NODE_STAMP): $(NODE_FIXTURE)/package.json $(NODE_FIXTURE)/package-lock.json
 	cd $(NODE_FIXTURE) && npm ci --no-audit --no-fund --loglevel=error
@@ -36,7 +47,7 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi; true
 
-run: $(STAMP) $(AJS_STAMP)
+run: $(RUN_STAMP) $(AJS_STAMP)
 	$(BIN)/hubspot-relay serve --analytics-js-dir $(ANALYTICS_JS)
 
 lint: $(STAMP)

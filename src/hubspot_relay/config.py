@@ -113,6 +113,7 @@ class _Relay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     body_timeout_s: float = 30.0
     max_connections: int = 10_000
     max_connections_per_peer: int = 256
+    summary_every_s: int = 60
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -192,6 +193,7 @@ class Config:
     body_timeout_s: float = 30.0
     max_connections: int = 10_000
     max_connections_per_peer: int = 256
+    summary_every_s: int = 60  # the terminal's one-line summary of what happened (0: none)
     _by_write_key: dict[str, Source] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -502,6 +504,9 @@ def _relay_options(raw: _Relay, path: Path, env: Mapping[str, str]) -> dict[str,
                 raw.max_connections_per_peer, "relay.max_connections_per_peer"
             ),
         }
+        if not (raw.summary_every_s == 0 or 10 <= raw.summary_every_s <= 86_400):
+            raise ConfigError("relay.summary_every_s: seconds, from 10 to 86400 (0: no summary)")
+        out["summary_every_s"] = raw.summary_every_s
         if not 0.1 <= raw.header_timeout_s <= 300:
             raise ConfigError("relay.header_timeout_s: seconds, from 0.1 to 300")
         out["header_timeout_s"] = raw.header_timeout_s

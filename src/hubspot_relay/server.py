@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from . import ports
 from .access import Access
+from .activity import ACTIVITY, summary
 from .admin import AdminState, admin_routes
 from .config import Config
 from .hubspot.client import HubSpotClient
@@ -78,6 +80,8 @@ def bundled_sandbox(config: Config) -> Iterator[str | None]:
         )
     state = config.data_dir / "sandbox.sqlite3"
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = config.data_dir / "sandbox.log"  # its banner and errors, out of the relay's terminal
+    log_file = log_path.open("ab")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -91,9 +95,11 @@ def bundled_sandbox(config: Config) -> Iterator[str | None]:
             "--log-level",
             "warning",
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=log_file,
         preexec_fn=_die_with_parent,
     )
+    log_file.close()  # the child has its own copy
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -102,9 +108,11 @@ def bundled_sandbox(config: Config) -> Iterator[str | None]:
                 break
             except httpx.HTTPError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the HubSpot sandbox did not start on {base}") from None
+                    raise RuntimeError(
+                        f"the HubSpot sandbox did not start on {base} (see {log_path})"
+                    ) from None
                 time.sleep(0.1)
-        yield f"started the HubSpot sandbox at {base} (data in {state})"
+        yield f"started the HubSpot sandbox at {base} (data in {state}, log in {log_path})"
     finally:
         proc.terminate()
         try:
@@ -147,6 +155,19 @@ async def _prune_forever(queue: Queue) -> None:
                 log.info("pruned delivered messages", count=removed)
         except Exception:
             log.exception("pruning delivered messages failed")
+
+
+async def _summarise_forever(every_s: float, stop: asyncio.Event) -> None:
+    """One line every `every_s` about what happened meanwhile (nothing when nothing did)."""
+    before = Counter(ACTIVITY.total)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)
+        now = Counter(ACTIVITY.total)
+        line = summary(now - before, every_s)
+        before = now
+        if line:
+            log.info(line)
 
 
 def metrics_endpoint(config: Config, access: Access) -> Any:
@@ -246,6 +267,10 @@ def create_app(
             asyncio.create_task(_prune_forever(q), name="prune"),
             asyncio.create_task(backpressure.watch(q.pending_counts, stop), name="backpressure"),
         ]
+        if config.summary_every_s:
+            helpers.append(
+                asyncio.create_task(_summarise_forever(config.summary_every_s, stop), name="summary")
+            )
         ownership = None
         if isinstance(q, RedisQueue):
             log.info("queue open", redis=q.path, partitions=q.partitions, consumer=q.consumer)

@@ -13,6 +13,7 @@ import httpx
 import orjson
 from prometheus_client import Counter
 
+from ..activity import record_call
 from ..config import Account
 from .errors import HubSpotError, Kind, transport_error
 from .ratelimit import AccountLimiter
@@ -77,8 +78,18 @@ class HubSpotClient:
                 )
             except httpx.HTTPError as exc:
                 CALLS.labels(self.account.name, "error").inc()
-                raise transport_error(exc) from None
+                error = transport_error(exc)
+                record_call(self.account.name, method, path, "error", _inputs(body), error.describe())
+                raise error from None
             CALLS.labels(self.account.name, str(response.status_code)).inc()
+            record_call(
+                self.account.name,
+                method,
+                path,
+                response.status_code,
+                _inputs(body),
+                "" if response.status_code < 300 else response.text[:300],
+            )
             await self.limiter.after_call(
                 {
                     k.lower(): v
@@ -146,3 +157,10 @@ class HubSpotClient:
         await self.request(
             "GET", "/v1/event", params={"_a": self.account.hub_id, **params}, base=self.account.track_base
         )
+
+
+def _inputs(body: Any) -> int:
+    """How many records a call carries (its `inputs`, a legacy batch's list), for the debugger."""
+    if isinstance(body, dict) and isinstance(body.get("inputs"), list):
+        return len(body["inputs"])
+    return len(body) if isinstance(body, list) else (1 if body is not None else 0)

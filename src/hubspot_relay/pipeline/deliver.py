@@ -176,7 +176,9 @@ class Delivery(ContactSender, CompanySender, EventSender):
         """Deliver and settle one leased batch; `more_waiting` when its lease was full (more is
         queued, so a batch call that is not full can wait for it); `planned` is set once the
         batch is planned (whatever happens), for the next lease to go ahead."""
-        settlement = Settlement(more_waiting=more_waiting, planned=planned)
+        settlement = Settlement(
+            more_waiting=more_waiting, planned=planned, messages={m.id: m for m in leased}
+        )
         try:
             await self.deliver_isolated(leased, settlement)
         except asyncio.CancelledError:
@@ -246,8 +248,9 @@ class Delivery(ContactSender, CompanySender, EventSender):
             if len(ours) > 1:
                 half = len(ours) // 2
                 more = settlement.more_waiting
-                await self.deliver_isolated(ours[:half], Settlement(more_waiting=more))
-                await self.deliver_isolated(ours[half:], Settlement(more_waiting=more))
+                known = settlement.messages
+                await self.deliver_isolated(ours[:half], Settlement(more_waiting=more, messages=known))
+                await self.deliver_isolated(ours[half:], Settlement(more_waiting=more, messages=known))
                 return
             if not ours:
                 return

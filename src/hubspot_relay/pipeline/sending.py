@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from ..activity import carrying
 from ..config import Account
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
@@ -104,7 +105,13 @@ class Sender:
         """Send `items`; when HubSpot refuses the batch for its content, halve it until the
         offending record is alone, and dead-letter only that one's messages."""
         try:
-            await self.call(lambda: send(items))
+            carried = [
+                (m.source, m.message_id, m.type)
+                for i in dict.fromkeys(i for item in items for i in item.ids)
+                if (m := s.messages.get(i)) is not None
+            ]
+            with carrying(carried):
+                await self.call(lambda: send(items))
             if pays:
                 paid = [i for item in items for i in item.ids]
                 s.pay(paid)

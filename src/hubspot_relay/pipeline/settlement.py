@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 from prometheus_client import Counter
 
+from ..activity import ACTIVITY, TRACE
 from .queue import Leased, Queue
 
 log = structlog.get_logger("hubspot_relay.deliver")
@@ -33,6 +34,7 @@ class Settlement:
     planned: asyncio.Event | None = None  # set once planned: the next lease may go ahead
     touched: set[str] = field(default_factory=set)  # contacts and companies this batch holds
     more_waiting: bool = False  # its lease was full: more is queued behind it
+    messages: dict[int, Leased] = field(default_factory=dict)  # what the batch carries, by id
     skipped: set[int] = field(default_factory=set)  # nothing for HubSpot (sent by the browser, ...)
     waiting: set[int] = field(default_factory=set)  # traits kept until the user's email is known
     owed: Tally[int] = field(default_factory=Tally)  # calls a message's delivery needs
@@ -89,11 +91,13 @@ async def settle(
     by_outcome: dict[str, list[int]] = {}
     for i in ok:
         by_outcome.setdefault(s.outcome(i), []).append(i)
+    by_id = {m.id: m for m in leased}
     for outcome, ids in by_outcome.items():
         await queue.ack(ids, outcome=outcome)  # type: ignore[arg-type]
         SETTLED.labels(account, outcome).inc(len(ids))
+        _note(by_id, ids, outcome)
     SETTLED.labels(account, "delivered").inc(len(s.acked))
-    by_id = {m.id: m for m in leased}
+    _note(by_id, [i for i in s.acked if i in by_id], "delivered")
     jitter = random.random()
     too_old: dict[str, list[int]] = {}
     later: dict[tuple[float, str], list[int]] = {}
@@ -106,11 +110,15 @@ async def settle(
     for (delay, reason), ids in later.items():
         await queue.retry(ids, delay, reason)
         SETTLED.labels(account, "retried").inc(len(ids))
+        _note(by_id, ids, "retrying", f"{reason} (again in {delay:.0f} s)")
     for reason, ids in too_old.items():
         await queue.dead_letter(ids, reason)
         SETTLED.labels(account, "dead").inc(len(ids))
+        _note(by_id, ids, "dead", reason)
     for reason in set(s.dead.values()):
-        await queue.dead_letter([i for i, r in s.dead.items() if r == reason], reason)
+        ids = [i for i, r in s.dead.items() if r == reason]
+        await queue.dead_letter(ids, reason)
+        _note(by_id, ids, "dead", reason)
     SETTLED.labels(account, "dead").inc(len(s.dead))
     if s.dead:
         log.warning(
@@ -119,3 +127,23 @@ async def settle(
             count=len(s.dead),
             first_reason=next(iter(s.dead.values()))[:300],
         )
+
+
+_WHY = {
+    "skipped": "nothing for HubSpot: sent by HubSpot's script in the browser, a source with HubSpot off, "
+    "or a call this mode does not make",
+    "waiting": "traits kept until an identify or alias gives this user's email",
+}
+
+
+def _note(by_id: dict[int, Leased], ids: Sequence[int], outcome: str, reason: str = "") -> None:
+    """For the people watching: counted per minute, and on the debugger's line for each message."""
+    sources: Tally[str] = Tally()
+    for i in ids:
+        m = by_id.get(i)
+        if m is None:
+            continue
+        sources[m.source] += 1
+        TRACE.settled(m.source, m.message_id, m.type, outcome, reason or _WHY.get(outcome, ""))
+    for source, n in sources.items():
+        ACTIVITY.add(f"{outcome}:{source}", n)

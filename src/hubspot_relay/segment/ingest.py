@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..activity import ACTIVITY
 from ..config import Config, Source
 from ..pipeline.backpressure import Backpressure
 from ..pipeline.queue import Envelope, Queue
@@ -440,6 +441,7 @@ def _count(source: str, outcome: str, n: int) -> None:
     if counter is None:
         counter = _message_counters[(source, outcome)] = INGEST_MESSAGES.labels(source, outcome)
     counter.inc(n)
+    ACTIVITY.add(f"{'received' if outcome == 'accepted' else 'refused'}:{source}", n)
 
 
 class RelayApp:
