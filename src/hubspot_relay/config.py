@@ -504,8 +504,8 @@ def _relay_options(raw: _Relay, path: Path, env: Mapping[str, str]) -> dict[str,
                 raw.max_connections_per_peer, "relay.max_connections_per_peer"
             ),
         }
-        if not (raw.summary_every_s == 0 or 10 <= raw.summary_every_s <= 86_400):
-            raise ConfigError("relay.summary_every_s: seconds, from 10 to 86400 (0: no summary)")
+        if not (raw.summary_every_s == 0 or 1 <= raw.summary_every_s <= 86_400):
+            raise ConfigError("relay.summary_every_s: seconds, from 1 to 86400 (0: no summary)")
         out["summary_every_s"] = raw.summary_every_s
         if not 0.1 <= raw.header_timeout_s <= 300:
             raise ConfigError("relay.header_timeout_s: seconds, from 0.1 to 300")
@@ -568,6 +568,8 @@ def _with_relay_settings(cfg: Config, env: Mapping[str, str]) -> Config:
             "true",
             "yes",
         )
+    if env.get("HUBSPOT_RELAY_SUMMARY_EVERY_S"):
+        changes["summary_every_s"] = _env_int(env, "HUBSPOT_RELAY_SUMMARY_EVERY_S", 0)
     if env.get("HUBSPOT_RELAY_DATA_DIR"):
         changes["data_dir"] = Path(env["HUBSPOT_RELAY_DATA_DIR"])
     if env.get("HUBSPOT_RELAY_QUEUE_URL"):

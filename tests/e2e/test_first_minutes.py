@@ -164,3 +164,23 @@ def test_status_shows_skipped_and_waiting_apart_from_delivered(tmp_path: Path) -
         assert "skipped" in table and "waiting" in table
     finally:
         relay.stop()
+
+
+def test_the_terminal_says_what_happened_once_a_period(tmp_path: Path) -> None:
+    relay = RelayProcess(
+        tmp_path / "r", env={"HUBSPOT_RELAY_SUMMARY_EVERY_S": "1"}, args=("--log-level", "info")
+    ).start()
+    try:
+        batch = [
+            {"type": "identify", "userId": f"u{i}", "traits": {"email": f"u{i}@x.com"}} for i in range(3)
+        ]
+        httpx.post(f"{relay.url}/v1/batch", json={"batch": batch}, auth=("k", "")).raise_for_status()
+        deadline = time.monotonic() + 20
+        while "delivered 3" not in relay.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        lines = [line for line in relay.log().splitlines() if "last 1 s:" in line]
+        assert any("received 3" in line for line in lines), relay.log()
+        assert any("delivered 3" in line and "HubSpot calls" in line for line in lines)
+        assert "POST /v1/batch" not in relay.log()  # no line per request
+    finally:
+        relay.stop()
