@@ -13,6 +13,7 @@ Every route asks `Access.admin` first: the admin token as a Bearer, or loopback 
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,13 +24,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .access import Access
+from .activity import ACTIVITY, TRACE
 from .config import Config
+from .hubspot.errors import HubSpotError
 from .pipeline.backpressure import Backpressure
 from .pipeline.deliver import Delivery
 from .pipeline.identity import Identities
-from .pipeline.queue import Queue, ReplayFilter, SourceCounts
+from .pipeline.queue import Envelope, Queue, ReplayFilter, SourceCounts, State
+from .preview import PreviewError, preview
 
 MAX_DEAD_LETTERS = 1000
+_STATES = {int(st): st.name.lower() for st in State}
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -46,6 +51,7 @@ class AdminState:
     """What the API reads; filled in by the server once the queue and delivery are running."""
 
     def __init__(self) -> None:
+        self.process_name = socket.gethostname()  # which relay process answered (several share Redis)
         self.deliveries: Sequence[Delivery] = ()
         self.identity: Identities | None = None
         self.backpressure: Backpressure | None = None
@@ -174,8 +180,78 @@ def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState
 
         return endpoint
 
+    async def activity(request: Request) -> Response:
+        """Counts per minute over the last hour (this process's), for the console's charts."""
+        return _json({**ACTIVITY.series(), "process": state.process_name, "since": ACTIVITY.started})
+
+    async def messages(request: Request) -> Response:
+        """The latest messages with what became of each (the live debugger)."""
+        limit_text = request.query_params.get("limit", "50")
+        if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= 200:
+            return _bad("limit: a whole number from 1 to 200")
+        traced = {t.message_id: t for t in TRACE.latest(TRACE.size)}
+        rows = []
+        for message_id, mtype, st, error, body in await queue.recent(int(limit_text)):
+            t = traced.get(message_id)
+            rows.append(
+                {
+                    "messageId": message_id,
+                    "type": mtype,
+                    "state": _STATES.get(st, str(st)),
+                    "source": t.source if t else None,
+                    "outcome": t.outcome if t else None,
+                    "reason": (t.reason if t else None) or error,
+                    "calls": t.steps if t else [],
+                    "message": _body(body),
+                }
+            )
+        return _json({"messages": rows, "process": state.process_name})
+
+    async def preview_message(request: Request) -> Response:
+        """A dry run of one pasted message: the HubSpot requests it would become; with
+        `"send": true`, it is then queued as if a client had sent it."""
+        raw = await request.body()
+        if len(raw) > 64_000:
+            return _bad("the body is limited to 64 KB")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _bad('the body must be JSON: {"source": ..., "message": {...}, "send": false}')
+        if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
+            return _bad("'message' must be a Segment message (a JSON object)")
+        source = body.get("source") or (config.sources[0].name if config.sources else "")
+        if not isinstance(source, str):
+            return _bad("'source' must be a source's name")
+        delivery = next((d for d in state.deliveries if source in d.sources), None)
+        try:
+            result = await preview(
+                config, source, orjson.dumps(body["message"]), delivery=delivery, identity=state.identity
+            )
+        except PreviewError as e:
+            return _json({"success": False, "code": "invalid_message", "message": str(e)}, 400)
+        except HubSpotError as e:
+            return _json({"success": False, "code": "hubspot", "message": e.describe()}, 502)
+        out = {"success": True, **result.as_dict(), "sent": False}
+        if body.get("send") is True:
+            if state.backpressure is not None and (reasons := state.backpressure.reasons()):
+                return _json({**out, "note": "not queued: " + "; ".join(reasons)}, 503)
+            msg = result.message
+            user = str(msg.get("userId") or msg.get("anonymousId") or "")
+            stored = orjson.dumps(msg)
+            added = await queue.append(
+                [Envelope(source, str(msg["messageId"]), str(msg["type"]), stored, time.time(), None, user)]
+            )
+            out["sent"] = bool(added)
+            ACTIVITY.add(f"received:{source}", added)
+            if not added:
+                out["note"] = "a message with this messageId was received already: not queued again"
+        return _json(out)
+
     return [
         Route("/admin/api/status", guarded(status), methods=["GET"]),
+        Route("/admin/api/activity", guarded(activity), methods=["GET"]),
+        Route("/admin/api/messages", guarded(messages), methods=["GET"]),
+        Route("/admin/api/preview", guarded(preview_message), methods=["POST"]),
         Route("/admin/api/dead-letters", guarded(dead_letters), methods=["GET"]),
         Route("/admin/api/replay", guarded(replay), methods=["POST"]),
         Route("/admin/api/accounts/{name}/pause", guarded(pausing(True)), methods=["POST"]),

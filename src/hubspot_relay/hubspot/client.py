@@ -34,8 +34,10 @@ class HubSpotClient:
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
         crm_path: str = "/crm/v3/objects",
+        recorded: bool = True,
     ) -> None:
         self.account = account
+        self.recorded = recorded  # counted in metrics and the console (not a preview's)
         self.limiter = limiter
         self.crm_path = crm_path
         # A connection that cannot be made fails fast; a batch call may take seconds to answer.
@@ -77,19 +79,21 @@ class HubSpotClient:
                     method, url, content=content, params=params, headers=self._headers
                 )
             except httpx.HTTPError as exc:
-                CALLS.labels(self.account.name, "error").inc()
                 error = transport_error(exc)
-                record_call(self.account.name, method, path, "error", _inputs(body), error.describe())
+                if self.recorded:
+                    CALLS.labels(self.account.name, "error").inc()
+                    record_call(self.account.name, method, path, "error", _inputs(body), error.describe())
                 raise error from None
-            CALLS.labels(self.account.name, str(response.status_code)).inc()
-            record_call(
-                self.account.name,
-                method,
-                path,
-                response.status_code,
-                _inputs(body),
-                "" if response.status_code < 300 else response.text[:300],
-            )
+            if self.recorded:
+                CALLS.labels(self.account.name, str(response.status_code)).inc()
+                record_call(
+                    self.account.name,
+                    method,
+                    path,
+                    response.status_code,
+                    _inputs(body),
+                    "" if response.status_code < 300 else response.text[:300],
+                )
             await self.limiter.after_call(
                 {
                     k.lower(): v

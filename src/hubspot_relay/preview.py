@@ -1,0 +1,263 @@
+"""The HubSpot requests a Segment message would become, without sending it.
+
+The message goes through the very code delivery uses (validation as ingest does it, translation,
+the identity map, planning, coalescing, property coercion against the portal's catalog, event
+definitions), with a HubSpot client whose transport records each write instead of making it and
+answers as HubSpot would. Reads that shape the requests (the property catalog, the event
+definitions) come from the running delivery's cache, or else from HubSpot; nothing is written to
+HubSpot, the queue or the identity map.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import msgspec
+import orjson
+
+from .config import Account, Config
+from .hubspot.client import HubSpotClient
+from .hubspot.ratelimit import AccountLimiter
+from .pipeline.deliver import Delivery
+from .pipeline.identity import Identities
+from .pipeline.queue import Leased
+from .pipeline.settlement import Settlement
+from .segment.messages import InvalidMessage, accept
+
+# Reads that decide what a request holds: answered by HubSpot (or the delivery's cache).
+_READS = ("/crm/v3/properties/", "/properties/v1/", "/events/v3/event-definitions")
+
+
+class PreviewError(Exception):
+    """The message is not one ingest would accept (the text says why, as ingest would)."""
+
+
+@dataclass
+class Preview:
+    requests: list[dict[str, Any]] = field(default_factory=list)  # the writes, in order
+    reads: list[str] = field(default_factory=list)  # what was read from HubSpot to build them
+    outcome: str = "delivered"  # or skipped, waiting, retrying (for an email), dead
+    reason: str = ""
+    message: dict[str, Any] = field(default_factory=dict)  # as stored (type, messageId filled in)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "requests": self.requests,
+            "reads": self.reads,
+            "message": self.message,
+        }
+
+
+class DryIdentities:
+    """The identity map as delivery sees it, read from the real one; every write stays here."""
+
+    def __init__(self, real: Identities | None) -> None:
+        self.real = real
+        self.ties: dict[tuple[str, str], str] = {}
+        self.pending: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def close(self) -> None:
+        pass
+
+    def email_for(self, source: str, ids: Sequence[str]) -> str | None:
+        for id_ in ids:
+            if (source, id_) in self.ties:
+                return self.ties[(source, id_)]
+        return self.real.email_for(source, ids) if self.real is not None and ids else None
+
+    def link(self, source: str, ids: Sequence[str], email: str | None) -> tuple[str | None, dict[str, Any]]:
+        email = email or self.email_for(source, ids)
+        if email is None:
+            return None, {}
+        waiting: dict[str, Any] = {}
+        for id_ in ids:
+            self.ties[(source, id_)] = email
+            waiting.update(self.pending.pop((source, id_), {}))
+        return email, waiting
+
+    def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None:
+        for id_ in ids:
+            self.pending[(source, id_)] = {**self.pending.get((source, id_), {}), **traits}
+        return None
+
+    def take_pending(self, source: str, ids: Sequence[str]) -> dict[str, Any]:
+        return {}
+
+    def prefetch(self, keys: set[tuple[str, str]]) -> None:
+        pass
+
+    def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]:
+        return {}
+
+    def contact(self, account: str, email: str) -> tuple[str | None, str | None]:
+        return self.real.contact(account, email) if self.real is not None else (None, None)
+
+    def save_contacts(self, account: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None:
+        pass
+
+    def company(self, account: str, group_id: str) -> str | None:
+        return self.real.company(account, group_id) if self.real is not None else None
+
+    def save_company(self, account: str, group_id: str, company_id: str) -> None:
+        pass
+
+    def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None:
+        pass
+
+    def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]:
+        return []
+
+    def set_problem(self, account: str, kind: str, message: str | None) -> None:
+        pass
+
+    def set_paused(self, account: str, paused: bool, note: str = "") -> None:
+        pass
+
+    def is_paused(self, account: str) -> bool:
+        return False
+
+    def problems(self) -> list[tuple[str, str, str, float]]:
+        return []
+
+
+class _NoQueue:
+    """Settling a preview changes no queue."""
+
+    async def ack(self, ids: Sequence[int], outcome: str = "delivered") -> None:
+        pass
+
+    async def release(self, ids: Sequence[int]) -> None:
+        pass
+
+    async def retry(self, ids: Sequence[int], delay_seconds: float, error: str) -> None:
+        pass
+
+    async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
+        pass
+
+
+def _answer(method: str, path: str, body: Any, hub_id: str, counter: list[int]) -> httpx.Response:
+    """What HubSpot answers a write, enough for delivery to go on as it would."""
+
+    def new_id() -> str:
+        counter[0] += 1
+        return f"preview-{counter[0]}"
+
+    inputs = body.get("inputs", []) if isinstance(body, dict) else []
+    if path.endswith("/batch/upsert") or path.endswith("/batch/create"):
+        results = []
+        for item in inputs:
+            props = dict(item.get("properties") or {})
+            if item.get("idProperty") and item.get("id"):
+                props[item["idProperty"]] = item["id"]
+            results.append({"id": new_id(), "properties": props})
+        return httpx.Response(200, json={"status": "COMPLETE", "results": results})
+    if path.endswith("/search") or path.endswith("/batch/read"):
+        return httpx.Response(200, json={"total": 0, "results": []})
+    if path == "/events/v3/event-definitions" and method == "POST":
+        props = [{"name": p["name"]} for p in body.get("propertyDefinitions", [])]
+        return httpx.Response(
+            201,
+            json={**body, "fullyQualifiedName": f"pe{hub_id}_{body.get('name', '')}", "properties": props},
+        )
+    if method == "POST" and "/properties/" in path and isinstance(body, dict):
+        return httpx.Response(201, json=body)
+    return httpx.Response(204)
+
+
+async def preview(
+    config: Config,
+    source_name: str,
+    raw: bytes,
+    *,
+    delivery: Delivery | None = None,
+    identity: Identities | None = None,
+) -> Preview:
+    """The requests `raw` (one Segment message, as a client would send it) would become for
+    `source_name`'s account. With the running `delivery`, its catalog and definitions are used
+    (no read at all when they are warm) and reads go through its client and budget."""
+    source = next((s for s in config.sources if s.name == source_name), None)
+    if source is None:
+        raise PreviewError(f"no source is named {source_name!r}")
+    account: Account = config.account(source.account)
+    now = time.time()
+    try:
+        accepted = accept(raw, received_at=now)
+    except InvalidMessage as e:
+        raise PreviewError(str(e)) from None
+    result = Preview(message=orjson.loads(accepted.body))
+    real_client = delivery.client if delivery is not None else None
+    counter = [0]
+
+    async def transport(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        body = orjson.loads(request.content) if request.content else None
+        if request.method == "GET" and path.startswith(_READS):  # (a legacy event is a GET of /v1/event)
+            result.reads.append(f"GET {path}")
+            if real_client is not None:
+                answer = await real_client.request("GET", path)
+            else:
+                reader = HubSpotClient(account, AccountLimiter(100, 250_000))
+                try:
+                    answer = await reader.request("GET", path)
+                finally:
+                    await reader.aclose()
+            return httpx.Response(200, json=answer)
+        params = {k: v for k, v in request.url.params.items() if k != "hapikey"}
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "url": f"{request.url.scheme}://{request.url.netloc.decode()}{path}",
+        }
+        entry["path"] = path
+        if params:
+            entry["params"] = params
+        if body is not None:
+            entry["body"] = body
+        result.requests.append(entry)
+        return _answer(request.method, path, body, account.hub_id, counter)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(transport))
+    client = HubSpotClient(account, AccountLimiter(10**6, 10**9), http=http, recorded=False)
+    dry = Delivery(
+        account,
+        msgspec.structs.replace(
+            account.delivery, batch_wait_ms=0
+        ),  # a lone event does not wait for company here
+        [source.name] if source.enabled else [],
+        _NoQueue(),  # type: ignore[arg-type]
+        DryIdentities(identity),
+        client,
+        disabled_sources=[] if source.enabled else [source.name],
+    )
+    if delivery is not None:  # the portal's catalog and definitions as delivery knows them
+        dry.catalogs = dict(delivery.catalogs)
+        dry.definitions = (
+            {k: set(v) for k, v in delivery.definitions.items()} if delivery.definitions else None
+        )
+        dry.events_refused = delivery.events_refused
+    leased = Leased(1, source.name, accepted.message_id, accepted.type, accepted.body, now, None, 1)
+    s = Settlement(messages={1: leased})
+    try:
+        await dry.deliver_batch([leased], s)
+    finally:
+        await http.aclose()
+    if 1 in s.carried or 1 in s.released:  # cannot happen alone; said rather than hidden
+        result.outcome, result.reason = "held", "it would wait for an earlier message about the same contact"
+    elif 1 in s.dead:
+        result.outcome, result.reason = "dead", s.dead[1]
+    elif 1 in s.retry:
+        result.outcome, result.reason = "retrying", s.retry[1][1]
+    else:
+        result.outcome = s.outcome(1)
+        result.reason = {
+            "skipped": "nothing for HubSpot: sent by HubSpot's script in the browser, a source with "
+            "HubSpot off, or a call this mode does not make",
+            "waiting": "its traits wait until an identify or alias gives this user's email",
+        }.get(result.outcome, "")
+    return result
