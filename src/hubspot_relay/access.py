@@ -1,8 +1,9 @@
 """Who may see what: the admin token, loopback peers, and trusted proxies.
 
-Every endpoint that shows data (the operations API, the demo's message views, `/metrics` unless
-made public) asks `Access.admin`: a request passes with `Authorization: Bearer <admin token>`
-(compared in constant time), or, when no admin token is configured, only from a loopback peer.
+Every endpoint that shows data (the operations API, the console, the demo's message views,
+`/metrics` unless made public) asks `Access.admin`: a request passes with `Authorization: Bearer
+<admin token>` (compared in constant time) or the console's session cookie, or, when no admin
+token is configured, only from a loopback peer.
 """
 
 from __future__ import annotations
@@ -43,10 +44,39 @@ def bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+SESSION_COOKIE = "hubspot_relay_session"
+
+
 class Access:
     def __init__(self, admin_token: Secret | None, trusted_proxies: Sequence[Network] = ()) -> None:
         self._token = admin_token.reveal().encode() if admin_token else None
         self.trusted_proxies = tuple(trusted_proxies)
+        # The console's cookie holds a value derived from the token, never the token itself; it
+        # changes when the token does, which signs every browser out.
+        self.session = (
+            hmac.new(self._token, b"hubspot-relay console session", "sha256").hexdigest()
+            if self._token
+            else None
+        )
+
+    @property
+    def has_token(self) -> bool:
+        return self._token is not None
+
+    def token_matches(self, given: str) -> bool:
+        return self._token is not None and hmac.compare_digest(given.encode("utf-8", "replace"), self._token)
+
+    def _signed_in(self, request: Request) -> bool:
+        """The console's cookie, sent only by our own pages (SameSite=Strict): a request that
+        changes something must also come from our origin."""
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if self.session is None or cookie is None or not hmac.compare_digest(cookie, self.session):
+            return False
+        if request.method in ("GET", "HEAD"):
+            return True
+        origin = request.headers.get("origin")
+        host = request.headers.get("host", "")
+        return origin is not None and origin.split("://", 1)[-1] == host
 
     def peer(self, request: Request) -> str | None:
         return request.client.host if request.client else None
@@ -63,7 +93,9 @@ class Access:
                 "(set HUBSPOT_RELAY_ADMIN_TOKEN to use it from elsewhere)",
             )
         given = bearer(request)
-        if given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), self._token):
+        if given is not None and self.token_matches(given):
+            return None
+        if self._signed_in(request):
             return None
         return _refusal(401, "unauthorized", "send the admin token as 'Authorization: Bearer <token>'")
 

@@ -28,6 +28,7 @@ from .access import Access
 from .activity import ACTIVITY, summary
 from .admin import AdminState, admin_routes
 from .config import Config
+from .console import console_routes
 from .hubspot.client import HubSpotClient
 from .hubspot.ratelimit import AccountLimiter
 from .hubspot.shared_ratelimit import SharedLimiter
@@ -307,6 +308,7 @@ def create_app(
 
     routes = [
         Route("/metrics", metrics_endpoint(config, access), methods=["GET"]),
+        *console_routes(access),
         *admin_routes(config, q, access, admin),
         *device_routes(config, analytics_js_dir=analytics_js_dir, recent=recent, access=access),
     ]
