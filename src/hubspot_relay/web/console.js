@@ -205,17 +205,19 @@ async function replay(filter) {
 }
 
 $("#dead-source").addEventListener("change", refresh);
+$("#dead-refresh").addEventListener("click", refresh);
 $("#replay-source").addEventListener("click", () => replay({ source: $("#dead-source").value || null }));
 
 // ---- live debugger ---------------------------------------------------------------------
 
 async function debuggerView() {
   const { messages } = await api("/admin/api/messages?limit=50");
+  const open = new Set([...document.querySelectorAll("#messages tr[data-message-id] details[open]")].map((d) => d.closest("tr").dataset.messageId));
   $("#messages tbody").replaceChildren(...messages.map((m) => {
     const outcome = m.outcome || m.state;
     const calls = (m.calls || []).map((c) => el("div", { class: `status-${String(c.status)[0]}` }, `${c.call} → ${c.status}${c.inputs ? ` (${c.inputs} in the call)` : ""}`, c.answer ? el("div", { class: "hint" }, c.answer) : null));
     return el("tr", { "data-message-id": m.messageId },
-      el("td", {}, el("details", {}, el("summary", {}, m.messageId), el("pre", {}, JSON.stringify(m.message, null, 2)))),
+      el("td", {}, el("details", open.has(m.messageId) ? { open: "" } : {}, el("summary", {}, m.messageId), el("pre", {}, JSON.stringify(m.message, null, 2)))),
       el("td", {}, m.type, m.message && m.message.event ? ` "${m.message.event}"` : ""),
       el("td", {}, m.state),
       el("td", { class: `outcome-${outcome}` }, outcome, m.reason ? el("div", { class: "hint" }, m.reason) : null),
@@ -287,7 +289,7 @@ async function deadCount() {
 }
 setInterval(() => {
   if (current === "debugger" && !$("#follow").checked) return;
-  if (current === "tester") return;
+  if (current === "tester" || current === "dead") return; // refreshed when asked (or after a replay)
   refresh();
 }, 2000);
 setInterval(deadCount, 10000);
