@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Take docs/img/console.png and docs/img/console-tester.png: a relay (with its bundled sandbox)
-and an admin token, Segment's Python SDK sending identifies and tracks (one with an email HubSpot
+and an admin token, Segment's Python SDK sending identifies and tracks (one with a value HubSpot
 refuses, to show a dead letter), the console signed in to in headless Chromium.
 
 usage: .venv/bin/python scripts/console_screenshot.py [--out docs/img]
@@ -40,7 +40,7 @@ def send(base: str) -> None:
         client.track(f"user{i}", "Signed Up", {"plan": "pro", "seats": i % 7 + 1})
         if i % 3 == 0:
             client.page(f"user{i}", "Docs", "Quick start", {"path": "/docs/start"})
-    client.identify("broken", {"email": "not-an-email", "firstName": "Bad"})
+    client.identify("gold-buyer", {"email": "gold@example.com", "plan": "gold"})  # not a plan HubSpot has
     client.identify(anonymous_id="anon-1", traits={"firstName": "Anonymous"})
     client.flush()
     client.shutdown()
