@@ -441,6 +441,108 @@ def replay(
     out.print(f"re-queued {n} dead-lettered message{'s' if n != 1 else ''}", highlight=False)
 
 
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path, typer.Argument(help="Segment messages, one JSON object a line (.jsonl or .jsonl.gz).")
+    ],
+    config: ConfigOpt = None,
+    source: Annotated[
+        str | None, typer.Option(help="The source the messages belong to (default: the first configured).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HUBSPOT_RELAY_URL", help="The running relay (default: the configured host and port)."
+        ),
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Start from the first line, not where the last run stopped.")
+    ] = False,
+) -> None:
+    """Backfill a file of Segment messages (an archive or S3 export) through a running relay.
+
+    Each message goes through the relay's ingest like any client's (validation, dedupe,
+    back-pressure). Interrupted, the same command resumes where it stopped; nothing is stored
+    twice. Archived messages keep their `timestamp` (Segment's, already corrected)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .importer import ImportFailed, run, state_path
+
+    cfg = _load_config(config)
+    if not file.is_file():
+        err.print(f"[bold red]no file at {escape(str(file))}[/]", highlight=False)
+        raise typer.Exit(2)
+    chosen = (
+        next((s for s in cfg.sources if s.name == source), None) if source else (cfg.sources or [None])[0]
+    )
+    if chosen is None:
+        names = ", ".join(s.name for s in cfg.sources) or "none"
+        err.print(
+            f"[bold red]no source named {escape(str(source))}[/] (configured: {escape(names)})",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    base = _relay_url(cfg, url)
+    try:
+        httpx.get(f"{base}/health", timeout=5).raise_for_status()
+    except httpx.HTTPError:
+        err.print(
+            f"[bold red]no relay answers at {base}[/]: start one (`hubspot-relay serve`, or with "
+            "`--no-deliver` to queue only), or pass --url",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    progress = Progress(
+        TextColumn("[bold]importing[/] {task.fields[name]}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[accepted]:,} accepted, {task.fields[refused]:,} refused"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+    size = file.stat().st_size
+    with progress:
+        task = progress.add_task("import", total=size, name=file.name, accepted=0, refused=0)
+
+        def show(state: Any, position: int) -> None:
+            progress.update(
+                task, completed=position, accepted=state.accepted, refused=sum(state.refused.values())
+            )
+
+        try:
+            key = chosen.write_key.reveal() or "hubspot-relay-import"  # (open ingest takes any)
+            state = run(file, base, key, restart=restart, on_progress=show)
+        except ImportFailed as e:
+            progress.stop()
+            err.print(f"[bold red]import stopped:[/] {escape(str(e))}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            progress.stop()
+            err.print(
+                f"interrupted: run the same command again to resume (state in {state_path(file)})",
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
+    refused = sum(state.refused.values())
+    resumed = f" (resumed after line {state.resumed_from:,})" if state.resumed_from else ""
+    out.print(
+        f"imported {file.name} into source {chosen.name!r}{resumed}: {state.lines_done:,} lines, "
+        f"{state.accepted:,} accepted, {refused:,} refused",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if refused:
+        table = Table(title="refused, by reason")
+        table.add_column("count", justify="right")
+        table.add_column("reason")
+        table.add_column("first line", justify="right")
+        for reason, n in state.refused.most_common(20):
+            table.add_row(f"{n:,}", escape(reason[:200]), str(state.examples.get(reason, "")))
+        out.print(table)
+
+
 class MessageType(StrEnum):
     identify = "identify"
     track = "track"
