@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 import httpx
 import orjson
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -231,7 +233,8 @@ def _serve(
             **uvicorn_options(limits),
         )
     )
-    server.run(sockets=[sock])
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has stopped cleanly, then re-raises
+        server.run(sockets=[sock])
 
 
 @app.command()
@@ -346,24 +349,31 @@ def _status_from_files(cfg: Config) -> dict[str, Any]:
 
 
 def _print_status(report: dict[str, Any]) -> None:
-    table = Table(title=f"hubspot-relay ({report['from']})")
     columns = ["queued", "in_flight", "retrying", "delivered", "skipped", "waiting", "dead"]
     counts = report["sources"]
-    table.add_column("source")
-    for col in columns:
-        table.add_column(col.replace("_", " "), justify="right")
-    ages = any("oldest_queued_age_s" in c for c in counts.values())
-    if ages:
-        table.add_column("oldest queued", justify="right")
-    for src in sorted(counts):
-        row = [str(counts[src].get(c, 0)) for c in columns]
-        if ages:
-            age = counts[src].get("oldest_queued_age_s")
-            row.append("-" if age is None else f"{age:.0f} s")
-        table.add_row(escape(src), *row)
-    if not counts:
-        table.add_row("(none)", *("0" for _ in columns))
-    out.print(table)
+    rows = []
+    for src in sorted(counts) or ["(none)"]:
+        c = counts.get(src, {})
+        age = c.get("oldest_queued_age_s")
+        rows.append((src, [f"{c.get(col, 0):,}" for col in columns], "-" if age is None else f"{age:.0f} s"))
+    table = Table(
+        title=f"hubspot-relay ({report['from']})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
+    table.add_column("source", no_wrap=True)
+    for col in [*columns, "oldest queued"]:
+        table.add_column(col.replace("_", " "), justify="right", no_wrap=True)
+    for src, values, age in rows:
+        table.add_row(escape(src), *values, age)
+    probe = Console(width=10_000, file=io.StringIO(), color_system=None)
+    with probe.capture() as captured:
+        probe.print(table)
+    if max(len(line.rstrip()) for line in captured.get().splitlines()) <= out.width:
+        out.print(table)
+    else:  # a narrow terminal: one line per source rather than cut numbers and names
+        out.print(f"[bold]hubspot-relay[/] ({escape(report['from'])})", highlight=False)
+        for src, values, age in rows:
+            pairs = ", ".join(f"{col.replace('_', ' ')} {v}" for col, v in zip(columns, values, strict=True))
+            out.print(f"{escape(src)}: {pairs}, oldest queued {age}", highlight=False, soft_wrap=True)
     out.print(
         "[dim]skipped: nothing for HubSpot (sent by HubSpot's script in the browser, a source with "
         "HubSpot off, a call legacy mode does not make); waiting: traits kept until an identify or "
@@ -377,7 +387,7 @@ def _print_status(report: dict[str, Any]) -> None:
         used = budget.get("calls_today")
         line = f"account {escape(name)} (hub {acc['hub_id']}): {state}"
         if used is not None:
-            line += f", {used} of {budget['per_day']} calls today"
+            line += f", {used:,} of {budget['per_day']:,} calls today"
         out.print(line, highlight=False)
         problems += [{"account": name, **p} for p in acc.get("problems", [])]
     for reason in report.get("degraded", []):
