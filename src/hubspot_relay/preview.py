@@ -4,8 +4,9 @@ The message goes through the very code delivery uses (validation as ingest does 
 the identity map, planning, coalescing, property coercion against the portal's catalog, event
 definitions), with a HubSpot client whose transport records each write instead of making it and
 answers as HubSpot would. Reads that shape the requests (the property catalog, the event
-definitions) come from the running delivery's cache, or else from HubSpot; nothing is written to
-HubSpot, the queue or the identity map.
+definitions, a company looked up by its domain, a contact's lifecycle stage) come from the running
+delivery's cache, or else from HubSpot; nothing is written to HubSpot, the queue or the identity
+map.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .segment.messages import InvalidMessage, accept
 
 # Reads that decide what a request holds: answered by HubSpot (or the delivery's cache).
 _READS = ("/crm/v3/properties/", "/properties/v1/", "/events/v3/event-definitions")
+_POST_READS = ("/search", "/batch/read")  # a company found by its domain, a contact's lifecycle stage
 
 
 class PreviewError(Exception):
@@ -158,8 +160,6 @@ def _answer(method: str, path: str, body: Any, hub_id: str, counter: list[int]) 
                 props[item["idProperty"]] = item["id"]
             results.append({"id": new_id(), "properties": props})
         return httpx.Response(200, json={"status": "COMPLETE", "results": results})
-    if path.endswith("/search") or path.endswith("/batch/read"):
-        return httpx.Response(200, json={"total": 0, "results": []})
     if path == "/events/v3/event-definitions" and method == "POST":
         props = [{"name": p["name"]} for p in body.get("propertyDefinitions", [])]
         return httpx.Response(
@@ -198,14 +198,18 @@ async def preview(
     async def transport(request: httpx.Request) -> httpx.Response:
         path = request.url.path
         body = orjson.loads(request.content) if request.content else None
-        if request.method == "GET" and path.startswith(_READS):  # (a legacy event is a GET of /v1/event)
-            result.reads.append(f"GET {path}")
+        # (a legacy event is a GET of /v1/event: a write, recorded below)
+        read = (request.method == "GET" and path.startswith(_READS)) or (
+            request.method == "POST" and path.endswith(_POST_READS)
+        )
+        if read:
+            result.reads.append(f"{request.method} {path}")
             if real_client is not None:
-                answer = await real_client.request("GET", path)
+                answer = await real_client.request(request.method, path, body)
             else:
                 reader = HubSpotClient(account, AccountLimiter(100, 250_000))
                 try:
-                    answer = await reader.request("GET", path)
+                    answer = await reader.request(request.method, path, body)
                 finally:
                     await reader.aclose()
             return httpx.Response(200, json=answer)

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hubspot_relay.importer import ImportFailed, prepared, run, state_path
 from hubspot_relay.segment.messages import InvalidMessage
@@ -147,3 +149,14 @@ def test_a_refused_request_stops_the_import_with_the_relays_reason(tmp_path: Pat
 
     with pytest.raises(ImportFailed, match="401 the write key is not valid"):
         run(file, "http://relay", "wk", http=httpx.Client(transport=httpx.MockTransport(refuse)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_line_is_made_ready_or_refused_with_a_reason(line: bytes) -> None:
+    try:
+        body, message_id = prepared(line, 1)
+    except InvalidMessage as e:
+        assert str(e)
+        return
+    assert orjson.loads(body)["messageId"] == message_id
