@@ -48,9 +48,16 @@ SESSION_COOKIE = "hubspot_relay_session"
 
 
 class Access:
-    def __init__(self, admin_token: Secret | None, trusted_proxies: Sequence[Network] = ()) -> None:
+    def __init__(
+        self,
+        admin_token: Secret | None,
+        trusted_proxies: Sequence[Network] = (),
+        public_url: str | None = None,
+    ) -> None:
         self._token = admin_token.reveal().encode() if admin_token else None
         self.trusted_proxies = tuple(trusted_proxies)
+        # Behind a proxy that rewrites Host, the console's origin is the public address.
+        self._public_host = public_url.split("://", 1)[-1].split("/", 1)[0] if public_url else None
         # The console's cookie holds a value derived from the token, never the token itself; it
         # changes when the token does, which signs every browser out.
         self.session = (
@@ -75,8 +82,9 @@ class Access:
         if request.method in ("GET", "HEAD"):
             return True
         origin = request.headers.get("origin")
-        host = request.headers.get("host", "")
-        return origin is not None and origin.split("://", 1)[-1] == host
+        if origin is None:
+            return False
+        return origin.split("://", 1)[-1] in (request.headers.get("host", ""), self._public_host)
 
     def peer(self, request: Request) -> str | None:
         return request.client.host if request.client else None

@@ -245,7 +245,7 @@ def create_app(
     """The relay's ASGI app; it opens the queue on start-up, runs delivery for each account, and
     closes everything, drained, on shutdown."""
     q = queue or build_queue(config)
-    access = Access(config.admin_token, config.trusted_proxies)
+    access = Access(config.admin_token, config.trusted_proxies, config.public_url)
     if isinstance(q, RedisQueue):
         backpressure = Backpressure(
             config.max_queued,

@@ -65,3 +65,32 @@ def test_any_form_gets_a_page_never_an_error(body: bytes) -> None:
         "/admin/sign-in", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
     )
     assert r.status_code in (303, 401, 413)
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://relay.example", True),  # the page's own origin (Host)
+        ("https://relay.public.example", True),  # the public address, behind a proxy that rewrites Host
+        ("https://evil.example", False),
+        (None, False),
+    ],
+)
+def test_a_change_with_the_cookie_must_come_from_the_consoles_origin(
+    origin: str | None, allowed: bool
+) -> None:
+    from starlette.requests import Request
+
+    access = Access(Secret(TOKEN), public_url="https://relay.public.example")
+    assert access.session is not None
+    headers = [(b"host", b"relay.example"), (b"cookie", f"{SESSION_COOKIE}={access.session}".encode())]
+    if origin:
+        headers.append((b"origin", origin.encode()))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/admin/api/replay",
+        "headers": headers,
+        "client": ("10.0.0.9", 1),
+    }
+    assert (access.admin(Request(scope)) is None) is allowed
