@@ -35,6 +35,7 @@ from workload import generate, load
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITE_KEY = "bench-write-key"
+UPSERT = "POST /crm/objects/2026-09/contacts/batch/upsert"  # (the default api_version's path)
 
 
 def free_port() -> int:
@@ -258,8 +259,8 @@ def limited(contacts: int, tmp: Path) -> dict[str, Any]:
         stack.post(messages)
         stack.wait(len(messages))
         calls = stack.calls()
-        first, last = calls["first_last"]["POST /crm/v3/objects/contacts/batch/upsert"]
-        upserts = sum(calls["by_endpoint"]["POST /crm/v3/objects/contacts/batch/upsert"].values())
+        first, last = calls["first_last"][UPSERT]
+        upserts = sum(calls["by_endpoint"][UPSERT].values())
         # n calls spread at 10 per second span (n - 1) / 10 s: count the interval for the last one too
         span = (last - first) * upserts / max(1, upserts - 1)
         per_s = contacts / span if span else float("inf")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .hubspot.paths import API_VERSIONS, DEFAULT_API_VERSION, is_dated
 from .options import DeliveryOptions, parse_options
 from .secrets import Secret
 
@@ -79,6 +80,7 @@ class _Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     access_token: str | None = None
     api_key: str | None = None
     api_mode: ApiMode | None = None
+    api_version: str = DEFAULT_API_VERSION
     api_base: str = DEFAULT_API_BASE
     track_base: str = DEFAULT_TRACK_BASE
     eu: bool = False
@@ -152,6 +154,7 @@ class Account:
     eu: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     sandbox: bool = False
+    api_version: str = DEFAULT_API_VERSION  # the path family of every v3-mode call (see hubspot/paths.py)
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
 
 
@@ -331,6 +334,18 @@ def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
         eu=raw.eu,
         options=dict(raw.options),
         delivery=parse_options(dict(raw.options), f"{key}.options"),
+        api_version=validate_api_version(raw.api_version, f"{key}.api_version"),
+    )
+
+
+def validate_api_version(value: str, key: str) -> str:
+    version = value.strip()
+    if version in API_VERSIONS:
+        return version
+    hint = " (a newer one than this hubspot-relay knows?)" if is_dated(version) else ""
+    raise ConfigError(
+        f"{key}: {', '.join(repr(v) for v in API_VERSIONS)}: HubSpot's date-versioned paths, or 'v3' "
+        f"for the numbered ones; got {value!r}{hint}"
     )
 
 
@@ -441,6 +456,9 @@ def load_env(env: Mapping[str, str] | None = None) -> Config:
             api_base=_validate_url(env.get("HUBSPOT_API_BASE", DEFAULT_API_BASE), "HUBSPOT_API_BASE"),
             track_base=_validate_url(env.get("HUBSPOT_TRACK_BASE", DEFAULT_TRACK_BASE), "HUBSPOT_TRACK_BASE"),
             limits=_limits(_Limits(), mode, "limits", _tier(env.get("HUBSPOT_TIER") or None, "HUBSPOT_TIER")),
+            api_version=validate_api_version(
+                env.get("HUBSPOT_API_VERSION") or DEFAULT_API_VERSION, "HUBSPOT_API_VERSION"
+            ),
         )
         if not write_key:
             raise ConfigError(
@@ -452,6 +470,10 @@ def load_env(env: Mapping[str, str] | None = None) -> Config:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError("HUBSPOT_SANDBOX_PORT: must be a port number (1-65535)")
         account = sandbox_account(int(port))
+        if env.get("HUBSPOT_API_VERSION"):
+            account = replace(
+                account, api_version=validate_api_version(env["HUBSPOT_API_VERSION"], "HUBSPOT_API_VERSION")
+            )
     source = Source(name="default", write_key=Secret(write_key), account=account.name)
     admin = env.get("HUBSPOT_RELAY_ADMIN_TOKEN", "").strip()
     return _with_relay_settings(

@@ -30,7 +30,7 @@ from .pipeline.settlement import Settlement
 from .segment.messages import InvalidMessage, accept
 
 # Reads that decide what a request holds: answered by HubSpot (or the delivery's cache).
-_READS = ("/crm/v3/properties/", "/properties/v1/", "/events/v3/event-definitions")
+_READS = ("/properties/", "/event-definitions", "/crm-object-schemas/")  # (in either path family)
 _POST_READS = ("/search", "/batch/read")  # a company found by its domain, a contact's lifecycle stage
 
 
@@ -160,7 +160,7 @@ def _answer(method: str, path: str, body: Any, hub_id: str, counter: list[int]) 
                 props[item["idProperty"]] = item["id"]
             results.append({"id": new_id(), "properties": props})
         return httpx.Response(200, json={"status": "COMPLETE", "results": results})
-    if path == "/events/v3/event-definitions" and method == "POST":
+    if path.endswith("/event-definitions") and method == "POST":
         props = [{"name": p["name"]} for p in body.get("propertyDefinitions", [])]
         return httpx.Response(
             201,
@@ -199,7 +199,7 @@ async def preview(
         path = request.url.path
         body = orjson.loads(request.content) if request.content else None
         # (a legacy event is a GET of /v1/event: a write, recorded below)
-        read = (request.method == "GET" and path.startswith(_READS)) or (
+        read = (request.method == "GET" and any(part in path for part in _READS)) or (
             request.method == "POST" and path.endswith(_POST_READS)
         )
         if read:

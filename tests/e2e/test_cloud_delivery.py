@@ -187,7 +187,7 @@ def test_faults_and_kill_9_mid_delivery_change_nothing(sandbox: SandboxProcess, 
             "seed": 3,
             "rules": [
                 {"match": "POST *", "error_rate": 0.2, "status": 503, "latency_ms": 20},
-                {"match": "POST /events/v3/send/batch", "rate_limit_storm": 5},
+                {"match": "POST /events/*/send/batch", "rate_limit_storm": 5},
             ],
         },
     )
@@ -249,3 +249,43 @@ def test_back_pressure_with_segments_own_client_loses_nothing(
     assert 'status="500"' not in metrics and 'status="503"' not in metrics
     portal = httpx.get(f"{sandbox.url}/_sandbox/portals").json()[0]
     assert portal["events"] == 600
+
+
+@pytest.mark.parametrize(
+    ("version", "family"),
+    [
+        (
+            None,
+            (
+                "/crm/objects/2026-09/",
+                "/crm/properties/2026-09/",
+                "/crm/associations/2026-09/",
+                "/events/2026-09/",
+            ),
+        ),
+        ("v3", ("/crm/v3/", "/crm/v4/associations/", "/events/v3/")),
+    ],
+)
+def test_every_call_is_on_the_accounts_api_version(
+    sandbox: SandboxProcess, data_dir: Path, version: str | None, family: tuple[str, ...]
+) -> None:
+    """The default is HubSpot's current dated version; `v3` keeps the numbered paths. Counted at
+    the sandbox, and read back with HubSpot's own SDK (which speaks v3)."""
+    env = relay_env(sandbox) | ({"HUBSPOT_API_VERSION": version} if version else {})
+    hs = sandbox.client()
+    with RelayProcess(data_dir, env=env) as relay:
+        client = Client(WRITE_KEY, host=relay.url, sync_mode=True)
+        client.identify("u1", {"email": "ver@example.com", "firstName": "Vera"})
+        client.group("u1", "acme", {"name": "Acme", "website": "acme.example"})
+        client.track("u1", "Version Checked", {"family": version or "dated"})
+        client.flush()
+        assert wait_delivered(relay, 3) == {"delivered": 3, "dead": 0, "other": 0}
+    calls = httpx.get(f"{sandbox.url}/_sandbox/calls").json()["by_endpoint"]
+    paths = [label.split(" ", 1)[1] for label in calls]
+    assert paths and all(p.startswith(family) for p in paths), paths
+    contact = hs.crm.contacts.basic_api.get_by_id(
+        "ver@example.com", id_property="email", properties=["firstname"]
+    )
+    assert contact.properties["firstname"] == "Vera"
+    events = hs.api_request({"method": "GET", "path": "/events/v3/events?eventType=pe997086_version_checked"})
+    assert len(events.json()["results"]) == 1

@@ -117,7 +117,7 @@ def test_the_dashboard_shows_sources_accounts_and_charts_with_real_data(page: An
     received = page.inner_text(".chart[data-series=received] .total")
     assert int(received.replace(",", "")) >= 61
     assert page.locator(".chart svg polyline").count() == 6
-    assert "POST /crm/v3/objects/contacts/batch/upsert" in page.inner_text("#endpoints")
+    assert "POST /crm/objects/2026-09/contacts/batch/upsert" in page.inner_text("#endpoints")
     assert "calls today" in page.inner_text("#accounts")
 
 
@@ -157,8 +157,8 @@ def test_the_live_debugger_shows_what_each_message_became(page: Any) -> None:
     page.click("nav button[data-tab=debugger]")
     page.wait_for_selector("#messages tbody tr")
     text = page.inner_text("#messages")
-    assert "POST /crm/v3/objects/contacts/batch/upsert → 200" in text
-    assert "POST /events/v3/send/batch → 204" in text or "POST /events/v3/send/batch → 200" in text
+    assert "POST /crm/objects/2026-09/contacts/batch/upsert → 200" in text
+    assert "POST /events/2026-09/send/batch → 204" in text or "POST /events/2026-09/send/batch → 200" in text
     assert "delivered" in text
 
 
@@ -175,7 +175,7 @@ def test_the_event_tester_shows_the_requests_and_sends_nothing(page: Any, relay:
     page.wait_for_selector("#tester-outcome")
     result = page.inner_text("#tester-result")
     assert "It would be delivered" in result
-    assert "/events/v3/send/batch" in result and '"eventName": "pe997086_plan_upgraded"' in result
+    assert "/events/2026-09/send/batch" in result and '"eventName": "pe997086_plan_upgraded"' in result
     assert '"email": "user1@example.com"' in result  # the identity map was read
     after = httpx.get(f"{sandbox}/_sandbox/calls").json()
     writes = [k for k in after["by_endpoint"] if k.startswith("POST")]

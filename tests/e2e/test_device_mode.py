@@ -176,7 +176,7 @@ def test_analytics_next_with_the_hubspot_plugin(chromium_path: str, relay: Relay
     # ...and were not sent to HubSpot (the sandbox) a second time
     time.sleep(1.0)
     calls = httpx.get(f"http://127.0.0.1:{relay.sandbox_port}/_sandbox/calls").json()
-    assert not [k for k in calls["by_endpoint"] if "batch/upsert" in k or "/events/v3/send" in k]
+    assert not [k for k in calls["by_endpoint"] if "batch/upsert" in k or "/send/batch" in k]
 
 
 def test_existing_hubspot_snippet_is_reused_with_a_warning(

@@ -91,11 +91,14 @@ async def test_the_trace_shows_the_calls_a_message_went_into_and_why_others_were
     identify = TRACE.get("web", "id-1")
     assert identify is not None and identify.outcome == "delivered"
     assert [(s["call"], s["status"], s["inputs"]) for s in identify.steps] == [
-        ("POST /crm/v3/objects/contacts/batch/upsert", 200, 1)
+        ("POST /crm/objects/2026-09/contacts/batch/upsert", 200, 1)
     ]
     track = TRACE.get("web", "tr-1")
     assert track is not None and track.outcome == "delivered"
-    assert track.steps[-1]["call"] == "POST /events/v3/send/batch" and track.steps[-1]["status"] in (200, 204)
+    assert track.steps[-1]["call"] == "POST /events/2026-09/send/batch" and track.steps[-1]["status"] in (
+        200,
+        204,
+    )
     page = TRACE.get("web", "pg-1")
     assert page is not None and page.outcome == "skipped" and "browser" in page.reason and not page.steps
     waiting = TRACE.get("web", "id-2")

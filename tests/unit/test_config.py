@@ -114,6 +114,16 @@ def test_good_file(tmp_path: Path) -> None:
             "hub_id = 997086\nlimit_increases = -1",
             r"accounts\[0\].limit_increases: how many",
         ),
+        (
+            "hub_id = 997086",
+            'hub_id = 997086\napi_version = "v4"',
+            r"accounts\[0\].api_version: '(v3|2026-03|2026-09)'.*got 'v4'",
+        ),
+        (
+            "hub_id = 997086",
+            'hub_id = 997086\napi_version = "2031-03"',
+            r"accounts\[0\].api_version: .*newer one than this hubspot-relay knows",
+        ),
     ],
 )
 def test_file_errors_name_the_key(tmp_path: Path, old: str, new: str, error: str) -> None:
@@ -280,3 +290,32 @@ def test_redis_queue_settings_are_checked(tmp_path: Path, lines: str, error: str
     text = GOOD.replace('data_dir = "/tmp/x"', f'data_dir = "/tmp/x"\n{lines}')
     with pytest.raises(ConfigError, match=error.replace("(", r"\(")):
         load_file(write(tmp_path, text), {"SERVER_WK": "k"})
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [("", "2026-09"), ('api_version = "v3"', "v3"), ('api_version = "2026-03"', "2026-03")],
+)
+def test_api_version_per_account(tmp_path: Path, line: str, expected: str) -> None:
+    cfg = load_file(
+        write(tmp_path, GOOD.replace("hub_id = 997086", f"hub_id = 997086\n{line}", 1)),
+        env={"SERVER_WK": "wk-server"},
+    )
+    assert cfg.accounts[0].api_version == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "2026-09"), ({"HUBSPOT_API_VERSION": "v3"}, "v3"), ({"HUBSPOT_API_VERSION": "2026-03"}, "2026-03")],
+)
+def test_api_version_from_the_environment(env: dict[str, str], expected: str) -> None:
+    assert load_env(env).accounts[0].api_version == expected
+    with_token = {
+        "HUBSPOT_ACCESS_TOKEN": TOKEN,
+        "HUBSPOT_HUB_ID": "997086",
+        "HUBSPOT_RELAY_WRITE_KEY": "k",
+        **env,
+    }
+    assert load_env(with_token).accounts[0].api_version == expected
+    with pytest.raises(ConfigError, match="HUBSPOT_API_VERSION"):
+        load_env({**env, "HUBSPOT_API_VERSION": "latest"})

@@ -76,7 +76,7 @@ class Harness:
 
     async def contact(self, email: str, *props: str) -> dict[str, Any]:
         body = await self.get(
-            f"/crm/v3/objects/contacts/{email}?idProperty=email&properties={','.join(props)}"
+            f"/crm/objects/2026-09/contacts/{email}?idProperty=email&properties={','.join(props)}"
         )
         return dict(body["properties"])
 
@@ -94,6 +94,7 @@ async def make(
     legacy: bool = False,
     limits: RateLimits | None = None,
     queue_factory: Callable[[Clock], Any] | None = None,
+    api_version: str | None = None,
     **options: Any,
 ) -> Harness:
     clock = Clock()
@@ -110,6 +111,8 @@ async def make(
         )
     if limits is not None:
         account = replace(account, limits=limits)
+    if api_version is not None:
+        account = replace(account, api_version=api_version)
     opts = DeliveryOptions(**options)
     limiter = AccountLimiter(
         account.limits.per_10s,
@@ -197,11 +200,11 @@ async def test_identify_and_track(h: Harness) -> None:
     assert (await h.queue.counts())["web"].delivered == 2
     # the fewest calls: catalog, one upsert, definitions, one definition created, one send
     assert calls == {
-        "GET /crm/v3/properties/contacts": 1,
-        "POST /crm/v3/objects/contacts/batch/upsert": 1,
-        "GET /events/v3/event-definitions": 1,
-        "POST /events/v3/event-definitions": 1,
-        "POST /events/v3/send/batch": 1,
+        "GET /crm/properties/2026-09/contacts": 1,
+        "POST /crm/objects/2026-09/contacts/batch/upsert": 1,
+        "GET /events/2026-09/event-definitions": 1,
+        "POST /events/2026-09/event-definitions": 1,
+        "POST /events/2026-09/send/batch": 1,
     }
 
 
@@ -214,7 +217,7 @@ async def test_many_messages_for_one_contact_are_one_upsert(h: Harness) -> None:
     )
     await h.drain()
     assert (await h.contact("peter@initech.com", "firstname")) == {"firstname": "P4"}  # the last one wins
-    assert h.calls()["POST /crm/v3/objects/contacts/batch/upsert"] == 1
+    assert h.calls()["POST /crm/objects/2026-09/contacts/batch/upsert"] == 1
 
 
 async def test_track_without_email_resolves_through_identify(h: Harness) -> None:
@@ -260,7 +263,9 @@ async def test_group_creates_and_associates_a_company(h: Harness) -> None:
         {"type": "group", "userId": "samir@initech.com", "groupId": "g-1", "traits": {"industry": "Software"}}
     )
     await h.drain()
-    companies = await h.get("/crm/v3/objects/companies?properties=name,domain,numberofemployees,industry")
+    companies = await h.get(
+        "/crm/objects/2026-09/companies?properties=name,domain,numberofemployees,industry"
+    )
     (company,) = companies["results"]
     assert company["properties"] == {
         "name": "Initech",
@@ -270,7 +275,7 @@ async def test_group_creates_and_associates_a_company(h: Harness) -> None:
     }
     members = await h.get(f"/crm/v4/objects/companies/{company['id']}/associations/contacts")
     assert len(members["results"]) == 2
-    assert h.calls()["POST /crm/v3/objects/companies/search"] == 1  # the id is remembered afterwards
+    assert h.calls()["POST /crm/objects/2026-09/companies/search"] == 1  # the id is remembered afterwards
 
 
 async def test_a_backwards_lifecycle_stage_is_cleared_then_set(h: Harness) -> None:
@@ -296,7 +301,7 @@ async def test_one_bad_record_in_a_batch_of_100_then_replay(h: Harness) -> None:
     assert "INVALID_OPTION" in dead.reason and "gold was not one of the allowed options" in dead.reason
     # the account adds the option; the dead letter is replayed and goes through
     r = await h.http.patch(
-        "/crm/v3/properties/contacts/plan",
+        "/crm/properties/2026-09/contacts/plan",
         headers=AUTH,
         json={"options": [{"label": v, "value": v} for v in ("free", "pro", "enterprise", "gold")]},
     )
@@ -331,7 +336,7 @@ async def test_faults_lose_and_duplicate_nothing(tmp_path: Path) -> None:
             "seed": 7,
             "rules": [
                 {"match": "POST *", "error_rate": 0.3, "status": 503},
-                {"match": "POST /events/v3/send/batch", "rate_limit_storm": 3},
+                {"match": "POST /events/2026-09/send/batch", "rate_limit_storm": 3},
             ],
         },
     )
@@ -462,3 +467,57 @@ async def test_delivery_is_counted_in_prometheus(h: Harness) -> None:
     await h.drain()
     assert value("hubspot_relay_settled_messages_total", account="sandbox", outcome="delivered") == before + 1
     assert value("hubspot_relay_hubspot_calls_total", account="sandbox", status="200") == calls + 2
+
+
+@pytest.mark.parametrize(
+    ("api_version", "families"),
+    [
+        ("v3", ("/crm/v3/", "/crm/v4/associations/", "/events/v3/")),
+        (
+            "2026-03",
+            (
+                "/crm/objects/2026-03/",
+                "/crm/properties/2026-03/",
+                "/crm/associations/2026-03/",
+                "/events/2026-03/",
+            ),
+        ),
+        (
+            "2026-09",
+            (
+                "/crm/objects/2026-09/",
+                "/crm/properties/2026-09/",
+                "/crm/associations/2026-09/",
+                "/events/2026-09/",
+            ),
+        ),
+    ],
+)
+async def test_every_call_uses_the_accounts_api_version(
+    tmp_path: Path, api_version: str, families: tuple[str, ...]
+) -> None:
+    h = await make(tmp_path, api_version=api_version, create_properties=True)
+    try:
+        await h.send(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "traits": {"email": "a@b.com", "firstName": "Ann", "Shoe Size": 44},
+            },
+            {
+                "type": "group",
+                "userId": "u1",
+                "groupId": "g1",
+                "traits": {"name": "Acme", "website": "acme.com"},
+            },
+            {"type": "track", "userId": "u1", "event": "Bought Item", "properties": {"sku": "x1"}},
+        )
+        await h.drain()
+        labels = [label.split(" ", 1)[1] for label in h.calls()]
+        assert labels and all(path.startswith(families) for path in labels), labels
+        assert (await h.contact("a@b.com", "shoe_size")) == {"shoe_size": "44"}
+        events = (await h.get("/events/v3/events?eventType=pe997086_bought_item"))["results"]
+        assert len(events) == 1
+        assert (await h.queue.counts())["web"].delivered == 3
+    finally:
+        await h.queue.close()

@@ -103,7 +103,7 @@ async def test_event_batches_that_are_not_full_wait_for_the_next_cycle(tmp_path:
             )
         )
         await h.drain()
-        sends = h.calls().get("POST /events/v3/send/batch", 0)
+        sends = h.calls().get("POST /events/2026-09/send/batch", 0)
         assert sends == 3  # 1,200 events, 500 a call: without waiting, 500+100, 500+100, 200 = 5
         portal = h.sandbox.portals["997086"]
         assert len(portal.events) == 1200
@@ -119,11 +119,11 @@ async def test_a_lone_partial_event_batch_waits_for_more_until_batch_wait_ms(tmp
         await h.drain()
         await h.send(*({"type": "track", "userId": "u1", "event": "Step"} for _ in range(10)))
         await h.delivery.cycle()  # 10 events, just arrived: they wait for more
-        assert h.calls().get("POST /events/v3/send/batch", 0) == 0
+        assert h.calls().get("POST /events/2026-09/send/batch", 0) == 0
         await h.send(*({"type": "track", "userId": "u1", "event": "Step"} for _ in range(5)))
         h.clock.now += 1.01  # the oldest has waited batch_wait_ms: all 15 go, in one call
         await h.delivery.cycle()
-        assert h.calls().get("POST /events/v3/send/batch", 0) == 1
+        assert h.calls().get("POST /events/2026-09/send/batch", 0) == 1
         assert len(h.sandbox.portals["997086"].events) == 15
     finally:
         await h.queue.close()

@@ -47,12 +47,12 @@ def writes(h: Harness) -> list[str]:
         (
             {"type": "identify", "userId": "u1", "traits": {"email": "A@x.com", "firstName": "Ann"}},
             "delivered",
-            ["/crm/v3/objects/contacts/batch/upsert"],
+            ["/crm/objects/2026-09/contacts/batch/upsert"],
         ),
         (
             {"type": "track", "userId": "u", "event": "Bought", "properties": {"email": "b@x.com", "n": 2}},
             "delivered",
-            ["/events/v3/event-definitions", "/events/v3/send/batch"],
+            ["/events/2026-09/event-definitions", "/events/2026-09/send/batch"],
         ),
         (
             {
@@ -62,7 +62,7 @@ def writes(h: Harness) -> list[str]:
                 "traits": {"name": "Acme", "website": "acme.com"},
             },
             "delivered",
-            ["/crm/v3/objects/companies/batch/create"],  # after a search by domain (a read) found none
+            ["/crm/objects/2026-09/companies/batch/create"],  # after a search by domain (a read) found none
         ),
         ({"type": "identify", "anonymousId": "a", "traits": {"firstName": "N"}}, "waiting", []),
         ({"type": "page", "anonymousId": "a", "_metadata": {"bundled": ["HubSpot"]}}, "skipped", []),
@@ -84,7 +84,7 @@ async def test_the_upsert_is_the_one_delivery_would_send(h: Harness) -> None:
     (request,) = (await dry(h, message)).requests
     assert (
         request["method"] == "POST"
-        and request["url"] == "http://sandbox/crm/v3/objects/contacts/batch/upsert"
+        and request["url"] == "http://sandbox/crm/objects/2026-09/contacts/batch/upsert"
     )
     assert request["body"] == {
         "inputs": [{"id": "a@x.com", "idProperty": "email", "properties": {"favorite_color": "red"}}]

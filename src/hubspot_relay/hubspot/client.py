@@ -16,6 +16,7 @@ from prometheus_client import Counter
 from ..activity import record_call
 from ..config import Account
 from .errors import HubSpotError, Kind, transport_error
+from .paths import ApiPaths
 from .ratelimit import AccountLimiter
 
 MAX_429_RETRIES = 20
@@ -33,13 +34,12 @@ class HubSpotClient:
         http: httpx.AsyncClient | None = None,
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
-        crm_path: str = "/crm/v3/objects",
         recorded: bool = True,
     ) -> None:
         self.account = account
+        self.paths = ApiPaths(account.api_version)
         self.recorded = recorded  # counted in metrics and the console (not a preview's)
         self.limiter = limiter
-        self.crm_path = crm_path
         # A connection that cannot be made fails fast; a batch call may take seconds to answer.
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
@@ -116,36 +116,38 @@ class HubSpotClient:
     # ---- the calls ------------------------------------------------------------------------
 
     async def properties(self, object_type: str) -> list[dict[str, Any]]:
-        return list((await self.request("GET", f"/crm/v3/properties/{object_type}"))["results"])
+        return list((await self.request("GET", self.paths.properties(object_type)))["results"])
 
     async def create_property(self, object_type: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.request("POST", f"/crm/v3/properties/{object_type}", spec))
+        return dict(await self.request("POST", self.paths.properties(object_type), spec))
 
     async def batch(self, object_type: str, action: str, inputs: list[dict[str, Any]], **extra: Any) -> Any:
         return await self.request(
-            "POST", f"{self.crm_path}/{object_type}/batch/{action}", {"inputs": inputs, **extra}
+            "POST", f"{self.paths.objects(object_type)}/batch/{action}", {"inputs": inputs, **extra}
         )
 
     async def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.request("POST", f"{self.crm_path}/{object_type}/search", body))
+        return dict(await self.request("POST", f"{self.paths.objects(object_type)}/search", body))
 
     async def associate(self, from_type: str, to_type: str, pairs: list[tuple[str, str]]) -> None:
         inputs = [{"from": {"id": a}, "to": {"id": b}} for a, b in pairs]
         await self.request(
-            "POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/associate/default", {"inputs": inputs}
+            "POST",
+            f"{self.paths.associations(from_type, to_type)}/batch/associate/default",
+            {"inputs": inputs},
         )
 
     async def event_definitions(self) -> list[dict[str, Any]]:
-        return list((await self.request("GET", "/events/v3/event-definitions"))["results"])
+        return list((await self.request("GET", self.paths.event_definitions()))["results"])
 
     async def create_event_definition(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.request("POST", "/events/v3/event-definitions", body))
+        return dict(await self.request("POST", self.paths.event_definitions(), body))
 
     async def add_event_property(self, name: str, spec: dict[str, Any]) -> None:
-        await self.request("POST", f"/events/v3/event-definitions/{name}/property", spec)
+        await self.request("POST", f"{self.paths.event_definitions()}/{name}/property", spec)
 
     async def send_events(self, inputs: list[dict[str, Any]]) -> None:
-        await self.request("POST", "/events/v3/send/batch", {"inputs": inputs})
+        await self.request("POST", self.paths.events_send_batch(), {"inputs": inputs})
 
     # ---- the seed's legacy dialect (API key) ------------------------------------------------
 

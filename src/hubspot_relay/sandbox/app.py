@@ -40,8 +40,10 @@ log = structlog.get_logger("hubspot_relay.sandbox")
 CRM_BATCH_LIMIT = 100
 EVENTS_BATCH_LIMIT = 500
 LEGACY_BATCH_LIMIT = 1000
-# Path families serving the same CRM object endpoints: today's v3 and HubSpot's dated paths.
-CRM_PREFIXES = ("/crm/v3/objects", "/crm/objects/2026-03")
+# HubSpot's dated path versions, served with the same semantics as the numbered family (v3, and
+# v4 for associations): `/crm/objects/2026-09/contacts` is `/crm/v3/objects/contacts`.
+DATED_VERSIONS = ("2026-03", "2026-09")
+CRM_PREFIXES = ("/crm/v3/objects", *(f"/crm/objects/{v}" for v in DATED_VERSIONS))
 # A 1x1 transparent GIF, what HubSpot's tracking host answers.
 PIXEL = bytes.fromhex(
     "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
@@ -356,32 +358,36 @@ class Sandbox:
                 route(p + "/{objectType}/{objectId}", self.crm_update, ["PATCH"]),
                 route(p + "/{objectType}/{objectId}", self.crm_archive, ["DELETE"]),
             ]
+        # (numbered family, then each dated version: properties, associations, events)
+        families = [("/crm/v3/properties", "/crm/v4/associations", "/crm/v4/objects", "/events/v3")] + [
+            (f"/crm/properties/{v}", f"/crm/associations/{v}", f"/crm/objects/{v}", f"/events/{v}")
+            for v in DATED_VERSIONS
+        ]
+        for props, assoc, objects, events in families:
+            routes += [
+                route(props + "/{objectType}", self.properties_list, ["GET"]),
+                route(props + "/{objectType}", self.properties_create, ["POST"]),
+                route(props + "/{objectType}/{name}", self.properties_get, ["GET"]),
+                route(props + "/{objectType}/{name}", self.properties_update, ["PATCH"]),
+                route(
+                    objects + "/{fromType}/{fromId}/associations/default/{toType}/{toId}",
+                    self.associate_default,
+                    ["PUT"],
+                ),
+                route(assoc + "/{fromType}/{toType}/batch/associate/default", self.associate_batch, ["POST"]),
+                route(
+                    objects + "/{fromType}/{fromId}/associations/{toType}", self.associations_list, ["GET"]
+                ),
+                route(events + "/send", self.events_send, ["POST"]),
+                route(events + "/send/batch", self.events_send_batch, ["POST"]),
+                route(events + "/event-definitions", self.definitions_list, ["GET"]),
+                route(events + "/event-definitions", self.definitions_create, ["POST"]),
+                route(events + "/event-definitions/{name}", self.definitions_get, ["GET"]),
+                route(events + "/event-definitions/{name}/property", self.definitions_add_property, ["POST"]),
+                route(events + "/events", self.events_list, ["GET"]),
+                route(events + "/events/", self.events_list, ["GET"]),
+            ]
         routes += [
-            route("/crm/v3/properties/{objectType}", self.properties_list, ["GET"]),
-            route("/crm/v3/properties/{objectType}", self.properties_create, ["POST"]),
-            route("/crm/v3/properties/{objectType}/{name}", self.properties_get, ["GET"]),
-            route("/crm/v3/properties/{objectType}/{name}", self.properties_update, ["PATCH"]),
-            route(
-                "/crm/v4/objects/{fromType}/{fromId}/associations/default/{toType}/{toId}",
-                self.associate_default,
-                ["PUT"],
-            ),
-            route(
-                "/crm/v4/associations/{fromType}/{toType}/batch/associate/default",
-                self.associate_batch,
-                ["POST"],
-            ),
-            route(
-                "/crm/v4/objects/{fromType}/{fromId}/associations/{toType}", self.associations_list, ["GET"]
-            ),
-            route("/events/v3/send", self.events_send, ["POST"]),
-            route("/events/v3/send/batch", self.events_send_batch, ["POST"]),
-            route("/events/v3/event-definitions", self.definitions_list, ["GET"]),
-            route("/events/v3/event-definitions", self.definitions_create, ["POST"]),
-            route("/events/v3/event-definitions/{name}", self.definitions_get, ["GET"]),
-            route("/events/v3/event-definitions/{name}/property", self.definitions_add_property, ["POST"]),
-            route("/events/v3/events", self.events_list, ["GET"]),
-            route("/events/v3/events/", self.events_list, ["GET"]),
             route(
                 "/contacts/v1/contact/createOrUpdate/email/{email}/", self.legacy_create_or_update, ["POST"]
             ),

@@ -572,3 +572,55 @@ def test_state_survives_a_restart_in_a_sqlite_file(tmp_path: Path, clock: Clock)
         assert got.json()["properties"] == {"firstname": "Ann"}
         assert api.get("/events/v3/event-definitions/bought_item", headers=AUTH).status_code == 200
         assert api.get("/crm/v3/properties/contacts/shoe_size", headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize("version", ["2026-03", "2026-09"])
+def test_the_dated_paths_are_the_numbered_ones(api: TestClient, version: str) -> None:
+    """HubSpot's date-versioned family, served with the same semantics as v3 (and v4's associations)."""
+    v3 = api.get("/crm/v3/properties/contacts", headers=AUTH).json()
+    assert api.get(f"/crm/properties/{version}/contacts", headers=AUTH).json() == v3
+    created = api.post(
+        f"/crm/properties/{version}/contacts",
+        json={
+            "name": "shoe_size",
+            "label": "Shoe size",
+            "type": "number",
+            "fieldType": "number",
+            "groupName": "contactinformation",
+        },
+        headers=AUTH,
+    )
+    assert created.status_code == 201
+    assert api.get("/crm/v3/properties/contacts/shoe_size", headers=AUTH).status_code == 200
+    r = api.post(
+        f"/crm/objects/{version}/contacts/batch/upsert",
+        json={"inputs": [contact("d@x.com", shoe_size="44")]},
+        headers=AUTH,
+    )
+    assert r.status_code == 200
+    contact_id = r.json()["results"][0]["id"]
+    company = api.post(
+        f"/crm/objects/{version}/companies", json={"properties": {"name": "Acme"}}, headers=AUTH
+    ).json()
+    r = api.post(
+        f"/crm/associations/{version}/contacts/companies/batch/associate/default",
+        json={"inputs": [{"from": {"id": contact_id}, "to": {"id": company["id"]}}]},
+        headers=AUTH,
+    )
+    assert r.status_code == 200
+    listed = api.get(f"/crm/v4/objects/contacts/{contact_id}/associations/companies", headers=AUTH).json()
+    assert [a["toObjectId"] for a in listed["results"]] == [int(company["id"])]
+    definition = api.post(
+        f"/events/{version}/event-definitions",
+        json={"label": "Dated", "name": "dated", "primaryObject": "CONTACT", "propertyDefinitions": []},
+        headers=AUTH,
+    )
+    assert definition.status_code == 201
+    sent = api.post(
+        f"/events/{version}/send/batch",
+        json={"inputs": [{"eventName": definition.json()["fullyQualifiedName"], "email": "d@x.com"}]},
+        headers=AUTH,
+    )
+    assert sent.status_code == 204
+    assert len(api.get("/events/v3/events", headers=AUTH).json()["results"]) == 1
+    assert api.get("/crm/objects/2025-09/contacts", headers=AUTH).status_code == 404  # no such version
