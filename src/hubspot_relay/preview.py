@@ -22,6 +22,7 @@ import orjson
 
 from .config import Account, Config
 from .hubspot.client import HubSpotClient
+from .hubspot.errors import HubSpotError
 from .hubspot.ratelimit import AccountLimiter
 from .pipeline.deliver import Delivery
 from .pipeline.identity import Identities
@@ -42,6 +43,7 @@ class PreviewError(Exception):
 class Preview:
     requests: list[dict[str, Any]] = field(default_factory=list)  # the writes, in order
     reads: list[str] = field(default_factory=list)  # what was read from HubSpot to build them
+    read_errors: list[str] = field(default_factory=list)  # reads that failed (the preview is then partial)
     outcome: str = "delivered"  # or skipped, waiting, retrying (for an email), dead
     reason: str = ""
     message: dict[str, Any] = field(default_factory=dict)  # as stored (type, messageId filled in)
@@ -52,6 +54,7 @@ class Preview:
             "reason": self.reason,
             "requests": self.requests,
             "reads": self.reads,
+            "read_errors": self.read_errors,
             "message": self.message,
         }
 
@@ -204,14 +207,18 @@ async def preview(
         )
         if read:
             result.reads.append(f"{request.method} {path}")
-            if real_client is not None:
-                answer = await real_client.request(request.method, path, body)
-            else:
-                reader = HubSpotClient(account, AccountLimiter(100, 250_000))
-                try:
-                    answer = await reader.request(request.method, path, body)
-                finally:
-                    await reader.aclose()
+            try:
+                if real_client is not None:
+                    answer = await real_client.request(request.method, path, body)
+                else:
+                    reader = HubSpotClient(account, AccountLimiter(100, 250_000))
+                    try:
+                        answer = await reader.request(request.method, path, body)
+                    finally:
+                        await reader.aclose()
+            except HubSpotError as e:
+                result.read_errors.append(f"{request.method} {path}: {e.describe()}")
+                raise
             return httpx.Response(200, json=answer)
         params = {k: v for k, v in request.url.params.items() if k != "hapikey"}
         entry: dict[str, Any] = {

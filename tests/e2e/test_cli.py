@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ROOT, RelayProcess, stored_messages
+from tests.helpers import ROOT, RelayProcess, free_port, stored_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -233,3 +233,35 @@ def test_status_and_replay_read_a_redis_queue_with_no_relay_running(tmp_path: Pa
         assert (after["queued"], after["dead"]) == (1, 0)
     finally:
         redis.stop()
+
+
+def test_preview_shows_the_requests_from_a_running_relay_or_alone(tmp_path: Path) -> None:
+    message = tmp_path / "identify.json"
+    message.write_text(
+        json.dumps({"type": "identify", "userId": "u1", "traits": {"email": "p@x.com", "firstName": "Pia"}})
+    )
+    with RelayProcess(tmp_path / "data") as relay:
+        env = {"HUBSPOT_RELAY_URL": relay.url}
+        shown = cli("preview", str(message), env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert "identify would be delivered" in shown.stdout
+        assert (
+            "POST http://127.0.0.1:" in shown.stdout
+            and "/crm/objects/2026-09/contacts/batch/upsert" in shown.stdout
+        )
+        assert '"firstname": "Pia"' in shown.stdout
+        as_json = json.loads(cli("preview", str(message), "--json", env=env).stdout)
+        assert as_json["outcome"] == "delivered" and len(as_json["requests"]) == 1
+        refused = cli("preview", "-", env=env)  # stdin, empty: not JSON
+        assert refused.returncode == 2 and "is not JSON" in refused.stderr
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"type": "track", "userId": "u1"}')
+        refused = cli("preview", str(bad), env=env)
+        assert refused.returncode == 1 and "track requires 'event'" in refused.stderr
+        sandbox_port = relay.sandbox_port
+        calls = httpx.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/calls").json()["by_endpoint"]
+        assert not [k for k in calls if k.startswith("POST")]  # nothing was sent
+    # no relay, no HubSpot: it says so rather than showing half an answer
+    nobody = {"HUBSPOT_RELAY_PORT": str(free_port()), "HUBSPOT_SANDBOX_PORT": str(free_port())}
+    alone = cli("preview", str(message), env=nobody)
+    assert alone.returncode == 1 and "reading the portal from HubSpot failed" in alone.stderr

@@ -253,6 +253,7 @@ async function test(send) {
         q.body ? el("pre", {}, JSON.stringify(q.body, null, 2)) : null));
     }
     if (r.reads && r.reads.length) out.push(el("p", { class: "hint" }, `Read from HubSpot to build them: ${r.reads.join(", ")}`));
+    if (r.read_errors && r.read_errors.length) out.unshift(el("p", { class: "error" }, `Reading the portal from HubSpot failed (${r.read_errors[0]}): what follows is partial.`));
     $("#tester-result").replaceChildren(...out);
   } catch (e) {
     $("#tester-result").replaceChildren(el("p", { class: "error", id: "tester-outcome" }, e.message));
