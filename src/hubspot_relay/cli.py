@@ -81,6 +81,12 @@ DataDirOpt = Annotated[
 ]
 
 
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="HUBSPOT_RELAY_URL", help="A running relay to ask (default: the configured host and port)."
+    ),
+]
 QueueOpt = Annotated[
     str | None,
     typer.Option(
@@ -243,13 +249,7 @@ def status(
     data_dir: DataDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     queue: QueueOpt = None,
-    url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="HUBSPOT_RELAY_URL",
-            help="A running relay to ask (default: the configured host and port).",
-        ),
-    ] = None,
+    url: UrlOpt = None,
 ) -> None:
     """Show what is queued, delivered, skipped and dead, per source and account.
 
@@ -460,12 +460,7 @@ def import_(
     source: Annotated[
         str | None, typer.Option(help="The source the messages belong to (default: the first configured).")
     ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="HUBSPOT_RELAY_URL", help="The running relay (default: the configured host and port)."
-        ),
-    ] = None,
+    url: UrlOpt = None,
     restart: Annotated[
         bool, typer.Option("--restart", help="Start from the first line, not where the last run stopped.")
     ] = False,
@@ -563,12 +558,7 @@ def preview(
     source: Annotated[
         str | None, typer.Option(help="The source it comes from (default: the first configured).")
     ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="HUBSPOT_RELAY_URL", help="A running relay to ask (default: the configured host and port)."
-        ),
-    ] = None,
+    url: UrlOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Show the HubSpot requests a message would become, without sending anything.
