@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -251,3 +252,83 @@ def test_api_exception_carries_the_429() -> None:
     finally:
         banner = sandbox.stop()
     assert "portal 997086 (starter)" in banner and "3/10s" in banner
+
+
+def test_deals_line_items_custom_objects_and_labels_with_hubspots_sdk(tmp_path: Path) -> None:
+    """HubSpot's SDK, unchanged: a deal and a line item, a custom object from the portal's file,
+    association labels read and used, all read back."""
+    from hubspot.crm.associations.v4 import (
+        AssociationSpec,
+        BatchInputPublicAssociationMultiPost,
+        PublicAssociationMultiPost,
+        PublicObjectId,
+    )
+    from hubspot.crm.deals import SimplePublicObjectInputForCreate as DealInput
+    from hubspot.crm.objects import SimplePublicObjectInputForCreate as ObjectInput
+
+    portals = tmp_path / "portals.toml"
+    portals.write_text(
+        """
+[[portals]]
+hub_id = 997086
+access_tokens = ["sandbox-token"]
+
+[[portals.objects]]
+name = "pets"
+primary_display_property = "pet_name"
+properties = [{ name = "pet_name" }, { name = "pet_id", hasUniqueValue = true }]
+
+[[portals.association_labels]]
+from = "deals"
+to = "companies"
+label = "Reseller"
+"""
+    )
+    sandbox = SandboxProcess("--config", str(portals))
+    try:
+        hs = sandbox.client()
+        deal = hs.crm.deals.basic_api.create(
+            DealInput(properties={"dealname": "Order 42", "amount": "120.5", "dealstage": "closedwon"})
+        )
+        item = hs.crm.objects.basic_api.create(
+            "line_items", ObjectInput(properties={"name": "Widget", "quantity": "2"})
+        )
+        company = hs.crm.companies.basic_api.create(CompanyInput(properties={"name": "Acme"}))
+        labels = hs.crm.associations.v4.schema.definitions_api.get_all("deals", "companies").results
+        reseller = next(label for label in labels if label.label == "Reseller")
+        assert reseller.category == "USER_DEFINED"
+        hs.crm.associations.v4.batch_api.create(
+            "deals",
+            "companies",
+            BatchInputPublicAssociationMultiPost(
+                inputs=[
+                    PublicAssociationMultiPost(
+                        _from=PublicObjectId(id=deal.id),
+                        to=PublicObjectId(id=company.id),
+                        types=[
+                            AssociationSpec(
+                                association_category="USER_DEFINED", association_type_id=reseller.type_id
+                            )
+                        ],
+                    )
+                ]
+            ),
+        )
+        hs.crm.associations.v4.basic_api.create_default("line_items", item.id, "deals", deal.id)
+        read = hs.crm.deals.basic_api.get_by_id(deal.id, properties=["dealname", "amount", "dealstage"])
+        assert read.properties["dealname"] == "Order 42" and read.properties["dealstage"] == "closedwon"
+        companies = hs.crm.associations.v4.basic_api.get_page("deals", deal.id, "companies").results
+        assert {t.label for t in companies[0].association_types} == {None, "Reseller"}
+        items = hs.crm.associations.v4.basic_api.get_page("deals", deal.id, "line_items").results
+        assert [str(x.to_object_id) for x in items] == [item.id]
+        pet = hs.crm.objects.basic_api.create(
+            "p997086_pets", ObjectInput(properties={"pet_name": "Rex", "pet_id": "p-1"})
+        )
+        schemas = hs.crm.schemas.core_api.get_all().results
+        assert [s.fully_qualified_name for s in schemas] == ["p997086_pets"]
+        assert (
+            hs.crm.objects.basic_api.get_by_id("pets", pet.id, properties=["pet_name"]).properties["pet_name"]
+            == "Rex"
+        )
+    finally:
+        sandbox.stop()

@@ -33,7 +33,7 @@ from .errors import ApiError
 from .faults import Faults
 from .limits import TokenLimiter
 from .settings import PortalSettings
-from .state import DEFAULT_ASSOCIATION_TYPE, SINGULAR, PortalState, Record, iso_ms, object_type
+from .state import PortalState, Record, iso_ms
 
 log = structlog.get_logger("hubspot_relay.sandbox")
 
@@ -375,6 +375,8 @@ class Sandbox:
                     ["PUT"],
                 ),
                 route(assoc + "/{fromType}/{toType}/batch/associate/default", self.associate_batch, ["POST"]),
+                route(assoc + "/{fromType}/{toType}/batch/create", self.associate_labelled_batch, ["POST"]),
+                route(assoc + "/{fromType}/{toType}/labels", self.association_labels, ["GET"]),
                 route(
                     objects + "/{fromType}/{fromId}/associations/{toType}", self.associations_list, ["GET"]
                 ),
@@ -387,6 +389,12 @@ class Sandbox:
                 route(events + "/events", self.events_list, ["GET"]),
                 route(events + "/events/", self.events_list, ["GET"]),
             ]
+        for schemas in (
+            "/crm-object-schemas/v3/schemas",
+            "/crm/v3/schemas",
+            *(f"/crm-object-schemas/{v}/schemas" for v in DATED_VERSIONS),
+        ):
+            routes.append(route(schemas, self.schemas_list, ["GET"]))
         routes += [
             route(
                 "/contacts/v1/contact/createOrUpdate/email/{email}/", self.legacy_create_or_update, ["POST"]
@@ -420,34 +428,34 @@ class Sandbox:
         return validate_properties(portal.properties_of(otype), values)
 
     async def crm_list(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         limit = min(int(request.query_params.get("limit", "10")), 100)
         after = int(request.query_params.get("after", "0") or 0)
         records = sorted((r for r in portal.records[otype].values() if r.id > after), key=lambda r: r.id)
         page = records[:limit]
-        body: dict[str, Any] = {"results": [r.as_json(otype, self._wanted(request)) for r in page]}
+        body: dict[str, Any] = {"results": [portal.json(r, otype, self._wanted(request)) for r in page]}
         if len(records) > limit:
             body["paging"] = {"next": {"after": str(page[-1].id), "link": ""}}
         return json_response(body)
 
     async def crm_create(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         body = await _json(request) or {}
         values, failures = self._validated(portal, otype, _string_properties(body.get("properties"), "input"))
         if failures:
             raise errors.validation_failed(failures)
         record = portal.create(otype, values, _now_ms(self.clock))
-        return json_response(record.as_json(otype, list(values) or None), 201)
+        return json_response(portal.json(record, otype, list(values) or None), 201)
 
     async def crm_get(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         record = self._record(
             portal, otype, request.path_params["objectId"], request.query_params.get("idProperty")
         )
-        return json_response(record.as_json(otype, self._wanted(request)))
+        return json_response(portal.json(record, otype, self._wanted(request)))
 
     async def crm_update(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         record = self._record(
             portal, otype, request.path_params["objectId"], request.query_params.get("idProperty")
         )
@@ -456,17 +464,17 @@ class Sandbox:
         if failures:
             raise errors.validation_failed(failures)
         portal.update(otype, record, values, _now_ms(self.clock))
-        return json_response(record.as_json(otype, list(values) or None))
+        return json_response(portal.json(record, otype, list(values) or None))
 
     async def crm_archive(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         record = portal.find(otype, request.path_params["objectId"])
         if record is not None:
             portal.remove(otype, record)
         return Response(status_code=204)
 
     async def crm_batch(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         action = request.path_params["action"]
         if action not in ("create", "read", "update", "upsert", "archive"):
             raise errors.not_found(f"Unknown batch action {action}")
@@ -506,7 +514,9 @@ class Sandbox:
             for _, values in prepared:
                 portal._unique_conflicts(otype, values)
             records = [portal.create(otype, values, now_ms) for _, values in prepared]
-            results = [r.as_json(otype, list(v) or None) for r, (_, v) in zip(records, prepared, strict=True)]
+            results = [
+                portal.json(r, otype, list(v) or None) for r, (_, v) in zip(records, prepared, strict=True)
+            ]
             return json_response(_batch(results, started, now_ms), 201)
         if action == "update":
             targets = []
@@ -522,7 +532,7 @@ class Sandbox:
                 targets.append((record, values))
             for record, values in targets:
                 portal.update(otype, record, values, now_ms)
-            results = [r.as_json(otype, list(v) or None) for r, v in targets]
+            results = [portal.json(r, otype, list(v) or None) for r, v in targets]
             return json_response(_batch(results, started, now_ms))
         # upsert: by a unique property; a missing record is created with that value
         for item, values in prepared:
@@ -534,13 +544,13 @@ class Sandbox:
             if record is None:
                 if id_property == "hs_object_id":
                     raise errors.error(
-                        400, "OBJECT_NOT_FOUND", f"No {SINGULAR[otype]} with ID {id_value} exists"
+                        400, "OBJECT_NOT_FOUND", f"No {portal.singular(otype)} with ID {id_value} exists"
                     )
                 record = portal.create(otype, values, now_ms)
-                results.append(record.as_json(otype, list(values) or None, new=True))
+                results.append(portal.json(record, otype, list(values) or None, new=True))
             else:
                 portal.update(otype, record, values, now_ms)
-                results.append(record.as_json(otype, list(values) or None, new=False))
+                results.append(portal.json(record, otype, list(values) or None, new=False))
         return json_response(_batch(results, started, now_ms))
 
     def _batch_read(
@@ -559,7 +569,7 @@ class Sandbox:
             if record is None:
                 missing.append(value)
             else:
-                found.append(record.as_json(otype, wanted))
+                found.append(portal.json(record, otype, wanted))
         body = _batch(found, started, _now_ms(self.clock))
         if missing:
             body["numErrors"] = 1
@@ -567,7 +577,7 @@ class Sandbox:
                 {
                     "status": "error",
                     "category": "OBJECT_NOT_FOUND",
-                    "message": f"Could not get some {SINGULAR[otype].upper()} objects, they may be "
+                    "message": f"Could not get some {portal.singular(otype).upper()} objects, they may be "
                     "deleted or not exist. Check that ids are valid.",
                     "context": {"ids": missing},
                 }
@@ -576,7 +586,7 @@ class Sandbox:
         return json_response(body)
 
     async def crm_search(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         body = await _json(request) or {}
         groups = body.get("filterGroups") or []
         query = str(body.get("query") or "").lower()
@@ -596,7 +606,7 @@ class Sandbox:
         page = hits[after : after + limit]
         out: dict[str, Any] = {
             "total": len(hits),
-            "results": [r.as_json(otype, body.get("properties") or None) for r in page],
+            "results": [portal.json(r, otype, body.get("properties") or None) for r in page],
         }
         if after + limit < len(hits):
             out["paging"] = {"next": {"after": str(after + limit)}}
@@ -605,18 +615,18 @@ class Sandbox:
     # ---- properties -----------------------------------------------------------------------
 
     async def properties_list(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         return json_response({"results": [p.as_json() for p in portal.properties_of(otype).values()]})
 
     async def properties_get(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         prop = portal.properties_of(otype).get(request.path_params["name"])
         if prop is None:
             raise errors.not_found(f"Unable to find property {request.path_params['name']} for {otype}")
         return json_response(prop.as_json())
 
     async def properties_create(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         body = await _json(request)
         if not isinstance(body, dict):
             raise errors.invalid_input("Invalid input JSON: a property is an object")
@@ -630,7 +640,7 @@ class Sandbox:
         return json_response(prop.as_json(), 201)
 
     async def properties_update(self, request: Request, portal: PortalState) -> Response:
-        otype = object_type(request.path_params["objectType"])
+        otype = portal.object_type(request.path_params["objectType"])
         current = portal.properties_of(otype).get(request.path_params["name"])
         if current is None:
             raise errors.not_found(f"Unable to find property {request.path_params['name']} for {otype}")
@@ -654,16 +664,23 @@ class Sandbox:
     # ---- associations ---------------------------------------------------------------------
 
     def _association(
-        self, portal: PortalState, from_type: str, from_id: str, to_type: str, to_id: str
+        self,
+        portal: PortalState,
+        from_type: str,
+        from_id: str,
+        to_type: str,
+        to_id: str,
+        type_id: int | None = None,
     ) -> dict[str, Any]:
-        ft, tt = object_type(from_type), object_type(to_type)
+        ft, tt = portal.object_type(from_type), portal.object_type(to_type)
         if not (from_id.isdigit() and to_id.isdigit()):
             raise errors.invalid_input("Object ids are numeric")
-        type_id = portal.associate(ft, int(from_id), tt, int(to_id))
+        chosen = portal.associate(ft, int(from_id), tt, int(to_id), type_id)
+        category = portal.types.association_type(ft, tt, chosen)[2]
         return {
             "from": {"id": from_id},
             "to": {"id": to_id},
-            "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id},
+            "associationSpec": {"associationCategory": category, "associationTypeId": chosen},
         }
 
     async def associate_default(self, request: Request, portal: PortalState) -> Response:
@@ -688,19 +705,81 @@ class Sandbox:
         ]
         return json_response(_batch(results, started, _now_ms(self.clock)))
 
+    async def associate_labelled_batch(self, request: Request, portal: PortalState) -> Response:
+        """`POST .../associations/{from}/{to}/batch/create`: each input with its `types`."""
+        p = request.path_params
+        started = _now_ms(self.clock)
+        results = []
+        for i in _inputs(await _json(request), CRM_BATCH_LIMIT):
+            types = i.get("types")
+            if not isinstance(types, list) or not types:
+                raise errors.invalid_input(
+                    "Each input needs types: [{associationCategory, associationTypeId}]"
+                )
+            for t in types:
+                type_id = t.get("associationTypeId") if isinstance(t, dict) else None
+                if not isinstance(type_id, int):
+                    raise errors.invalid_input("associationTypeId must be a number")
+                results.append(
+                    self._association(
+                        portal,
+                        p["fromType"],
+                        str(i.get("from", {}).get("id", "")),
+                        p["toType"],
+                        str(i.get("to", {}).get("id", "")),
+                        type_id,
+                    )
+                )
+        return json_response(_batch(results, started, _now_ms(self.clock)))
+
+    async def association_labels(self, request: Request, portal: PortalState) -> Response:
+        p = request.path_params
+        ft, tt = portal.object_type(p["fromType"]), portal.object_type(p["toType"])
+        return json_response({"results": portal.types.labels(ft, tt)})
+
     async def associations_list(self, request: Request, portal: PortalState) -> Response:
         p = request.path_params
-        ft, tt = object_type(p["fromType"]), object_type(p["toType"])
+        ft, tt = portal.object_type(p["fromType"]), portal.object_type(p["toType"])
         if not p["fromId"].isdigit() or int(p["fromId"]) not in portal.records[ft]:
-            raise errors.not_found(f"No {SINGULAR[ft]} with ID {p['fromId']} exists")
-        type_id = DEFAULT_ASSOCIATION_TYPE.get((ft, tt), 0)
-        results = [
-            {
-                "toObjectId": to_id,
-                "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}],
-            }
-            for to_id in portal.associated(ft, int(p["fromId"]), tt)
-        ]
+            raise errors.not_found(f"No {portal.singular(ft)} with ID {p['fromId']} exists")
+        results = []
+        for to_id, type_ids in portal.associated(ft, int(p["fromId"]), tt).items():
+            kinds = []
+            for type_id in type_ids:
+                _, label, category = portal.types.association_type(ft, tt, type_id)
+                kinds.append({"category": category, "typeId": type_id, "label": label})
+            results.append({"toObjectId": to_id, "associationTypes": kinds})
+        return json_response({"results": results})
+
+    async def schemas_list(self, request: Request, portal: PortalState) -> Response:
+        """The portal's custom object schemas (`GET /crm-object-schemas/.../schemas`)."""
+        results = []
+        for otype in portal.types.types.values():
+            if not otype.custom:
+                continue
+            associations = [
+                {
+                    "fromObjectTypeId": otype.type_id,
+                    "toObjectTypeId": portal.types.types[t].type_id,
+                    "id": str(types[0][0]),
+                    "name": f"{otype.singular}_to_{portal.singular(t)}",
+                }
+                for (f, t), types in portal.types.associations.items()
+                if f == otype.name
+            ]
+            results.append(
+                {
+                    "id": otype.type_id.split("-", 1)[1],
+                    "objectTypeId": otype.type_id,
+                    "fullyQualifiedName": otype.name,
+                    "name": otype.singular,
+                    "labels": {"singular": otype.label, "plural": otype.label + "s"},
+                    "primaryDisplayProperty": otype.primary_display,
+                    "properties": [prop.as_json() for prop in portal.properties_of(otype.name).values()],
+                    "associations": associations,
+                    "archived": False,
+                }
+            )
         return json_response({"results": results})
 
     # ---- custom behavioral events -----------------------------------------------------------

@@ -268,12 +268,85 @@ DEFAULT_COMPANY_PROPERTIES: tuple[Property, ...] = (
     ),
 )
 
-# The properties HubSpot returns for a record when none are asked for.
-DEFAULT_READ = {
-    "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
-    "companies": ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
-}
-MODIFIED_PROPERTY = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"}
+
+def record_properties(group: str) -> tuple[Property, ...]:
+    """What every record of an object type has: its id, creation and last change."""
+    return (
+        Property("createdate", "Create Date", "datetime", "date", group),
+        Property(
+            "hs_lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only_value=True
+        ),
+        Property("hs_object_id", "Record ID", "number", "number", group, read_only_value=True, unique=True),
+    )
+
+
+# HubSpot's default sales pipeline stages (the `default` pipeline) and ticket stages.
+DEAL_STAGES = (
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+    "contractsent",
+    "closedwon",
+    "closedlost",
+)
+DEFAULT_DEAL_PROPERTIES: tuple[Property, ...] = (
+    _s("dealname", "Deal Name", "dealinformation"),
+    Property("amount", "Amount", "number", "number", "dealinformation"),
+    Property("closedate", "Close Date", "datetime", "date", "dealinformation"),
+    Property(
+        "dealstage", "Deal Stage", "enumeration", "radio", "dealinformation", options=_opts(*DEAL_STAGES)
+    ),
+    Property("pipeline", "Pipeline", "enumeration", "select", "dealinformation", options=_opts("default")),
+    Property(
+        "dealtype",
+        "Deal Type",
+        "enumeration",
+        "select",
+        "dealinformation",
+        options=_opts("newbusiness", "existingbusiness"),
+    ),
+    _s("description", "Deal Description", "dealinformation", "textarea"),
+    *record_properties("dealinformation"),
+)
+DEFAULT_TICKET_PROPERTIES: tuple[Property, ...] = (
+    _s("subject", "Ticket name", "ticketinformation"),
+    _s("content", "Ticket description", "ticketinformation", "textarea"),
+    Property("hs_pipeline", "Pipeline", "enumeration", "select", "ticketinformation", options=_opts("0")),
+    Property(
+        "hs_pipeline_stage",
+        "Ticket status",
+        "enumeration",
+        "select",
+        "ticketinformation",
+        options=_opts("1", "2", "3", "4"),
+    ),
+    Property(
+        "hs_ticket_priority",
+        "Priority",
+        "enumeration",
+        "select",
+        "ticketinformation",
+        options=_opts("LOW", "MEDIUM", "HIGH", "URGENT"),
+    ),
+    *record_properties("ticketinformation"),
+)
+DEFAULT_PRODUCT_PROPERTIES: tuple[Property, ...] = (
+    _s("name", "Name", "productinformation"),
+    Property("price", "Unit price", "number", "number", "productinformation"),
+    _s("hs_sku", "SKU", "productinformation"),
+    _s("description", "Description", "productinformation", "textarea"),
+    *record_properties("productinformation"),
+)
+DEFAULT_LINE_ITEM_PROPERTIES: tuple[Property, ...] = (
+    _s("name", "Name", "lineiteminformation"),
+    Property("quantity", "Quantity", "number", "number", "lineiteminformation"),
+    Property("price", "Unit price", "number", "number", "lineiteminformation"),
+    Property("amount", "Net price", "number", "number", "lineiteminformation"),
+    _s("hs_sku", "SKU", "lineiteminformation"),
+    _s("hs_product_id", "Product ID", "lineiteminformation"),
+    *record_properties("lineiteminformation"),
+)
 
 
 def custom_property(spec: dict[str, Any], object_type: str) -> Property:
@@ -417,12 +490,15 @@ class Catalog:
 
     @classmethod
     def default(cls) -> Catalog:
-        return cls(
-            {
-                "contacts": {p.name: p for p in DEFAULT_CONTACT_PROPERTIES},
-                "companies": {p.name: p for p in DEFAULT_COMPANY_PROPERTIES},
-            }
-        )
+        defaults = {
+            "contacts": DEFAULT_CONTACT_PROPERTIES,
+            "companies": DEFAULT_COMPANY_PROPERTIES,
+            "deals": DEFAULT_DEAL_PROPERTIES,
+            "tickets": DEFAULT_TICKET_PROPERTIES,
+            "products": DEFAULT_PRODUCT_PROPERTIES,
+            "line_items": DEFAULT_LINE_ITEM_PROPERTIES,
+        }
+        return cls({otype: {p.name: p for p in props} for otype, props in defaults.items()})
 
     def of(self, object_type: str) -> dict[str, Property]:
-        return self.by_type[object_type]
+        return self.by_type.setdefault(object_type, {})

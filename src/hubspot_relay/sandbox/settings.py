@@ -11,6 +11,18 @@ limits = { per_10s = 100, per_day = 250000 }
 [[portals.properties]]              # custom properties, on contacts unless object_type says
 name = "favorite_color"
 type = "string"
+
+[[portals.objects]]                 # a custom object: p<hub_id>_pets, object type id 2-<n>
+name = "pets"
+label = "Pet"
+primary_display_property = "pet_name"
+associated_with = ["contacts"]
+properties = [{ name = "pet_name" }, { name = "pet_id", hasUniqueValue = true }]
+
+[[portals.association_labels]]      # the portal's own labels (USER_DEFINED)
+from = "deals"
+to = "companies"
+label = "Reseller"
 ```
 """
 
@@ -24,6 +36,7 @@ from typing import Any
 import msgspec
 
 from ..config import SANDBOX_API_KEY, SANDBOX_HUB_ID, SANDBOX_TOKEN, ConfigError
+from .errors import ApiError
 from .limits import Budget
 
 TIERS = ("free", "starter", "professional", "enterprise")
@@ -55,6 +68,10 @@ class PortalSettings:
     custom_properties: tuple[tuple[str, dict[str, Any]], ...] = tuple(
         ("contacts", p) for p in DEFAULT_CUSTOM_PROPERTIES
     )
+    # custom objects: {name, label, primary_display_property, associated_with, properties}
+    custom_objects: tuple[dict[str, Any], ...] = ()
+    # the portal's own association labels: {from, to, label}
+    association_labels: tuple[dict[str, str], ...] = ()
 
     @property
     def custom_events(self) -> bool:
@@ -79,6 +96,20 @@ class _Property(msgspec.Struct, kw_only=True):
     hasUniqueValue: bool = False
 
 
+class _Object(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    label: str | None = None
+    primary_display_property: str | None = None
+    associated_with: list[str] = msgspec.field(default_factory=lambda: ["contacts"])
+    properties: list[_Property] = msgspec.field(default_factory=list)
+
+
+class _Label(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, rename={"from_": "from"}):
+    from_: str
+    to: str
+    label: str
+
+
 class _Portal(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     hub_id: int | str
     access_tokens: list[str] = msgspec.field(default_factory=list)
@@ -87,10 +118,16 @@ class _Portal(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     limits: _Limits = msgspec.field(default_factory=_Limits)
     properties: list[_Property] = msgspec.field(default_factory=list)
     default_properties: bool = True  # also add the default portal's custom properties
+    objects: list[_Object] = msgspec.field(default_factory=list)
+    association_labels: list[_Label] = msgspec.field(default_factory=list)
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     portals: list[_Portal]
+
+
+def _spec(prop: _Property) -> dict[str, Any]:
+    return {k: v for k, v in msgspec.to_builtins(prop).items() if k != "object_type" and v is not None}
 
 
 def load_portals(path: Path) -> list[PortalSettings]:
@@ -110,10 +147,7 @@ def load_portals(path: Path) -> list[PortalSettings]:
             raise ConfigError(f"{key}: give access_tokens or api_key, or both")
         customs = [("contacts", c) for c in DEFAULT_CUSTOM_PROPERTIES] if p.default_properties else []
         for prop in p.properties:
-            spec = {
-                k: v for k, v in msgspec.to_builtins(prop).items() if k != "object_type" and v is not None
-            }
-            customs.append((prop.object_type, spec))
+            customs.append((prop.object_type, _spec(prop)))
         portals.append(
             PortalSettings(
                 hub_id=hub_id,
@@ -124,8 +158,21 @@ def load_portals(path: Path) -> list[PortalSettings]:
                     p.limits.per_10s, p.limits.per_day, p.limits.per_second, p.limits.search_per_second
                 ),
                 custom_properties=tuple(customs),
+                custom_objects=tuple(
+                    {**msgspec.to_builtins(o), "properties": [_spec(prop) for prop in o.properties]}
+                    for o in p.objects
+                ),
+                association_labels=tuple(
+                    {"from": a.from_, "to": a.to, "label": a.label} for a in p.association_labels
+                ),
             )
         )
+        try:  # a custom object or label that cannot be defined is a configuration error here
+            from .state import PortalState
+
+            PortalState(portals[-1])
+        except (ValueError, ApiError) as e:
+            raise ConfigError(f"{key}: {getattr(e, 'body', {}).get('message') or e}") from None
     hub_ids = [p.hub_id for p in portals]
     if len(set(hub_ids)) != len(hub_ids):
         raise ConfigError(f"{path}: two portals share a hub_id")

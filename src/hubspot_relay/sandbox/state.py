@@ -5,26 +5,16 @@ event definitions and completions. In memory; `snapshot`/`restore` let the app k
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ..hubspot.lifecycle import is_backwards
 from . import errors
-from .catalog import DEFAULT_READ, MODIFIED_PROPERTY, Catalog, Property, custom_property
+from .catalog import Catalog, Property, custom_property, record_properties
+from .objects import ObjectType, Registry
 from .settings import PortalSettings
-
-OBJECT_TYPES = {
-    "contacts": "contacts",
-    "contact": "contacts",
-    "0-1": "contacts",
-    "companies": "companies",
-    "company": "companies",
-    "0-2": "companies",
-}
-SINGULAR = {"contacts": "contact", "companies": "company"}
-# HubSpot's default (unlabeled) association type ids.
-DEFAULT_ASSOCIATION_TYPE = {("contacts", "companies"): 279, ("companies", "contacts"): 280}
 
 # HubSpot's default event properties, which every event definition has.
 DEFAULT_EVENT_PROPERTIES = (
@@ -70,13 +60,6 @@ def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def object_type(name: str) -> str:
-    try:
-        return OBJECT_TYPES[name.lower()]
-    except KeyError:
-        raise errors.error(400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}") from None
-
-
 @dataclass
 class Record:
     id: int
@@ -85,9 +68,9 @@ class Record:
     updated_ms: int
 
     def as_json(
-        self, object_type: str, wanted: list[str] | None = None, *, new: bool | None = None
+        self, default_read: Sequence[str], wanted: list[str] | None = None, *, new: bool | None = None
     ) -> dict[str, Any]:
-        names = wanted if wanted else DEFAULT_READ[object_type]
+        names = wanted if wanted else default_read
         props = {n: self.properties.get(n) for n in names}
         out: dict[str, Any] = {
             "id": str(self.id),
@@ -105,9 +88,11 @@ class Record:
 class PortalState:
     settings: PortalSettings
     catalog: Catalog = field(default_factory=Catalog.default)
-    records: dict[str, dict[int, Record]] = field(default_factory=lambda: {"contacts": {}, "companies": {}})
+    records: dict[str, dict[int, Record]] = field(default_factory=dict)
     next_id: int = 1001
-    associations: set[tuple[str, int, str, int]] = field(default_factory=set)
+    # (from type, from id, to type, to id, association type id): both directions are kept
+    associations: set[tuple[str, int, str, int, int]] = field(default_factory=set)
+    types: Registry = field(init=False)
     definitions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by fullyQualifiedName
     events: list[dict[str, Any]] = field(default_factory=list)
     event_uuids: set[tuple[str, str]] = field(default_factory=set)
@@ -117,9 +102,50 @@ class PortalState:
     index: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.types = Registry.standard(self.settings.hub_id)
+        for spec in self.settings.custom_objects:
+            self.define_object(spec)
         for otype, spec in self.settings.custom_properties:
-            prop = custom_property(spec, otype)
-            self.catalog.of(otype)[prop.name] = prop
+            prop = custom_property(spec, self.types.resolve(otype))
+            self.catalog.of(self.types.resolve(otype))[prop.name] = prop
+        for label in self.settings.association_labels:
+            self.types.add_label(label["from"], label["to"], label["label"])
+        for name in self.types.types:
+            self.records.setdefault(name, {})
+
+    def define_object(self, spec: dict[str, Any]) -> ObjectType:
+        """A custom object from its schema: name, labels, properties, primary display property,
+        the types it associates with."""
+        name = str(spec.get("name", ""))
+        if not re.match(r"^[a-z][a-z0-9_]{0,49}$", name):
+            raise ValueError(f"Custom object name {name!r}: lowercase letters, digits and underscores")
+        props = [custom_property(p, name) for p in spec.get("properties", [])]
+        primary = spec.get("primary_display_property") or (props[0].name if props else None)
+        otype = self.types.add_custom(
+            name,
+            str(spec.get("label") or name.title()),
+            primary,
+            list(spec.get("associated_with") or ["contacts"]),
+        )
+        catalog = self.catalog.of(otype.name)
+        for prop in (*record_properties(f"{name}_information"), *props):
+            catalog[prop.name] = prop
+        return otype
+
+    def object_type(self, name: str) -> str:
+        return self.types.resolve(name)
+
+    def singular(self, otype: str) -> str:
+        return self.types.types[otype].singular
+
+    def json(
+        self, record: Record, otype: str, wanted: list[str] | None = None, *, new: bool | None = None
+    ) -> dict[str, Any]:
+        default = self.types.types[otype]
+        read = default.default_read
+        if default.custom and default.primary_display:
+            read = (*read, default.primary_display)
+        return record.as_json(read, wanted, new=new)
 
     @property
     def hub_id(self) -> str:
@@ -173,7 +199,7 @@ class PortalState:
                 raise errors.error(
                     409,
                     "CONFLICT",
-                    f"A {SINGULAR[otype]} with {name} {value} already exists. Existing ID: {other.id}",
+                    f"A {self.singular(otype)} with {name} {value} already exists. Existing ID: {other.id}",
                 )
 
     def create(self, otype: str, values: dict[str, str], now_ms: int) -> Record:
@@ -207,7 +233,7 @@ class PortalState:
         if creating:
             record.properties.setdefault("createdate", str(now_ms))
             record.created_ms = now_ms
-        record.properties[MODIFIED_PROPERTY[otype]] = str(now_ms)
+        record.properties[self.types.types[otype].modified_property] = str(now_ms)
         self._reindex(otype, record, old)
 
     @staticmethod
@@ -220,25 +246,30 @@ class PortalState:
 
     # ---- associations ---------------------------------------------------------------------
 
-    def associate(self, from_type: str, from_id: int, to_type: str, to_id: int) -> int:
+    def associate(
+        self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int | None = None
+    ) -> int:
+        """Associate two records with a type (the unlabeled default when none is given); a
+        labelled association brings the unlabeled one too, and both directions are kept."""
         for otype, oid in ((from_type, from_id), (to_type, to_id)):
             if oid not in self.records[otype]:
-                raise errors.not_found(f"No {SINGULAR[otype]} with ID {oid} exists")
-        type_id = DEFAULT_ASSOCIATION_TYPE.get((from_type, to_type))
-        if type_id is None:
-            raise errors.error(
-                400, "VALIDATION_ERROR", f"No default association from {from_type} to {to_type}"
+                raise errors.not_found(f"No {self.singular(otype)} with ID {oid} exists")
+        default = self.types.default_association(from_type, to_type)
+        chosen = default if type_id is None else self.types.association_type(from_type, to_type, type_id)[0]
+        for t in {default, chosen}:
+            self.associations.add((from_type, from_id, to_type, to_id, t))
+            self.associations.add(
+                (to_type, to_id, from_type, from_id, self.types.inverse(from_type, to_type, t))
             )
-        self.associations.add((from_type, from_id, to_type, to_id))
-        self.associations.add((to_type, to_id, from_type, from_id))
-        return type_id
+        return chosen
 
-    def associated(self, from_type: str, from_id: int, to_type: str) -> list[int]:
-        return sorted(
-            t_id
-            for (f, f_id, t, t_id) in self.associations
-            if f == from_type and f_id == from_id and t == to_type
-        )
+    def associated(self, from_type: str, from_id: int, to_type: str) -> dict[int, list[int]]:
+        """The records of `to_type` associated with this one, each with its association type ids."""
+        found: dict[int, list[int]] = {}
+        for f, f_id, t, t_id, type_id in self.associations:
+            if f == from_type and f_id == from_id and t == to_type:
+                found.setdefault(t_id, []).append(type_id)
+        return {k: sorted(v) for k, v in sorted(found.items())}
 
     # ---- custom events --------------------------------------------------------------------
 
@@ -406,6 +437,8 @@ class PortalState:
     def restore(self, data: dict[str, Any]) -> None:
         self.next_id = data["next_id"]
         self.records = {t: {r[0]: Record(*r) for r in recs} for t, recs in data["records"].items()}
+        for name in self.types.types:
+            self.records.setdefault(name, {})
         self.index = {}
         for otype, props in data.get("custom_properties", {}).items():
             for spec in props:
@@ -413,7 +446,11 @@ class PortalState:
         for otype, recs in self.records.items():
             for record in recs.values():
                 self._reindex(otype, record, {})
-        self.associations = {tuple(a) for a in data["associations"]}  # type: ignore[misc]
+        self.associations = set()
+        for a in data["associations"]:
+            if len(a) == 4:  # a file from before association types were kept: the default type
+                a = [*a, self.types.default_association(a[0], a[2])]
+            self.associations.add(tuple(a))  # type: ignore[arg-type]
         self.definitions = data["definitions"]
         self.events = data["events"]
         self.event_uuids = {(e["eventType"], e["id"]) for e in self.events}
