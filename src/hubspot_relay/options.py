@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 
@@ -11,6 +13,9 @@ class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     page_events: bool = True  # cloud page calls become `viewed_page` custom events
     screen_events: bool = True  # screen calls become `viewed_screen` custom events
     company_id_property: str | None = None  # a unique company property keyed by groupId; else domain
+    # a unique contact property keyed by userId (created on first use): a user who changes email
+    # updates the same contact; messages without a userId are keyed by email as before
+    user_id_property: str | None = None
     # device mode (the browser plugin's settings)
     load_forms_sdk: bool = False
     flush_identify_immediately: bool = False
@@ -46,6 +51,13 @@ def parse_options(raw: dict[str, object], key: str) -> DeliveryOptions:
         raise ConfigError(f"{key}.event_batch: HubSpot takes 1 to 500 events per batch call")
     if not 1 <= opts.max_in_flight <= 64:
         raise ConfigError(f"{key}.max_in_flight: 1 to 64 calls at once")
+    if opts.user_id_property is not None and not re.match(r"^[a-z][a-z0-9_]{0,99}$", opts.user_id_property):
+        raise ConfigError(
+            f"{key}.user_id_property: a HubSpot property name (lowercase letters, digits, underscores), "
+            "like segment_user_id"
+        )
+    if opts.user_id_property in ("email", "hs_object_id"):
+        raise ConfigError(f"{key}.user_id_property: a property of its own, like segment_user_id")
     if not 1 <= opts.pipeline_depth <= 8:
         raise ConfigError(f"{key}.pipeline_depth: 1 to 8 batches at once")
     return opts

@@ -289,3 +289,45 @@ def test_every_call_is_on_the_accounts_api_version(
     assert contact.properties["firstname"] == "Vera"
     events = hs.api_request({"method": "GET", "path": "/events/v3/events?eventType=pe997086_version_checked"})
     assert len(events.json()["results"]) == 1
+
+
+def test_a_user_who_changes_email_keeps_one_contact(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    """With `user_id_property`, contacts are keyed by userId: segment-analytics-python's identify
+    with a new email updates the same contact (HubSpot keeps the old email aside)."""
+    config = tmp_path / "relay.toml"
+    config.write_text(
+        f"""
+[[accounts]]
+name = "main"
+hub_id = 997086
+access_token = "sandbox-token"
+api_base = "{sandbox.url}"
+options = {{ user_id_property = "segment_user_id" }}
+
+[[sources]]
+name = "web"
+write_key = "{WRITE_KEY}"
+account = "main"
+"""
+    )
+    hs = sandbox.client()
+    with RelayProcess(tmp_path / "data", args=("--config", str(config))) as relay:
+        client = Client(WRITE_KEY, host=relay.url, sync_mode=True)
+        client.identify("user-7", {"email": "first@example.com", "firstName": "Rae"})
+        client.flush()
+        assert wait_delivered(relay, 1)["delivered"] == 1
+        client.identify("user-7", {"email": "second@example.com", "lastName": "Diaz"})
+        client.track("user-7", "Email Changed", {"step": 2})
+        client.flush()
+        assert wait_delivered(relay, 3) == {"delivered": 3, "dead": 0, "other": 0}
+    found = hs.crm.contacts.basic_api.get_page(
+        limit=10, properties=["email", "firstname", "lastname", "segment_user_id", "hs_additional_emails"]
+    ).results
+    assert len(found) == 1
+    (contact,) = found
+    assert contact.properties["email"] == "second@example.com"
+    assert (contact.properties["firstname"], contact.properties["lastname"]) == ("Rae", "Diaz")
+    assert contact.properties["segment_user_id"] == "user-7"
+    assert contact.properties["hs_additional_emails"] == "first@example.com"
+    events = hs.api_request({"method": "GET", "path": "/events/v3/events?eventType=pe997086_email_changed"})
+    assert [e["objectId"] for e in events.json()["results"]] == [contact.id]

@@ -521,3 +521,60 @@ async def test_every_call_uses_the_accounts_api_version(
         assert (await h.queue.counts())["web"].delivered == 3
     finally:
         await h.queue.close()
+
+
+async def _all_contacts(h: Harness) -> list[dict[str, Any]]:
+    body = await h.get(
+        "/crm/v3/objects/contacts?limit=100&properties=email,segment_user_id,hs_additional_emails,firstname"
+    )
+    return [r["properties"] for r in body["results"]]
+
+
+@pytest.mark.parametrize("same_batch", [False, True])
+async def test_with_a_user_id_property_a_user_who_changes_email_keeps_one_contact(
+    tmp_path: Path, same_batch: bool
+) -> None:
+    h = await make(tmp_path, user_id_property="segment_user_id")
+    try:
+        first = {"type": "identify", "userId": "u1", "traits": {"email": "old@x.com", "firstName": "Ann"}}
+        second = {"type": "identify", "userId": "u1", "traits": {"email": "new@x.com", "lastName": "Lee"}}
+        if same_batch:
+            await h.send(first, second)
+        else:
+            await h.send(first)
+            await h.drain()
+            await h.send(second)
+        await h.send({"type": "track", "userId": "u1", "event": "Moved", "messageId": "t-1"})
+        await h.drain()
+        (contact,) = await _all_contacts(h)
+        assert contact["email"] == "new@x.com" and contact["segment_user_id"] == "u1"
+        assert contact["firstname"] == "Ann"
+        assert contact["hs_additional_emails"] == ("old@x.com" if not same_batch else None)
+        events = (await h.get("/events/v3/events?eventType=pe997086_moved"))["results"]
+        assert len(events) == 1
+        props = await h.get("/crm/v3/properties/contacts/segment_user_id")
+        assert props["hasUniqueValue"] is True  # created on first use, unique
+        assert (await h.queue.counts())["web"].delivered == 3
+    finally:
+        await h.queue.close()
+
+
+async def test_without_it_a_new_email_is_a_new_contact(h: Harness) -> None:
+    await h.send({"type": "identify", "userId": "u1", "traits": {"email": "old@x.com"}})
+    await h.drain()
+    await h.send({"type": "identify", "userId": "u1", "traits": {"email": "new@x.com"}})
+    await h.drain()
+    assert sorted(c["email"] for c in await _all_contacts(h)) == ["new@x.com", "old@x.com"]
+
+
+async def test_messages_without_a_user_id_still_go_by_email(tmp_path: Path) -> None:
+    h = await make(tmp_path, user_id_property="segment_user_id")
+    try:
+        await h.send(
+            {"type": "identify", "anonymousId": "a1", "traits": {"email": "anon@x.com", "firstName": "A"}}
+        )
+        await h.drain()
+        (contact,) = await _all_contacts(h)
+        assert contact["email"] == "anon@x.com" and contact["segment_user_id"] is None
+    finally:
+        await h.queue.close()

@@ -102,14 +102,24 @@ class ContactSender(Sender):
         if self.legacy:
             await self._send_legacy_contacts(items, s)
             return
+        uid_property = self.options.user_id_property
+        if uid_property:
+            await self._ensure_user_id_property(uid_property)
+            items = by_user(items)
         await self._lifecycle_first(items, s)
 
+        def upsert_input(p: Pending) -> dict[str, Any]:
+            user_id = p.extra.get("user_id")
+            if uid_property and user_id:  # keyed by the user: a new email updates the same contact
+                return {
+                    "id": user_id,
+                    "idProperty": uid_property,
+                    "properties": {**p.properties, "email": p.key},
+                }
+            return {"id": p.key, "idProperty": "email", "properties": p.properties}
+
         async def send(chunk: list[Pending]) -> None:
-            result = await self.client.batch(
-                "contacts",
-                "upsert",
-                [{"id": p.key, "idProperty": "email", "properties": p.properties} for p in chunk],
-            )
+            result = await self.client.batch("contacts", "upsert", [upsert_input(p) for p in chunk])
             by_email = {
                 (r.get("properties") or {}).get("email", "").lower(): r for r in result.get("results", [])
             }
@@ -138,6 +148,32 @@ class ContactSender(Sender):
                 for start in range(0, len(items), size)
             ]
         )
+
+    async def _ensure_user_id_property(self, name: str) -> None:
+        """The account's `user_id_property`, created (unique) the first time it is missing."""
+        catalog = await self.catalog("contacts")
+        if name in catalog:
+            return
+        try:
+            await self.call(
+                lambda: self.client.create_property(
+                    "contacts",
+                    {
+                        "name": name,
+                        "label": "Segment user ID",
+                        "type": "string",
+                        "fieldType": "text",
+                        "groupName": "contactinformation",
+                        "hasUniqueValue": True,
+                        "description": "The userId Segment's clients send; hubspot-relay keys contacts by it",
+                    },
+                )
+            )
+            log.info("created the user id property", account=self.account.name, name=name)
+        except HubSpotError as e:
+            if e.kind is not Kind.CONFLICT:
+                raise
+        await self.catalog("contacts", refresh=True)
 
     async def _send_legacy_contacts(self, items: list[Pending], s: Settlement) -> None:
         """The seed's dialect: `POST /contacts/v1/contact/batch/`, 100 contacts a call."""
@@ -202,3 +238,34 @@ class ContactSender(Sender):
                 )
 
             await self.split_send(clearing, clear, s, pays=False)
+
+
+def by_user(items: list[Pending]) -> list[Pending]:
+    """One upsert per user: a batch where a user changed email holds one contact per email, all
+    keyed by the same userId (HubSpot refuses an id twice in a batch). They are merged in the
+    order their messages came, so the latest email and values win."""
+    groups: dict[str, list[Pending]] = {}
+    order: list[Pending | str] = []  # each item, or the user id standing for its group
+    for item in items:
+        user_id = item.extra.get("user_id")
+        if user_id is None:
+            order.append(item)
+            continue
+        if user_id not in groups:
+            groups[user_id] = []
+            order.append(user_id)
+        groups[user_id].append(item)
+    out: list[Pending] = []
+    for entry in order:
+        if isinstance(entry, Pending):
+            out.append(entry)
+            continue
+        group = sorted(groups[entry], key=lambda p: max(p.ids))
+        merged = group[0]
+        for later in group[1:]:
+            merged.key = later.key
+            merged.properties = {**merged.properties, **later.properties}
+            merged.ids = merged.ids + later.ids
+            merged.extra["raw"] = {**merged.extra.get("raw", {}), **later.extra.get("raw", {})}
+        out.append(merged)
+    return out

@@ -96,10 +96,12 @@ class Planner:
         events: list[tuple[Leased, Event, str]] = []
         now = self.clock()
 
-        def upsert(email: str, props: dict[str, Any], mid: int) -> None:
+        def upsert(email: str, props: dict[str, Any], mid: int, user_id: str | None = None) -> None:
             pending = contacts.setdefault(email.lower(), Pending(email, {}))
             pending.properties.update(props)
             pending.ids.append(mid)
+            if user_id is not None:  # the contact's key when the account has a user_id_property
+                pending.extra["user_id"] = user_id
 
         translated: list[tuple[Leased, list[Any]]] = []
         for m in leased:
@@ -143,7 +145,7 @@ class Planner:
                             if not email:
                                 s.waiting.add(m.id)
                         if email:
-                            upsert(email, op.properties, m.id)
+                            upsert(email, op.properties, m.id, op.ref.user_id)
                     elif isinstance(op, CompanyUpdate) and self.legacy:
                         s.skipped.add(m.id)
                         log.info("group calls are not delivered in legacy mode", account=self.account_name)

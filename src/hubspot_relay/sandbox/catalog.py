@@ -180,6 +180,8 @@ DEFAULT_CONTACT_PROPERTIES: tuple[Property, ...] = (
     Property("closedate", "Close Date", "datetime", "date", group_name="sales_properties"),
     Property("lastmodifieddate", "Last Modified Date", "datetime", "date", read_only_value=True),
     Property("hs_object_id", "Record ID", "number", "number", read_only_value=True, unique=True),
+    # the emails a contact had before (HubSpot keeps them when the email changes), ';'-separated
+    Property("hs_additional_emails", "Additional email addresses", "string", "text", read_only_value=True),
     Property(
         "hs_email_optout",
         "Unsubscribed from all email",

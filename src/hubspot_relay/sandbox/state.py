@@ -222,6 +222,10 @@ class PortalState:
         for name, value in values.items():
             if name == "email":
                 value = value.strip()
+                before = record.properties.get("email")
+                if before and value and before.lower() != value.lower():  # HubSpot keeps the old one
+                    kept = [e for e in record.properties.get("hs_additional_emails", "").split(";") if e]
+                    record.properties["hs_additional_emails"] = ";".join([*kept, before])
             if name == "lifecyclestage" and value and not self._lifecycle_forward(record, value):
                 continue  # HubSpot does not move a lifecycle stage backwards: clear it first
             if value == "":

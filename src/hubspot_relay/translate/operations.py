@@ -12,6 +12,7 @@ class ContactRef:
 
     email: str | None = None
     ids: tuple[str, ...] = ()  # userId, anonymousId (one namespace, as alias treats them)
+    user_id: str | None = None  # the message's userId (a contact's key with `user_id_property`)
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
         return [Skip(reason)]
     mtype = msg.get("type")
     ids = _ids(msg)
+    user_id = str(msg["userId"]) if msg.get("userId") not in (None, "") else None
     context = msg.get("context") or {}
     ctx_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
     timestamp = str(msg.get("timestamp") or msg.get("receivedAt") or "")
@@ -151,7 +152,7 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
         if email:
             props["email"] = email
         if props:
-            ops.append(ContactUpdate(ContactRef(email, ids), props))
+            ops.append(ContactUpdate(ContactRef(email, ids, user_id), props))
         return ops
 
     if mtype == "alias":
@@ -163,7 +164,7 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
         email = (str(props["email"]).strip() if is_email(props.get("email")) else None) or email_of(
             ctx_traits, msg.get("userId")
         )
-        ref = ContactRef(email, ids)
+        ref = ContactRef(email, ids, user_id)
         ops = []
         if email:
             ops.append(Link(ids, email))

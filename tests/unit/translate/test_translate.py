@@ -45,7 +45,7 @@ def msg(mtype: str, **fields: Any) -> dict[str, Any]:
             [
                 Link(("u1",), "peter@initech.com"),
                 ContactUpdate(
-                    ContactRef("peter@initech.com", ("u1",)),
+                    ContactRef("peter@initech.com", ("u1",), "u1"),
                     {
                         "email": "peter@initech.com",
                         "firstname": "Peter",
@@ -62,7 +62,7 @@ def msg(mtype: str, **fields: Any) -> dict[str, Any]:
             [
                 Link(("peter@initech.com",), "peter@initech.com"),
                 ContactUpdate(
-                    ContactRef("peter@initech.com", ("peter@initech.com",)),
+                    ContactRef("peter@initech.com", ("peter@initech.com",), "peter@initech.com"),
                     {"firstname": "Peter", "lastname": "G", "email": "peter@initech.com"},
                 ),
             ],
@@ -70,7 +70,10 @@ def msg(mtype: str, **fields: Any) -> dict[str, Any]:
         # no email: nothing for HubSpot yet, but the traits and ids are remembered
         (
             msg("identify", userId="u2", anonymousId="a2", traits={"firstName": "Ann", "age": None}),
-            [Link(("u2", "a2"), None), ContactUpdate(ContactRef(None, ("u2", "a2")), {"firstname": "Ann"})],
+            [
+                Link(("u2", "a2"), None),
+                ContactUpdate(ContactRef(None, ("u2", "a2"), "u2"), {"firstname": "Ann"}),
+            ],
         ),
         # issue 4: address lifted, company.name, position, createdAt
         (
@@ -95,7 +98,7 @@ def msg(mtype: str, **fields: Any) -> dict[str, Any]:
             [
                 Link(("u3",), "a@b.com"),
                 ContactUpdate(
-                    ContactRef("a@b.com", ("u3",)),
+                    ContactRef("a@b.com", ("u3",), "u3"),
                     {
                         "email": "a@b.com",
                         "address": "1 Main St",
@@ -115,7 +118,9 @@ def msg(mtype: str, **fields: Any) -> dict[str, Any]:
             msg("identify", userId="u4", traits={"email": "not an email", "company": "Initech"}),
             [
                 Link(("u4",), None),
-                ContactUpdate(ContactRef(None, ("u4",)), {"email": "not an email", "company": "Initech"}),
+                ContactUpdate(
+                    ContactRef(None, ("u4",), "u4"), {"email": "not an email", "company": "Initech"}
+                ),
             ],
         ),
     ],
@@ -129,7 +134,7 @@ def test_track_the_seeds_examples() -> None:
     plain = msg(
         "track", userId="YOUR_USER_ID", event="Bought Item", properties={"email": "peter@initech.com"}
     )
-    ref = ContactRef("peter@initech.com", ("YOUR_USER_ID",))
+    ref = ContactRef("peter@initech.com", ("YOUR_USER_ID",), "YOUR_USER_ID")
     assert translate(plain, OPTS) == [
         Link(("YOUR_USER_ID",), "peter@initech.com"),
         Event(ref, "bought_item", TS, event_uuid("m-1"), {}, "Bought Item"),
