@@ -192,6 +192,8 @@ def serve(
         except (PortInUse, RuntimeError) as e:
             err.print(f"[bold red]the HubSpot sandbox:[/] {escape(str(e))}", highlight=False)
             raise typer.Exit(1) from None
+        if deliver and any(a.mappings for a in cfg.accounts):
+            _check_mappings(cfg)  # against the portal, before any message is read
         _banner(cfg, host, port)
         if sandbox_note:
             err.print(f"  [bold yellow]{sandbox_note}[/]", highlight=False)
@@ -200,6 +202,38 @@ def serve(
                 f"  analytics.js: {analytics_js_dir} (demo: http://{host}:{port}/demo)", highlight=False
             )
         _serve(cfg, sock, host, port, log_level, deliver, analytics_js_dir)
+
+
+def _check_mappings(cfg: Config) -> None:
+    """Every account's mappings against its portal: object types, properties, labels."""
+    from .hubspot.client import HubSpotClient
+    from .hubspot.errors import HubSpotError
+    from .hubspot.ratelimit import AccountLimiter
+    from .pipeline.objects import check_mappings
+
+    async def check() -> list[str]:
+        problems: list[str] = []
+        for account in cfg.accounts:
+            if not account.mappings:
+                continue
+            client = HubSpotClient(account, AccountLimiter(account.limits.per_10s, account.limits.per_day))
+            try:
+                problems += await check_mappings(account, client, account.delivery.create_properties)
+            except HubSpotError as e:
+                problems.append(
+                    f"accounts[{account.name}]: reading HubSpot portal {account.hub_id} failed: "
+                    f"{e.describe()}"
+                )
+            finally:
+                await client.aclose()
+        return problems
+
+    problems = asyncio.run(check())
+    if problems:
+        err.print("[bold red]the mappings do not fit the HubSpot portal:[/]", highlight=False)
+        for problem in problems:
+            err.print(f"  - {escape(problem)}", highlight=False)
+        raise typer.Exit(2)
 
 
 def _serve(

@@ -21,6 +21,7 @@ import msgspec
 from .hubspot.paths import API_VERSIONS, DEFAULT_API_VERSION, is_dated
 from .options import DeliveryOptions, parse_options
 from .secrets import Secret
+from .translate import mappings as mapping_rules
 
 ApiMode = Literal["v3", "legacy"]
 
@@ -88,6 +89,7 @@ class _Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     limit_increases: int = 0
     limits: _Limits = msgspec.field(default_factory=_Limits)
     options: dict[str, Any] = msgspec.field(default_factory=dict)
+    mappings: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
 class _Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -155,6 +157,7 @@ class Account:
     options: Mapping[str, Any] = field(default_factory=dict)
     sandbox: bool = False
     api_version: str = DEFAULT_API_VERSION  # the path family of every v3-mode call (see hubspot/paths.py)
+    mappings: tuple[mapping_rules.Mapping, ...] = ()  # Segment calls -> any HubSpot object
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
 
 
@@ -335,7 +338,18 @@ def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
         options=dict(raw.options),
         delivery=parse_options(dict(raw.options), f"{key}.options"),
         api_version=validate_api_version(raw.api_version, f"{key}.api_version"),
+        mappings=_mappings(raw.mappings, f"{key}.mappings", mode),
     )
+
+
+def _mappings(raw: list[dict[str, Any]], key: str, mode: ApiMode) -> tuple[mapping_rules.Mapping, ...]:
+    try:
+        mappings = mapping_rules.parse_mappings(raw, key)
+    except mapping_rules.MappingError as e:
+        raise ConfigError(str(e)) from None
+    if mappings and mode == "legacy":
+        raise ConfigError(f"{key}: mappings need an access token (v3): legacy mode has no objects API")
+    return mappings
 
 
 def validate_api_version(value: str, key: str) -> str:

@@ -105,7 +105,7 @@ def test_the_planner_sends_traits_another_process_left_waiting(path: Path) -> No
     identity = Raced(path)
     body = b'{"type":"identify","userId":"u1","messageId":"m1","traits":{"email":"a@x.io","firstName":"New"}}'
     leased = [Leased(7, "web", "m1", "identify", body, _time.time(), None, 1)]
-    (contacts, _, _, _), _ = Planner("acct", DeliveryOptions(), identity).plan(leased, Settlement())
+    (contacts, _, _, _, _), _ = Planner("acct", DeliveryOptions(), identity).plan(leased, Settlement())
     pending = contacts["a@x.io"]
     assert pending.properties["plan"] == "pro"
     assert pending.properties["firstname"] == "New"  # the batch's own value wins over the older one

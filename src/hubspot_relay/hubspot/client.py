@@ -137,6 +137,24 @@ class HubSpotClient:
             {"inputs": inputs},
         )
 
+    async def associate_labelled(
+        self, from_type: str, to_type: str, pairs: list[tuple[str, str]], type_id: int, category: str
+    ) -> None:
+        """Associations with a label (`batch/create` with its type)."""
+        spec = [{"associationCategory": category, "associationTypeId": type_id}]
+        inputs = [{"from": {"id": a}, "to": {"id": b}, "types": spec} for a, b in pairs]
+        await self.request(
+            "POST", f"{self.paths.associations(from_type, to_type)}/batch/create", {"inputs": inputs}
+        )
+
+    async def association_labels(self, from_type: str, to_type: str) -> list[dict[str, Any]]:
+        return list(
+            (await self.request("GET", f"{self.paths.associations(from_type, to_type)}/labels"))["results"]
+        )
+
+    async def schemas(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", self.paths.schemas()))["results"])
+
     async def event_definitions(self) -> list[dict[str, Any]]:
         return list((await self.request("GET", self.paths.event_definitions()))["results"])
 

@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 
@@ -29,6 +30,7 @@ from .companies import CompanySender
 from .contacts import ContactSender
 from .events import EventSender
 from .identity import Identities
+from .objects import ObjectSender
 from .planner import Planned, Planner
 from .queue import Leased, Queue
 from .settlement import Settlement, settle
@@ -43,7 +45,7 @@ DRAINED_OVERLAP_WAIT_S = 1.0
 PAUSE_RECHECK_S = 2.0
 
 
-class Delivery(ContactSender, CompanySender, EventSender):
+class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
     def __init__(
         self,
         account: Account,
@@ -66,6 +68,8 @@ class Delivery(ContactSender, CompanySender, EventSender):
         self.client = client
         self.clock = clock
         self.catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]] = {}
+        self.object_paths: dict[str, str] = {}
+        self.association_types: dict[tuple[str, str], list[dict[str, Any]]] = {}
         # Shared with other relay processes (Redis): catalogs, definitions, and pauses re-read.
         self.cache = cache
         self.processes = processes  # relay processes sharing this account's budget (Redis)
@@ -84,7 +88,13 @@ class Delivery(ContactSender, CompanySender, EventSender):
         self.setup_lock = asyncio.Lock()
         self.legacy = account.api_mode == "legacy"
         self.planner = Planner(
-            account.name, options, identity, legacy=self.legacy, disabled=disabled_sources, clock=clock
+            account.name,
+            options,
+            identity,
+            legacy=self.legacy,
+            disabled=disabled_sources,
+            clock=clock,
+            mappings=account.mappings,
         )
 
     def pause(self, paused: bool) -> None:
@@ -330,12 +340,12 @@ class Delivery(ContactSender, CompanySender, EventSender):
         finally:
             if s.planned is not None:
                 s.planned.set()
-        if s.released and not plan[0] and not plan[2]:
+        if s.released and not plan[0] and not plan[2] and not plan[4]:
             # Everything waits for a batch in flight: keep this slot until one frees something (a
             # second at most), rather than leasing the same messages again at once.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._freed.wait(), timeout=1.0)
-        contacts, companies, events, event_traits = plan
+        contacts, companies, events, event_traits, objects = plan
         # Everything each message needs is owed before anything is sent: a daily limit that
         # stops the batch half-way then knows exactly which messages are not finished.
         for p in contacts.values():
@@ -344,6 +354,10 @@ class Delivery(ContactSender, CompanySender, EventSender):
             s.owe(group.ids)
         for m, _, _ in events:
             s.owe([m.id])
+        for record in objects.values():
+            s.owe(record.ids)  # its upsert
+            if record.associate:
+                s.owe(record.ids)  # and its associations, paid once they are all made
         # Event definitions are made ready while the contacts go (a round trip each, at HubSpot's
         # latency); the events themselves wait for their contacts.
         definitions = None
@@ -354,6 +368,8 @@ class Delivery(ContactSender, CompanySender, EventSender):
                 await self.send_contacts(list(contacts.values()), s)
             if companies:
                 await self.send_companies(list(companies.values()), s)
+            if objects:  # after contacts and companies: the records are associated with them
+                await self.send_objects(list(objects.values()), s)
             # Upserts done: later batches may write these contacts, and send their events, already
             # (what this batch handed back is in the queue again, ahead of them).
             self.release_keys(s, writes)

@@ -15,6 +15,7 @@ import structlog
 from ..options import DeliveryOptions
 from ..segment.messages import stamped
 from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, translate
+from ..translate.mappings import Association, MappedRecord, Mapping, MappingError, records
 from .identity import Identities
 from .queue import Leased
 from .settlement import Settlement
@@ -43,13 +44,32 @@ class Pending:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class ObjectPending:
+    """A record the account's mappings make (any object type), as several messages describe it."""
+
+    mapping: str
+    object: str
+    id_property: str
+    id: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)
+    # (association, what it points at: an email, a groupId, or the keys of another mapping's records)
+    associate: list[tuple[Association, str | tuple[tuple[str, str], ...]]] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.object, self.id)
+
+
 # (contacts by email, companies by groupId, events with their email, legacy tracks' contact
-# properties), then the contacts and companies the batch writes.
+# properties, mapped records by (object, id)), then the contacts and companies the batch writes.
 Calls = tuple[
     dict[str, Pending],
     dict[str, CompanyBatch],
     list[tuple[Leased, Event, str]],
     dict[int, dict[str, Any]],
+    dict[tuple[str, str], ObjectPending],
 ]
 Planned = tuple[Calls, set[str]]
 
@@ -74,7 +94,9 @@ class Planner:
         legacy: bool = False,
         disabled: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
+        mappings: Sequence[Mapping] = (),
     ) -> None:
+        self.mappings = tuple(mappings)
         self.account_name = account_name
         self.options = options
         self.identity = identity
@@ -94,6 +116,7 @@ class Planner:
         event_traits: dict[int, dict[str, Any]] = {}  # legacy mode: a track's context.traits
         companies: dict[str, CompanyBatch] = {}
         events: list[tuple[Leased, Event, str]] = []
+        objects: dict[tuple[str, str], ObjectPending] = {}
         now = self.clock()
 
         def upsert(email: str, props: dict[str, Any], mid: int, user_id: str | None = None) -> None:
@@ -104,12 +127,22 @@ class Planner:
                 pending.extra["user_id"] = user_id
 
         translated: list[tuple[Leased, list[Any]]] = []
+        mapped: dict[int, tuple[list[MappedRecord], dict[str, Any]]] = {}
         for m in leased:
             if m.source in self.disabled:
                 s.skipped.add(m.id)
                 continue
             try:
-                translated.append((m, translate(stamped(m.body, m.received_at, m.sent_at), self.options)))
+                msg = stamped(m.body, m.received_at, m.sent_at)
+                ops = translate(msg, self.options)
+                matching = [mp for mp in self.mappings if mp.matches(msg)]
+                if matching:
+                    mapped[m.id] = ([r for mp in matching for r in records(mp, msg)], msg)
+                    if any(mp.replace for mp in matching):  # only Link ops stay: who is who
+                        ops = [op for op in ops if isinstance(op, Link)]
+                translated.append((m, ops))
+            except MappingError as e:
+                s.fail([m.id], str(e)[:500])
             except Exception as e:
                 s.fail([m.id], f"could not translate the message: {type(e).__name__}: {e}"[:500])
         # What the identity map knows about everyone in the batch, read at once (a shared map
@@ -119,6 +152,7 @@ class Planner:
         try:
             for m, ops in translated:
                 writes, reads = self._keys_of(m.source, ops)
+                writes |= {f"object:{r.object}:{r.id}" for r in mapped.get(m.id, ([], {}))[0]}
                 if held and (writes | reads) & held:  # before any side effect (a link, traits taken)
                     s.carried.add(m.id)
                     held = held | writes | reads
@@ -177,6 +211,8 @@ class Planner:
                             )
                     elif isinstance(op, Skip):
                         s.skipped.add(m.id)
+                if m.id in mapped:
+                    self._map(m, ops, mapped[m.id], objects, s, now)
         except BaseException:
             self.identity.flush(take=False)  # the ties made stand; nothing waiting is taken
             raise
@@ -187,7 +223,50 @@ class Planner:
             pending = contacts.setdefault(email.lower(), Pending(email, {}))
             pending.properties = {**traits, **pending.properties}
             pending.ids.append(mid)
-        return (contacts, companies, events, event_traits), keys
+        return (contacts, companies, events, event_traits, objects), keys
+
+    def _map(
+        self,
+        m: Leased,
+        ops: list[Any],
+        made: tuple[list[MappedRecord], dict[str, Any]],
+        objects: dict[tuple[str, str], ObjectPending],
+        s: Settlement,
+        now: float,
+    ) -> None:
+        """This message's mapped records, coalesced by (object, id), their associations resolved
+        to what the send step needs: the buyer's email, the company's groupId, the records of
+        another mapping made from the same message."""
+        records_made, msg = made
+        email = next((op.email for op in ops if isinstance(op, Link) and op.email), None)
+        if email is None:
+            ids = tuple(str(msg[k]) for k in ("userId", "anonymousId") if msg.get(k) not in (None, ""))
+            email = self.identity.email_for(m.source, ids)
+        if email is None and any(a.to == "contact" for r in records_made for a, _ in r.associate):
+            if now - m.received_at < self.options.unresolved_event_wait_s:
+                s.fail([m.id], "waiting for an identify or alias that gives this user's email", retry_in=0.0)
+            else:
+                s.fail(
+                    [m.id], "no email is known for this user, to associate the records with: send an identify"
+                )
+            return
+        by_mapping: dict[str, list[tuple[str, str]]] = {}
+        for r in records_made:
+            by_mapping.setdefault(r.mapping, []).append((r.object, r.id))
+        for r in records_made:
+            pending = objects.setdefault(
+                (r.object, r.id), ObjectPending(r.mapping, r.object, r.id_property, r.id)
+            )
+            pending.properties.update(r.properties)
+            pending.ids.append(m.id)
+            for association, target in r.associate:
+                if association.to == "contact":
+                    pending.associate.append((association, str(email)))
+                elif association.to == "company":
+                    if target is not None:
+                        pending.associate.append((association, target))
+                else:
+                    pending.associate.append((association, tuple(by_mapping.get(association.to, []))))
 
     def _keys_of(self, source: str, ops: Sequence[Any]) -> tuple[set[str], set[str]]:
         """(the contacts and companies a message's operations write, the contacts its events are

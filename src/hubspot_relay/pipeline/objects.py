@@ -1,0 +1,323 @@
+"""Sending the records the account's mappings make: upserts 100 a call per object type, keyed by
+each mapping's unique `id_property`, values checked against that object's catalog; then their
+associations, batched per pair of types and label, to the buyer's contact, the company of a
+groupId, or another mapping's records from the same message. Also the start-up check of the
+mappings against the portal (`check_mappings`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..config import Account
+from ..hubspot.client import HubSpotClient
+from ..hubspot.errors import HubSpotError, Kind
+from ..translate import prepare
+from ..translate.mappings import Association
+from .planner import ObjectPending, Pending
+from .sending import Sender, log
+from .settlement import Settlement
+
+STANDARD_OBJECTS = ("contacts", "companies", "deals", "tickets", "products", "line_items")
+_SINGULAR = {"contact": "contacts", "company": "companies"}
+
+
+class ObjectSender(Sender):
+    object_paths: dict[str, str]  # a mapping's `object` -> as HubSpot's paths take it
+    association_types: dict[tuple[str, str], list[dict[str, Any]]]  # (from, to) -> its labels
+
+    async def object_path(self, name: str) -> str:
+        """`deals` as it is; `pets` as `p<hubId>_pets` (read from the portal's schemas once)."""
+        resolved = self.object_paths
+        if name in resolved:
+            return resolved[name]
+        if name in STANDARD_OBJECTS or name.startswith(("0-", "2-", f"p{self.account.hub_id}_")):
+            resolved[name] = name
+            return name
+        schemas = await self.call(self.client.schemas)
+        for schema in schemas:
+            if name in (schema.get("name"), schema.get("fullyQualifiedName"), schema.get("objectTypeId")):
+                resolved[name] = str(schema["fullyQualifiedName"])
+                return resolved[name]
+        raise HubSpotError(
+            400,
+            {"message": f"no object type {name!r} in HubSpot portal {self.account.hub_id}"},
+            kind=Kind.PERMANENT,
+        )
+
+    async def label_type(self, from_type: str, to_type: str, label: str | None) -> tuple[int, str] | None:
+        """The association type for a label (None: the unlabeled default)."""
+        if label is None:
+            return None
+        cache = self.association_types
+        if (from_type, to_type) not in cache:
+            cache[(from_type, to_type)] = await self.call(
+                lambda: self.client.association_labels(from_type, to_type)
+            )
+        for entry in cache[(from_type, to_type)]:
+            if entry.get("label") == label:
+                return int(entry["typeId"]), str(entry.get("category", "USER_DEFINED"))
+        raise HubSpotError(
+            400,
+            {
+                "message": f"no association label {label!r} from {from_type} to {to_type} "
+                f"in portal {self.account.hub_id}"
+            },
+            kind=Kind.PERMANENT,
+        )
+
+    async def send_objects(self, records: list[ObjectPending], s: Settlement) -> None:
+        hubspot_ids: dict[tuple[str, str], str] = {}  # (mapping object, id) -> HubSpot's record id
+        by_object: dict[str, list[ObjectPending]] = {}
+        for record in records:
+            by_object.setdefault(record.object, []).append(record)
+        for name, group in by_object.items():
+            path = await self.object_path(name)
+            await self._upsert(path, name, group, s, hubspot_ids)
+        await self._associate(records, s, hubspot_ids)
+
+    async def _upsert(
+        self,
+        path: str,
+        name: str,
+        group: list[ObjectPending],
+        s: Settlement,
+        hubspot_ids: dict[tuple[str, str], str],
+    ) -> None:
+        catalog = await self.catalog(path)
+        items = []
+        for record in group:
+            clean, dropped = prepare(record.properties, catalog)
+            if dropped:
+                self.identity.count_dropped(self.account.name, path, dropped)
+            items.append(Pending(record.id, clean, list(record.ids), {"id_property": record.id_property}))
+
+        async def send(chunk: list[Pending]) -> None:
+            inputs = [
+                {"id": p.key, "idProperty": p.extra["id_property"], "properties": p.properties} for p in chunk
+            ]
+            result = await self.client.batch(path, "upsert", inputs)
+            for r in result.get("results", []):
+                props = r.get("properties") or {}
+                for p in chunk:
+                    if str(props.get(p.extra["id_property"], "")) == p.key:
+                        hubspot_ids[(name, p.key)] = str(r["id"])
+
+        async def stale_catalog(e: HubSpotError, chunk: list[Pending]) -> bool:
+            missing = e.missing_properties()
+            if not missing:
+                return False
+            await self.catalog(path, refresh=True)
+            for p in chunk:
+                for key in missing:
+                    p.properties.pop(key, None)
+            return True
+
+        size = self.options.contact_batch
+        await self.in_parallel(
+            [
+                lambda chunk=items[start : start + size]: self.split_send(
+                    chunk, send, s, on_validation=stale_catalog
+                )
+                for start in range(0, len(items), size)
+            ]
+        )
+
+    async def _associate(
+        self, records: list[ObjectPending], s: Settlement, hubspot_ids: dict[tuple[str, str], str]
+    ) -> None:
+        """Every association of the records that went through, one call per (types, label) and
+        100 pairs; a target not known yet (a company no group call created) waits and retries."""
+        calls: dict[tuple[str, str, str | None], list[tuple[str, str, list[int]]]] = {}
+        for record in records:
+            from_id = hubspot_ids.get((record.object, record.id))
+            if from_id is None:
+                continue  # its upsert failed: settled there
+            from_path = await self.object_path(record.object)
+            for association, target in record.associate:
+                to_path, to_ids = await self._targets(association, target, record, hubspot_ids, s)
+                for to_id in to_ids:
+                    calls.setdefault((from_path, to_path, association.label), []).append(
+                        (from_id, to_id, record.ids)
+                    )
+        for (from_path, to_path, label), pairs in calls.items():
+            try:
+                kind = await self.label_type(from_path, to_path, label)
+            except HubSpotError as e:
+                self.failed(e, [i for _, _, ids in pairs for i in ids], s)
+                continue
+            for start in range(0, len(pairs), 100):
+                chunk = pairs[start : start + 100]
+                items = [Pending(f"{a}>{b}", {}, list(ids)) for a, b, ids in chunk]
+
+                async def send(
+                    part: list[Pending], kind: Any = kind, f: str = from_path, t: str = to_path
+                ) -> None:
+                    pairs_ = [(a, b) for a, _, b in (p.key.partition(">") for p in part)]
+                    if kind is None:
+                        await self.client.associate(f, t, pairs_)
+                    else:
+                        await self.client.associate_labelled(f, t, pairs_, kind[0], kind[1])
+
+                await self.split_send(items, send, s, pays=False)
+        # The associations were owed once per message (see Delivery.deliver): paid now, unless failed.
+        done = [i for r in records if r.associate for i in r.ids if i not in s.retry and i not in s.dead]
+        s.pay(done)
+        await self.ack_finished(s, done)
+
+    async def _targets(
+        self,
+        association: Association,
+        target: str | tuple[tuple[str, str], ...],
+        record: ObjectPending,
+        hubspot_ids: dict[tuple[str, str], str],
+        s: Settlement,
+    ) -> tuple[str, list[str]]:
+        if association.to == "contact":
+            contact_id, _ = self.identity.contact(self.account.name, str(target))
+            if contact_id is None:
+                contact_id = await self._find_contact(str(target))
+            if contact_id is None:
+                s.fail(record.ids, f"no HubSpot contact for {target} yet", retry_in=0.0)
+                return "contacts", []
+            return "contacts", [contact_id]
+        if association.to == "company":
+            company_id = self.identity.company(self.account.name, str(target))
+            if company_id is None:
+                s.fail(
+                    record.ids,
+                    f"waiting for a group call that gives company {target} "
+                    f"(to associate {record.object} with it)",
+                    retry_in=0.0,
+                )
+                return "companies", []
+            return "companies", [company_id]
+        keys = target if isinstance(target, tuple) else ()
+        if not keys:
+            return "", []
+        found = [hubspot_ids[key] for key in keys if key in hubspot_ids]
+        return await self.object_path(keys[0][0]), found
+
+    async def _find_contact(self, email: str) -> str | None:
+        try:
+            result = await self.call(
+                lambda: self.client.batch(
+                    "contacts", "read", [{"id": email}], idProperty="email", properties=["email"]
+                )
+            )
+        except HubSpotError:
+            return None
+        for r in result.get("results", []):
+            self.identity.save_contacts(self.account.name, [(email, str(r["id"]), None)])
+            return str(r["id"])
+        return None
+
+
+async def check_mappings(account: Account, client: HubSpotClient, create_properties: bool) -> list[str]:
+    """What in the account's mappings the portal does not have (object types, properties,
+    association labels), each naming the mapping's key and the portal; [] when all is there.
+    With `create_properties`, a missing `id_property` is created (unique) and missing
+    properties (text) too."""
+    problems: list[str] = []
+    portal = f"HubSpot portal {account.hub_id}"
+    schemas: list[dict[str, Any]] | None = None
+    paths: dict[str, str] = {}
+    catalogs: dict[str, dict[str, dict[str, Any]]] = {}
+    for i, mapping in enumerate(account.mappings):
+        key = f"accounts[{account.name}].mappings[{i}] ({mapping.name})"
+        name = mapping.object
+        if name not in paths:
+            if name in STANDARD_OBJECTS:
+                paths[name] = name
+            else:
+                if schemas is None:
+                    schemas = await client.schemas()
+                match = next(
+                    (
+                        x
+                        for x in schemas
+                        if name in (x.get("name"), x.get("fullyQualifiedName"), x.get("objectTypeId"))
+                    ),
+                    None,
+                )
+                if match is None:
+                    known = ", ".join([*STANDARD_OBJECTS, *(str(x.get("name")) for x in schemas)])
+                    problems.append(f"{key}.object: {name!r} is not an object type of {portal} ({known})")
+                    continue
+                paths[name] = str(match["fullyQualifiedName"])
+        path = paths[name]
+        if path not in catalogs:
+            catalogs[path] = {p["name"]: p for p in await client.properties(path)}
+        catalog = catalogs[path]
+        id_prop = catalog.get(mapping.id_property)
+        if id_prop is None and create_properties:
+            spec = {
+                "name": mapping.id_property,
+                "label": mapping.id_property.replace("_", " ").title(),
+                "type": "string",
+                "fieldType": "text",
+                "groupName": _group(name),
+                "hasUniqueValue": True,
+            }
+            try:
+                catalog[mapping.id_property] = await client.create_property(path, spec)
+                log.info(
+                    "created a mapping's id property",
+                    account=account.name,
+                    object=path,
+                    name=mapping.id_property,
+                )
+            except HubSpotError as e:
+                problems.append(
+                    f"{key}.id_property: could not create {mapping.id_property!r} on {path}: {e.describe()}"
+                )
+                continue
+        elif id_prop is None:
+            problems.append(
+                f"{key}.id_property: {path} has no property {mapping.id_property!r} in {portal} "
+                "(create it as a unique property, or set create_properties = true)"
+            )
+        elif not id_prop.get("hasUniqueValue"):
+            problems.append(
+                f"{key}.id_property: {mapping.id_property!r} is not a unique property of {path} in {portal}"
+            )
+        for prop in mapping.properties:
+            if prop in catalog:
+                continue
+            if create_properties:
+                spec = {
+                    "name": prop,
+                    "label": prop.replace("_", " ").title(),
+                    "type": "string",
+                    "fieldType": "text",
+                    "groupName": _group(name),
+                }
+                catalog[prop] = await client.create_property(path, spec)
+            else:
+                problems.append(f"{key}.properties.{prop}: {path} has no property {prop!r} in {portal}")
+        for j, association in enumerate(mapping.associate):
+            if association.label is None:
+                continue
+            to = _SINGULAR.get(association.to)
+            if to is None:
+                other = next((m.object for m in account.mappings if m.name == association.to), association.to)
+                to = paths.get(other, other)
+            labels = [x.get("label") for x in await client.association_labels(path, to)]
+            if association.label not in labels:
+                named = ", ".join(repr(x) for x in labels if x) or "none"
+                problems.append(
+                    f"{key}.associate[{j}].label: no label {association.label!r} "
+                    f"from {path} to {to} in {portal} "
+                    f"(labels there: {named})"
+                )
+    return problems
+
+
+def _group(object_name: str) -> str:
+    singular = {"deals": "deal", "tickets": "ticket", "products": "product", "line_items": "lineitem"}
+    return f"{singular.get(object_name, object_name)}information"
+
+
+def describe(problems: Sequence[str]) -> str:
+    return "\n".join(f"  - {p}" for p in problems)
