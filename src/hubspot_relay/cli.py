@@ -603,6 +603,7 @@ def preview(
     from .preview import PreviewError
     from .preview import preview as dry_run
 
+    configure_logs("console", "warning")  # stdout is the preview's; what delivery logs is not
     cfg = _load_config(config)
     try:
         raw = sys.stdin.buffer.read() if str(message) == "-" else message.read_bytes()

@@ -31,7 +31,7 @@ from .pipeline.settlement import Settlement
 from .segment.messages import InvalidMessage, accept
 
 # Reads that decide what a request holds: answered by HubSpot (or the delivery's cache).
-_READS = ("/properties/", "/event-definitions", "/crm-object-schemas/")  # (in either path family)
+_READS = ("/properties/", "/event-definitions", "/crm-object-schemas/", "/labels")  # (either family)
 _POST_READS = ("/search", "/batch/read")  # a company found by its domain, a contact's lifecycle stage
 
 
