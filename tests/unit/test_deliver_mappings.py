@@ -127,3 +127,78 @@ async def test_an_order_without_its_id_is_refused_with_the_reason(tmp_path: Path
         assert await deals(h) == []
     finally:
         await h.queue.close()
+
+
+async def test_a_contact_is_found_by_a_former_email(tmp_path: Path) -> None:
+    """The buyer's email is one their contact had before (HubSpot keeps it in hs_additional_emails):
+    the order is associated with that contact, not a new one."""
+    h = await harness(tmp_path, {**ORDERS, "associate": [{"to": "contact"}]})
+    try:
+        auth = {"Authorization": "Bearer sandbox-token"}
+        made = await h.http.post(
+            "/crm/v3/objects/contacts", json={"properties": {"email": "old@x.com"}}, headers=auth
+        )
+        contact_id = made.json()["id"]
+        await h.http.patch(
+            f"/crm/v3/objects/contacts/{contact_id}",
+            json={"properties": {"email": "new@x.com"}},
+            headers=auth,
+        )
+        await h.send(
+            {
+                **order("o-9"),
+                "userId": "legacy-user",
+                "properties": {**order("o-9")["properties"], "email": "old@x.com"},
+            }
+        )
+        await h.drain()
+        (deal,) = (await h.get("/crm/v3/objects/deals?limit=10"))["results"]
+        linked = (await h.get(f"/crm/v4/objects/deals/{deal['id']}/associations/contacts"))["results"]
+        assert [str(x["toObjectId"]) for x in linked] == [contact_id]
+    finally:
+        await h.queue.close()
+
+
+async def test_the_start_up_check_names_each_problem(tmp_path: Path) -> None:
+    from hubspot_relay.pipeline.objects import check_mappings
+
+    h = await make(tmp_path)
+    try:
+        bad = [
+            {
+                **ORDERS,
+                "properties": {"colour": "properties.c"},
+                "associate": [{"to": "company", "label": "Reseller"}],
+            },
+            {
+                **ORDERS,
+                "name": "tickets",
+                "object": "tickets",
+                "id_property": "subject",
+                "properties": {"content": "properties.c"},
+                "associate": [],
+            },
+            {**ORDERS, "name": "pets", "object": "pets"},
+        ]
+        account = replace(h.delivery.account, mappings=parse_mappings(bad, "m"))
+        problems = await check_mappings(account, h.delivery.client, create_properties=False)
+        portal = "HubSpot portal 997086"
+        m = "accounts[sandbox].mappings"
+        assert problems == [
+            f"{m}[0] (orders).id_property: deals has no property 'segment_order_id' in "
+            f"{portal} (create it as a unique property, or set create_properties = true)",
+            f"{m}[0] (orders).properties.colour: deals has no property 'colour' in {portal}",
+            f"{m}[0] (orders).associate[0].label: no label 'Reseller' from deals to "
+            f"companies in {portal} (labels there: 'Primary')",
+            f"{m}[1] (tickets).id_property: 'subject' is not a unique property of tickets in {portal}",
+            f"{m}[2] (pets).object: 'pets' is not an object type of {portal} "
+            "(contacts, companies, deals, tickets, products, line_items)",
+        ]
+        fixed = await check_mappings(
+            replace(account, mappings=account.mappings[:1]), h.delivery.client, create_properties=True
+        )
+        assert fixed == [problems[2]]  # the properties are created; a label is not
+        prop = await h.get("/crm/v3/properties/deals/segment_order_id")
+        assert prop["hasUniqueValue"] is True
+    finally:
+        await h.queue.close()

@@ -200,18 +200,44 @@ class ObjectSender(Sender):
         return await self.object_path(keys[0][0]), found
 
     async def _find_contact(self, email: str) -> str | None:
+        """The contact with this email, or with it among its former ones (`hs_additional_emails`:
+        a contact whose email changed keeps its old ones there)."""
         try:
             result = await self.call(
                 lambda: self.client.batch(
                     "contacts", "read", [{"id": email}], idProperty="email", properties=["email"]
                 )
             )
+            found = [str(r["id"]) for r in result.get("results", [])]
+            if not found:
+                body = {
+                    "filterGroups": [
+                        {
+                            "filters": [
+                                {
+                                    "propertyName": "hs_additional_emails",
+                                    "operator": "CONTAINS_TOKEN",
+                                    "value": email,
+                                }
+                            ]
+                        }
+                    ],
+                    "properties": ["email", "hs_additional_emails"],
+                    "limit": 10,
+                }
+                hits = (await self.call(lambda: self.client.search("contacts", body))).get("results", [])
+                found = [
+                    str(r["id"])
+                    for r in hits
+                    if email.lower()
+                    in str((r.get("properties") or {}).get("hs_additional_emails", "")).lower().split(";")
+                ]
         except HubSpotError:
             return None
-        for r in result.get("results", []):
-            self.identity.save_contacts(self.account.name, [(email, str(r["id"]), None)])
-            return str(r["id"])
-        return None
+        if not found:
+            return None
+        self.identity.save_contacts(self.account.name, [(email, found[0], None)])
+        return found[0]
 
 
 async def check_mappings(account: Account, client: HubSpotClient, create_properties: bool) -> list[str]:
