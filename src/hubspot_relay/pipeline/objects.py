@@ -129,7 +129,7 @@ class ObjectSender(Sender):
     ) -> None:
         """Every association of the records that went through, one call per (types, label) and
         100 pairs; a target not known yet (a company no group call created) waits and retries."""
-        calls: dict[tuple[str, str, str | None], list[tuple[str, str, list[int]]]] = {}
+        calls: dict[tuple[str, str, str | None], dict[tuple[str, str], list[int]]] = {}
         for record in records:
             from_id = hubspot_ids.get((record.object, record.id))
             if from_id is None:
@@ -138,18 +138,18 @@ class ObjectSender(Sender):
             for association, target in record.associate:
                 to_path, to_ids = await self._targets(association, target, record, hubspot_ids, s)
                 for to_id in to_ids:
-                    calls.setdefault((from_path, to_path, association.label), []).append(
-                        (from_id, to_id, record.ids)
-                    )
-        for (from_path, to_path, label), pairs in calls.items():
+                    pairs = calls.setdefault((from_path, to_path, association.label), {})
+                    pairs.setdefault((from_id, to_id), []).extend(record.ids)  # each pair once
+        for (from_path, to_path, label), by_pair in calls.items():
             try:
                 kind = await self.label_type(from_path, to_path, label)
             except HubSpotError as e:
-                self.failed(e, [i for _, _, ids in pairs for i in ids], s)
+                self.failed(e, [i for ids in by_pair.values() for i in ids], s)
                 continue
+            pairs = list(by_pair.items())
             for start in range(0, len(pairs), 100):
                 chunk = pairs[start : start + 100]
-                items = [Pending(f"{a}>{b}", {}, list(ids)) for a, b, ids in chunk]
+                items = [Pending(f"{a}>{b}", {}, list(dict.fromkeys(ids))) for (a, b), ids in chunk]
 
                 async def send(
                     part: list[Pending], kind: Any = kind, f: str = from_path, t: str = to_path
