@@ -66,6 +66,8 @@ class DryIdentities:
         self.real = real
         self.ties: dict[tuple[str, str], str] = {}
         self.pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self.contacts: dict[str, tuple[str | None, str | None]] = {}
+        self.companies: dict[str, str] = {}
 
     def close(self) -> None:
         pass
@@ -101,16 +103,21 @@ class DryIdentities:
         return {}
 
     def contact(self, account: str, email: str) -> tuple[str | None, str | None]:
+        if email.lower() in self.contacts:
+            return self.contacts[email.lower()]
         return self.real.contact(account, email) if self.real is not None else (None, None)
 
     def save_contacts(self, account: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None:
-        pass
+        for email, contact_id, stage in rows:  # (the ids the dry run's answers gave)
+            self.contacts[email.lower()] = (contact_id, stage)
 
     def company(self, account: str, group_id: str) -> str | None:
+        if group_id in self.companies:
+            return self.companies[group_id]
         return self.real.company(account, group_id) if self.real is not None else None
 
     def save_company(self, account: str, group_id: str, company_id: str) -> None:
-        pass
+        self.companies[group_id] = company_id
 
     def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None:
         pass

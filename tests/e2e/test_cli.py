@@ -252,6 +252,24 @@ def test_preview_shows_the_requests_from_a_running_relay_or_alone(tmp_path: Path
         assert '"firstname": "Pia"' in shown.stdout
         as_json = json.loads(cli("preview", str(message), "--json", env=env).stdout)
         assert as_json["outcome"] == "delivered" and len(as_json["requests"]) == 1
+        for other, paths in (
+            (
+                {"type": "track", "userId": "u1", "event": "Viewed Plan", "properties": {"email": "p@x.com"}},
+                ["/events/2026-09/event-definitions", "/events/2026-09/send/batch"],
+            ),
+            (
+                {"type": "group", "userId": "p@x.com", "groupId": "g1", "traits": {"name": "Acme"}},
+                [
+                    "/crm/objects/2026-09/contacts/batch/upsert",
+                    "/crm/objects/2026-09/companies/batch/create",
+                    "/crm/associations/2026-09/contact/company/batch/associate/default",
+                ],
+            ),
+        ):
+            path = tmp_path / f"{other['type']}.json"
+            path.write_text(json.dumps(other))
+            shown = json.loads(cli("preview", str(path), "--json", env=env).stdout)
+            assert [r["path"] for r in shown["requests"]] == paths, shown
         refused = cli("preview", "-", env=env)  # stdin, empty: not JSON
         assert refused.returncode == 2 and "is not JSON" in refused.stderr
         bad = tmp_path / "bad.json"
