@@ -7,7 +7,6 @@ mappings against the portal (`check_mappings`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from ..config import Account
@@ -343,7 +342,3 @@ async def check_mappings(account: Account, client: HubSpotClient, create_propert
 def _group(object_name: str) -> str:
     singular = {"deals": "deal", "tickets": "ticket", "products": "product", "line_items": "lineitem"}
     return f"{singular.get(object_name, object_name)}information"
-
-
-def describe(problems: Sequence[str]) -> str:
-    return "\n".join(f"  - {p}" for p in problems)
