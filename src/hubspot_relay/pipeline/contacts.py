@@ -129,25 +129,7 @@ class ContactSender(Sender):
                 rows.append((p.key, r["id"] if r else None, p.properties.get("lifecyclestage")))
             self.identity.save_contacts(self.account.name, rows)
 
-        async def stale_catalog(e: HubSpotError, chunk: list[Pending]) -> bool:
-            missing = e.missing_properties()
-            if not missing:
-                return False
-            await self.catalog("contacts", refresh=True)
-            for p in chunk:
-                for key in missing:
-                    p.properties.pop(key, None)
-            return True
-
-        size = self.options.contact_batch
-        await self.in_parallel(
-            [
-                lambda chunk=items[start : start + size]: self.split_send(
-                    chunk, send, s, on_validation=stale_catalog
-                )
-                for start in range(0, len(items), size)
-            ]
-        )
+        await self.send_batches("contacts", items, send, s)
 
     async def _ensure_user_id_property(self, name: str) -> None:
         """The account's `user_id_property`, created (unique) the first time it is missing."""

@@ -103,25 +103,7 @@ class ObjectSender(Sender):
                     if str(props.get(p.extra["id_property"], "")) == p.key:
                         hubspot_ids[(name, p.key)] = str(r["id"])
 
-        async def stale_catalog(e: HubSpotError, chunk: list[Pending]) -> bool:
-            missing = e.missing_properties()
-            if not missing:
-                return False
-            await self.catalog(path, refresh=True)
-            for p in chunk:
-                for key in missing:
-                    p.properties.pop(key, None)
-            return True
-
-        size = self.options.contact_batch
-        await self.in_parallel(
-            [
-                lambda chunk=items[start : start + size]: self.split_send(
-                    chunk, send, s, on_validation=stale_catalog
-                )
-                for start in range(0, len(items), size)
-            ]
-        )
+        await self.send_batches(path, items, send, s)
 
     async def _associate(
         self, records: list[ObjectPending], s: Settlement, hubspot_ids: dict[tuple[str, str], str]

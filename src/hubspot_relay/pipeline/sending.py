@@ -93,6 +93,36 @@ class Sender:
         except BaseExceptionGroup as errors:
             raise errors.exceptions[0] from None
 
+    async def send_batches(
+        self,
+        object_type: str,
+        items: list[Pending],
+        send: Callable[[list[Pending]], Awaitable[Any]],
+        s: Settlement,
+    ) -> None:
+        """`items` `contact_batch` (100) a call, the calls side by side; a property HubSpot says
+        does not exist (the catalog was stale) is read again, dropped, and the call made once more."""
+
+        async def stale_catalog(e: HubSpotError, chunk: list[Pending]) -> bool:
+            missing = e.missing_properties()
+            if not missing:
+                return False
+            await self.catalog(object_type, refresh=True)  # type: ignore[attr-defined]
+            for p in chunk:
+                for key in missing:
+                    p.properties.pop(key, None)
+            return True
+
+        size = self.options.contact_batch
+        await self.in_parallel(
+            [
+                lambda chunk=items[start : start + size]: self.split_send(
+                    chunk, send, s, on_validation=stale_catalog
+                )
+                for start in range(0, len(items), size)
+            ]
+        )
+
     async def split_send(
         self,
         items: list[Pending],
