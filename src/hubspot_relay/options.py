@@ -13,6 +13,7 @@ class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     page_events: bool = True  # cloud page calls become `viewed_page` custom events
     screen_events: bool = True  # screen calls become `viewed_screen` custom events
     company_id_property: str | None = None  # a unique company property keyed by groupId; else domain
+    null_clears: bool = True  # a trait set to null clears the property (as "" does), else it is left out
     # a unique contact property keyed by userId (created on first use): a user who changes email
     # updates the same contact; messages without a userId are keyed by email as before
     user_id_property: str | None = None

@@ -331,3 +331,44 @@ account = "main"
     assert contact.properties["hs_additional_emails"] == "first@example.com"
     events = hs.api_request({"method": "GET", "path": "/events/v3/events?eventType=pe997086_email_changed"})
     assert [e["objectId"] for e in events.json()["results"]] == [contact.id]
+
+
+def test_an_empty_value_clears_a_date_and_context_traits_make_a_contact(
+    sandbox: SandboxProcess, data_dir: Path
+) -> None:
+    """What other Segment-compatible clients send: `"test_date": ""` clears the date set before,
+    and an identify whose traits are only in `context.traits` still makes the contact."""
+    from hubspot.crm.properties import PropertyCreate
+
+    hs = sandbox.client()
+    hs.crm.properties.core_api.create(
+        "contacts",
+        PropertyCreate(
+            name="test_date",
+            label="Test date",
+            type="date",
+            field_type="date",
+            group_name="contactinformation",
+        ),
+    )
+    with RelayProcess(data_dir, env=relay_env(sandbox)) as relay:
+        client = Client(WRITE_KEY, host=relay.url, sync_mode=True)
+        client.identify("u-date", {"email": "date@example.com", "test_date": "2026-12-24"})
+        client.flush()
+        assert wait_delivered(relay, 1)["delivered"] == 1
+        set_ = hs.crm.contacts.basic_api.get_by_id(
+            "date@example.com", id_property="email", properties=["test_date"]
+        )
+        assert set_.properties["test_date"] is not None
+        client.identify("u-date", {"email": "date@example.com", "test_date": ""})
+        client.identify("u-ctx", context={"traits": {"email": "ctx@example.com", "firstName": "Cora"}})
+        client.flush()
+        assert wait_delivered(relay, 3) == {"delivered": 3, "dead": 0, "other": 0}
+    cleared = hs.crm.contacts.basic_api.get_by_id(
+        "date@example.com", id_property="email", properties=["test_date"]
+    )
+    assert cleared.properties.get("test_date") is None
+    made = hs.crm.contacts.basic_api.get_by_id(
+        "ctx@example.com", id_property="email", properties=["firstname"]
+    )
+    assert made.properties["firstname"] == "Cora"

@@ -578,3 +578,27 @@ async def test_messages_without_a_user_id_still_go_by_email(tmp_path: Path) -> N
         assert contact["email"] == "anon@x.com" and contact["segment_user_id"] is None
     finally:
         await h.queue.close()
+
+
+@pytest.mark.parametrize("empty", ["", None])
+async def test_an_empty_or_null_trait_clears_the_property_of_any_type(h: Harness, empty: Any) -> None:
+    await h.send(
+        {
+            "type": "identify",
+            "userId": "c@x.com",
+            "traits": {"firstName": "Cleo", "trial_ends": "2026-12-01", "beta_user": True, "plan": "pro"},
+        }
+    )
+    await h.drain()
+    before = await h.contact("c@x.com", "firstname", "trial_ends", "beta_user", "plan")
+    assert before == {"firstname": "Cleo", "trial_ends": "1796083200000", "beta_user": "true", "plan": "pro"}
+    await h.send(
+        {
+            "type": "identify",
+            "userId": "c@x.com",
+            "traits": {k: empty for k in ("firstName", "trial_ends", "beta_user", "plan")},
+        }
+    )
+    await h.drain()
+    after = await h.contact("c@x.com", "firstname", "trial_ends", "beta_user", "plan")
+    assert after == {"firstname": None, "trial_ends": None, "beta_user": None, "plan": None}

@@ -107,3 +107,32 @@ async def test_5000_messages_within_10_calls_a_second_and_the_daily_quota(tmp_pa
         assert len((await h.http.get("/_sandbox/portals/997086/legacy-events")).json()["results"]) == 100
     finally:
         await h.queue.close()
+
+
+async def test_values_are_cleared_and_value_is_the_events_m(tmp_path: Path) -> None:
+    h = await make(tmp_path, legacy=True)
+    try:
+        await h.send(
+            {
+                "type": "identify",
+                "userId": "c@x.com",
+                "traits": {"firstName": "Cleo", "trial_ends": "2026-12-01", "beta_user": True},
+            }
+        )
+        await h.drain()
+        await h.send(
+            {
+                "type": "identify",
+                "userId": "c@x.com",
+                "traits": {"trial_ends": "", "beta_user": None, "firstName": ""},
+            }
+        )
+        await h.send({"type": "track", "userId": "c@x.com", "event": "Donated", "properties": {"value": 25}})
+        await h.drain()
+        profile = (await h.http.get(f"/contacts/v1/contact/email/c@x.com/profile?{KEY}")).json()
+        props = {k: v["value"] for k, v in profile["properties"].items()}
+        assert "trial_ends" not in props and "beta_user" not in props and "firstname" not in props
+        events = (await h.http.get("/_sandbox/portals/997086/legacy-events")).json()["results"]
+        assert [(e["eventId"], e["value"]) for e in events] == [("Donated", "25")]
+    finally:
+        await h.queue.close()

@@ -11,6 +11,7 @@ import orjson
 
 from ..hubspot.errors import HubSpotError, Kind
 from ..translate import Event
+from ..translate.segment import mapped_event
 from .planner import Pending
 from .queue import Leased
 from .sending import Sender, log
@@ -29,9 +30,15 @@ class EventSender(Sender):
         """The events HTTP API, one call an event: `_n` is the event's name (or the HubSpot
         eventId it is mapped to), `_m` its revenue, and the contact properties ride along."""
         for m, op, email in events:
-            params = {"_n": self.options.event_names.get(op.label) or op.label or op.name, "email": email}
+            params = {
+                "_n": mapped_event(self.options.event_names, op.label) or op.label or op.name,
+                "email": email,
+            }
+            # `_m`, the event's value: Segment's spec names revenue, and value when there is none
             if "revenue" in op.properties:
                 params["_m"] = op.properties["revenue"]
+            elif "value" in op.properties:
+                params["_m"] = op.properties["value"]
             if m.id in traits:
                 contact = await self.prepared("contacts", traits[m.id])
                 contact.pop("email", None)

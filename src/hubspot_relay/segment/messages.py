@@ -322,7 +322,8 @@ def stamped(body: bytes, received_at: float, sent_at: str | None = None) -> dict
     msg: dict[str, Any] = orjson.loads(body)
     received = datetime.fromtimestamp(received_at, UTC)
     sent = msg.get("sentAt") or sent_at
-    timestamp = msg.get("timestamp")
+    # Some SDKs send only `originalTimestamp` (the client's clock): corrected the same way.
+    timestamp = msg.get("timestamp") if msg.get("timestamp") is not None else msg.get("originalTimestamp")
     corrected = received
     if timestamp is not None:
         msg["originalTimestamp"] = timestamp

@@ -61,11 +61,14 @@ def skip_reason(msg: dict[str, Any]) -> str | None:
     return None
 
 
-def contact_properties(traits: dict[str, Any]) -> dict[str, Any]:
-    """Traits as contact properties: renamed, address and company lifted, nulls dropped."""
+def contact_properties(traits: dict[str, Any], null_clears: bool = False) -> dict[str, Any]:
+    """Traits as contact properties: renamed, address and company lifted; a null clears the
+    property with `null_clears` (it is sent as ""), else it is left out."""
     out: dict[str, Any] = {}
     for key, value in traits.items():
         if value is None:
+            if null_clears and key not in ("address", "company"):
+                out[property_key(key)] = ""
             continue
         if key == "address" and isinstance(value, dict):
             for part, v in value.items():
@@ -78,6 +81,15 @@ def contact_properties(traits: dict[str, Any]) -> dict[str, Any]:
             continue
         out[property_key(key)] = value
     return out
+
+
+def mapped_event(names: dict[str, str], event: str) -> str | None:
+    """The configured HubSpot event for a Segment event: the exact name first, else the same
+    name whatever its case and surrounding spaces (`purchase`, `Purchase ` for `Purchase`)."""
+    if event in names:
+        return names[event]
+    wanted = event.strip().casefold()
+    return next((v for k, v in names.items() if k.strip().casefold() == wanted), None)
 
 
 def email_of(traits: dict[str, Any], user_id: Any) -> str | None:
@@ -145,10 +157,11 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
     message_id = str(msg.get("messageId"))
 
     if mtype == "identify":
-        traits = msg.get("traits") or {}
+        # Some SDKs (RudderStack's, some mobile and server libraries) send traits in context only.
+        traits = msg.get("traits") or ctx_traits
         email = email_of(traits, msg.get("userId"))
         ops: list[Operation] = [Link(ids, email)]
-        props = contact_properties(traits)
+        props = contact_properties(traits, options.null_clears)
         if email:
             props["email"] = email
         if props:
@@ -168,12 +181,12 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
         ops = []
         if email:
             ops.append(Link(ids, email))
-        contact = contact_properties(ctx_traits)
+        contact = contact_properties(ctx_traits, options.null_clears)
         if contact:
             ops.append(ContactUpdate(ref, contact))
         if mtype == "track":
             event = str(msg.get("event"))
-            name = options.event_names.get(event) or event_name(event)
+            name = mapped_event(options.event_names, event) or event_name(event)
             ops.append(Event(ref, name, timestamp, event_uuid(message_id), event_properties(props), event))
         elif mtype == "page" and options.page_events:
             page = {**(context.get("page") or {}), **props}

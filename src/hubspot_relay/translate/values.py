@@ -127,7 +127,10 @@ def _text(value: Any) -> str:
 
 
 def coerce(value: Any, prop: PropertyInfo) -> str:
-    """The string HubSpot accepts for `value` in `prop`, or Uncoercible."""
+    """The string HubSpot accepts for `value` in `prop`, or Uncoercible. `""` (or None) clears
+    a property of any type: HubSpot empties a property given an empty string."""
+    if value is None or (isinstance(value, str) and value == ""):
+        return ""
     if prop.type == "number":
         return _number(value)
     if prop.type == "date":

@@ -67,12 +67,12 @@ def msg(mtype: str, **fields: Any) -> dict[str, Any]:
                 ),
             ],
         ),
-        # no email: nothing for HubSpot yet, but the traits and ids are remembered
+        # no email: nothing for HubSpot yet, but the traits and ids are remembered (a null clears)
         (
             msg("identify", userId="u2", anonymousId="a2", traits={"firstName": "Ann", "age": None}),
             [
                 Link(("u2", "a2"), None),
-                ContactUpdate(ContactRef(None, ("u2", "a2"), "u2"), {"firstname": "Ann"}),
+                ContactUpdate(ContactRef(None, ("u2", "a2"), "u2"), {"firstname": "Ann", "age": ""}),
             ],
         ),
         # issue 4: address lifted, company.name, position, createdAt
