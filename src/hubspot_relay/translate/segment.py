@@ -220,9 +220,9 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
         traits = msg.get("traits") or {}
         props = {}
         for key, value in traits.items():
-            if value is None or key == "address":
+            if key == "address" or (value is None and not options.null_clears):
                 continue
-            props[COMPANY_TRAITS.get(key) or property_key(key)] = value
+            props[COMPANY_TRAITS.get(key) or property_key(key)] = "" if value is None else value
         if isinstance(traits.get("address"), dict):
             props.update(contact_properties({"address": traits["address"]}))
         domain = _domain(traits)

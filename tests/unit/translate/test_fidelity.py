@@ -130,3 +130,11 @@ def test_event_names_match_whatever_the_case_and_spaces(event: str, expected: st
 def test_an_exact_name_is_matched_first() -> None:
     names = {"purchase": "pe1_lower", "Purchase": "pe1_title"}
     assert mapped_event(names, "Purchase") == "pe1_title" and mapped_event(names, "purchase") == "pe1_lower"
+
+
+def test_a_null_company_trait_clears_too() -> None:
+    msg = {"type": "group", "userId": "u1", "groupId": "g1", "traits": {"name": "Acme", "industry": None}}
+    (update,) = translate(msg, DeliveryOptions())
+    assert update.properties == {"name": "Acme", "industry": ""}  # type: ignore[union-attr]
+    (kept,) = translate(msg, DeliveryOptions(null_clears=False))
+    assert kept.properties == {"name": "Acme"}  # type: ignore[union-attr]
