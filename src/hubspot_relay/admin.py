@@ -87,6 +87,7 @@ async def status_report(
         accounts[acc.name] = {
             "hub_id": acc.hub_id,
             "api_mode": acc.api_mode,
+            "api_version": acc.api_version if acc.api_mode == "v3" else None,
             "sandbox": acc.sandbox,
             **totals,
             "oldest_queued_age_s": max(ages) if ages else None,

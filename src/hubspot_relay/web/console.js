@@ -117,7 +117,7 @@ async function overview() {
       },
     }, a.paused ? "Resume" : "Pause");
     return el("div", { class: "card account", "data-account": name },
-      el("h3", {}, `${name} `, el("span", { class: "hint" }, `hub ${a.hub_id} · ${a.api_mode}${a.sandbox ? " · local sandbox" : ""}`)),
+      el("h3", {}, `${name} `, el("span", { class: "hint" }, `hub ${a.hub_id} · ${a.api_mode === "legacy" ? "legacy API key" : `API ${a.api_version}`}${a.sandbox ? " · local sandbox" : ""}`)),
       el("div", {}, a.paused ? "paused " : a.delivering ? "delivering " : "not delivering here ", toggle),
       el("div", { class: "hint" }, `HubSpot calls today: ${number(budget.calls_today)} of ${number(budget.per_day)} (this process) · last 10 s: ${number(budget.calls_last_10s)} of ${number(budget.per_10s)}`),
       el("div", { class: "bar" }, bar(share)),
