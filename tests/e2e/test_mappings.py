@@ -124,6 +124,9 @@ def test_an_order_becomes_a_deal_and_line_items_with_their_associations(
 ) -> None:
     hs = sandbox.client()
     config = relay_config(tmp_path, sandbox, version)
+    # HubSpot's real pace: every call answered in 300 ms
+    faults = {"rules": [{"match": "*", "latency_ms": 300}]}
+    httpx.post(f"{sandbox.url}/_sandbox/faults", json=faults).raise_for_status()
     with RelayProcess(tmp_path / "data", args=("--config", str(config))) as relay:
         client = Client(WRITE_KEY, host=relay.url, sync_mode=True)
         client.identify("buyer-1", {"email": "buyer@example.com", "firstName": "Bea"})
