@@ -111,13 +111,14 @@ class ObjectSender(Sender):
         """Every association of the records that went through, one call per (types, label) and
         100 pairs; a target not known yet (a company no group call created) waits and retries."""
         calls: dict[tuple[str, str, str | None], dict[tuple[str, str], list[int]]] = {}
+        sought: dict[str, str | None] = {}
         for record in records:
             from_id = hubspot_ids.get((record.object, record.id))
             if from_id is None:
                 continue  # its upsert failed: settled there
             from_path = await self.object_path(record.object)
             for association, target in record.associate:
-                to_path, to_ids = await self._targets(association, target, record, hubspot_ids, s)
+                to_path, to_ids = await self._targets(association, target, record, hubspot_ids, s, sought)
                 for to_id in to_ids:
                     pairs = calls.setdefault((from_path, to_path, association.label), {})
                     pairs.setdefault((from_id, to_id), []).extend(record.ids)  # each pair once
@@ -154,11 +155,12 @@ class ObjectSender(Sender):
         record: ObjectPending,
         hubspot_ids: dict[tuple[str, str], str],
         s: Settlement,
+        sought: dict[str, str | None],  # emails looked up at HubSpot in this batch
     ) -> tuple[str, list[str]]:
         if association.to == "contact":
             contact_id, _ = self.identity.contact(self.account.name, str(target))
             if contact_id is None:
-                contact_id = await self._find_contact(str(target))
+                contact_id = await self._find_contact(str(target), sought)
             if contact_id is None:
                 s.fail(record.ids, f"no HubSpot contact for {target} yet", retry_in=0.0)
                 return "contacts", []
@@ -180,9 +182,13 @@ class ObjectSender(Sender):
         found = [hubspot_ids[key] for key in keys if key in hubspot_ids]
         return await self.object_path(keys[0][0]), found
 
-    async def _find_contact(self, email: str) -> str | None:
+    async def _find_contact(self, email: str, sought: dict[str, str | None]) -> str | None:
         """The contact with this email, or with it among its former ones (`hs_additional_emails`:
-        a contact whose email changed keeps its old ones there)."""
+        a contact whose email changed keeps its old ones there). Looked for once a batch."""
+        key = email.lower()
+        if key in sought:
+            return sought[key]
+        sought[key] = None
         try:
             result = await self.call(
                 lambda: self.client.batch(
@@ -218,6 +224,7 @@ class ObjectSender(Sender):
         if not found:
             return None
         self.identity.save_contacts(self.account.name, [(email, found[0], None)])
+        sought[key] = found[0]
         return found[0]
 
 

@@ -16,6 +16,7 @@ from ..options import DeliveryOptions
 from ..segment.messages import stamped
 from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, translate
 from ..translate.mappings import Association, MappedRecord, Mapping, MappingError, records
+from ..translate.segment import message_ids
 from .identity import Identities
 from .queue import Leased
 from .settlement import Settlement
@@ -240,8 +241,7 @@ class Planner:
         records_made, msg = made
         email = next((op.email for op in ops if isinstance(op, Link) and op.email), None)
         if email is None:
-            ids = tuple(str(msg[k]) for k in ("userId", "anonymousId") if msg.get(k) not in (None, ""))
-            email = self.identity.email_for(m.source, ids)
+            email = self.identity.email_for(m.source, message_ids(msg))
         if email is None and any(a.to == "contact" for r in records_made for a, _ in r.associate):
             if now - m.received_at < self.options.unresolved_event_wait_s:
                 s.fail([m.id], "waiting for an identify or alias that gives this user's email", retry_in=0.0)

@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from ..hubspot.paths import DATED_VERSIONS
 from . import errors
 from .catalog import custom_property, validate_properties
 from .errors import ApiError
@@ -40,9 +41,8 @@ log = structlog.get_logger("hubspot_relay.sandbox")
 CRM_BATCH_LIMIT = 100
 EVENTS_BATCH_LIMIT = 500
 LEGACY_BATCH_LIMIT = 1000
-# HubSpot's dated path versions, served with the same semantics as the numbered family (v3, and
+# HubSpot's dated path versions (hubspot/paths.py), served like the numbered family (v3, and
 # v4 for associations): `/crm/objects/2026-09/contacts` is `/crm/v3/objects/contacts`.
-DATED_VERSIONS = ("2026-03", "2026-09")
 CRM_PREFIXES = ("/crm/v3/objects", *(f"/crm/objects/{v}" for v in DATED_VERSIONS))
 # A 1x1 transparent GIF, what HubSpot's tracking host answers.
 PIXEL = bytes.fromhex(

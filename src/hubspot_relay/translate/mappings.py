@@ -202,7 +202,8 @@ class Mapping:
         if self.event is None:
             return True
         event = msg.get("event")
-        return isinstance(event, str) and event.strip().lower() == self.event.strip().lower()
+        # as event_names match: whatever the case and surrounding spaces
+        return isinstance(event, str) and event.strip().casefold() == self.event.strip().casefold()
 
 
 @dataclass

@@ -40,7 +40,8 @@ def event_uuid(message_id: str) -> str:
     return str(uuid.uuid5(EVENT_UUID_NAMESPACE, message_id))
 
 
-def _ids(msg: dict[str, Any]) -> tuple[str, ...]:
+def message_ids(msg: dict[str, Any]) -> tuple[str, ...]:
+    """userId and anonymousId, the ones present (one namespace, as alias treats them)."""
     return tuple(str(msg[k]) for k in ("userId", "anonymousId") if msg.get(k) not in (None, ""))
 
 
@@ -149,7 +150,7 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
     if reason:
         return [Skip(reason)]
     mtype = msg.get("type")
-    ids = _ids(msg)
+    ids = message_ids(msg)
     user_id = str(msg["userId"]) if msg.get("userId") not in (None, "") else None
     context = msg.get("context") or {}
     ctx_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
