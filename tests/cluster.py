@@ -91,6 +91,19 @@ account = "cluster"
             self.relays.append(RelayProcess(self.tmp / f"relay{i}", args=args).start())
         return self
 
+    def quiet(self, for_s: float = 0.6, timeout: float = 30) -> Cluster:
+        """Wait until the relays have made the reads they make as they start (nothing new at the
+        sandbox for `for_s`), so that a measured run counts only its own calls."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            total = int(self.calls()["total"])
+            if total == seen:
+                return self
+            seen = total
+            time.sleep(for_s)
+        return self
+
     @property
     def urls(self) -> list[str]:
         return [r.url for r in self.relays]

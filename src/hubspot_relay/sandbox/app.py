@@ -88,7 +88,10 @@ def _peak(times: Sequence[float], span: float) -> int:
 async def _json(request: Request) -> Any:
     body = await request.body()
     try:
-        return orjson.loads(body) if body.strip() else None
+        parsed = orjson.loads(body) if body.strip() else None
+        if isinstance(parsed, dict) and isinstance(parsed.get("inputs"), list):
+            request.scope.setdefault("state", {})["records"] = len(parsed["inputs"])  # for the call log
+        return parsed
     except orjson.JSONDecodeError as e:
         raise errors.error(
             400, "VALIDATION_ERROR", f"Invalid input JSON on line 1, column {e.pos + 1}: {e.msg}"
@@ -175,7 +178,8 @@ class Sandbox:
         self.tokens = {t: p.hub_id for p in self.settings for t in p.access_tokens}
         self.api_keys = {p.api_key.lower(): p.hub_id for p in self.settings if p.api_key}
         self.limiters: dict[str, TokenLimiter] = {}
-        self.calls: list[tuple[float, str, int, str]] = []  # (time, label, status, hub id)
+        # (time, label, status, hub id, records in a batch call)
+        self.calls: list[tuple[float, str, int, str, int]] = []
         self.faults = Faults()
         self._dirty = True
 
@@ -273,7 +277,8 @@ class Sandbox:
         for key, value in rate_headers.items():
             response.headers[key] = value
         status = response.status_code
-        self.calls.append((self.clock(), label, status, hub_id))
+        records = scope.get("state", {}).get("records", 0)
+        self.calls.append((self.clock(), label, status, hub_id, records))
         await response(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -1033,7 +1038,7 @@ class Sandbox:
     async def _calls(self, request: Request) -> Response:
         by_endpoint: dict[str, Counter[str]] = {}
         span: dict[str, list[float]] = {}
-        for t, label, status, _ in self.calls:
+        for t, label, status, *_ in self.calls:
             by_endpoint.setdefault(label, Counter())[str(status)] += 1
             first_last = span.setdefault(label, [t, t])
             first_last[1] = t
@@ -1042,14 +1047,14 @@ class Sandbox:
             {
                 "total": len(self.calls),
                 "by_endpoint": {k: dict(v) for k, v in sorted(by_endpoint.items())},
-                "by_status": dict(Counter(str(s) for _, _, s, _ in self.calls)),
+                "by_status": dict(Counter(str(s) for _, _, s, *_ in self.calls)),
                 "peak_10s": _peak(times, 10.0),
                 "peak_1s": _peak(times, 1.0),
                 "first_last": span,
                 "faults_injected": self.faults.injected,
                 "events_dropped_as_duplicates": sum(p.duplicates_dropped for p in self.portals.values()),
                 **(
-                    {"timeline": [[t, label, status] for t, label, status, _ in self.calls]}
+                    {"timeline": [[t, label, status, n] for t, label, status, _, n in self.calls]}
                     if request.query_params.get("timeline")
                     else {}
                 ),
