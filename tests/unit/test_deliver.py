@@ -82,7 +82,7 @@ class Harness:
 
     def calls(self) -> dict[str, Any]:
         by: dict[str, int] = {}
-        for _, label, _status, _ in self.sandbox.calls:
+        for _, label, *_ in self.sandbox.calls:
             by[label] = by.get(label, 0) + 1
         return by
 
@@ -113,6 +113,9 @@ async def make(
         account = replace(account, limits=limits)
     if api_version is not None:
         account = replace(account, api_version=api_version)
+    # The harness's clock stands still: a partial batch call would wait for more for ever (the
+    # tests of that wait ask for it).
+    options.setdefault("batch_wait_ms", 0)
     opts = DeliveryOptions(**options)
     limiter = AccountLimiter(
         account.limits.per_10s,
@@ -602,3 +605,29 @@ async def test_an_empty_or_null_trait_clears_the_property_of_any_type(h: Harness
     await h.drain()
     after = await h.contact("c@x.com", "firstname", "trial_ends", "beta_user", "plan")
     assert after == {"firstname": None, "trial_ends": None, "beta_user": None, "plan": None}
+
+
+async def test_delivery_reads_what_the_first_batch_needs_as_it_starts(h: Harness) -> None:
+    await h.delivery.warm_up()
+    reads = {"GET /crm/properties/2026-09/contacts": 1, "GET /events/2026-09/event-definitions": 1}
+    assert h.calls() == reads
+    await h.send(
+        {"type": "identify", "userId": "u1", "traits": {"email": "u1@x.com"}},
+        {"type": "track", "userId": "u1", "event": "Signed Up"},
+    )
+    await h.drain()
+    calls = h.calls()
+    assert {k: calls[k] for k in reads} == reads  # not read again by the first batch
+    assert calls["POST /events/2026-09/send/batch"] == 1
+
+
+async def test_a_refused_token_shows_as_delivery_starts(h: Harness) -> None:
+    h.delivery.client._headers["Authorization"] = "Bearer revoked"
+    await h.delivery.warm_up()
+    assert [kind for _, kind, _, _ in h.identity.problems()] == ["http_401"]
+
+
+async def test_nothing_is_read_ahead_while_paused(h: Harness) -> None:
+    h.delivery.pause(True)
+    await h.delivery.warm_up()
+    assert h.calls() == {}

@@ -130,6 +130,80 @@ async def test_a_lone_partial_event_batch_waits_for_more_until_batch_wait_ms(tmp
         h.identity.close()
 
 
+def upserts(h: Harness) -> int:
+    return h.calls().get("POST /crm/objects/2026-09/contacts/batch/upsert", 0)
+
+
+async def test_contacts_arriving_over_several_cycles_go_in_full_upsert_calls(tmp_path: Path) -> None:
+    h, _ = await concurrent(tmp_path, flush_ms=250, batch_wait_ms=1000)
+    try:
+        for burst in range(5):  # 250 new contacts, 50 a cycle, a flush window apart
+            await h.send(
+                *(
+                    {
+                        "type": "identify",
+                        "userId": f"u{burst}-{i}",
+                        "traits": {"email": f"u{burst}-{i}@x.com"},
+                    }
+                    for i in range(50)
+                )
+            )
+            await h.delivery.cycle()
+            h.clock.now += 0.25
+        assert upserts(h) == 2  # 100 + 100; the last 50 are younger than batch_wait_ms
+        await h.drain()  # once they have waited it, they go
+        assert upserts(h) == 3  # without waiting: one call a cycle, 5
+        assert len(h.sandbox.portals["997086"].records["contacts"]) == 250
+        assert not await h.queue.dead_letters()
+    finally:
+        await h.queue.close()
+        h.identity.close()
+
+
+async def test_a_contact_in_a_waiting_tail_keeps_its_order(tmp_path: Path) -> None:
+    h, _ = await concurrent(tmp_path, flush_ms=250, batch_wait_ms=1000, contact_batch=5)
+    try:
+        first = [
+            {"type": "identify", "userId": f"u{i}", "traits": {"email": f"u{i}@x.com"}} for i in range(4)
+        ]
+        first.append(
+            {"type": "identify", "userId": "ann", "traits": {"email": "ann@x.com", "firstName": "v1"}}
+        )
+        later = [  # Ann again, in the partial call that waits, then her event
+            {"type": "identify", "userId": "bo", "traits": {"email": "bo@x.com"}},
+            {"type": "identify", "userId": "ann", "traits": {"firstName": "v2"}},
+            {"type": "track", "userId": "ann", "event": "Step"},
+        ]
+        await h.send(*first, *later)
+        await h.delivery.cycle()
+        assert upserts(h) == 1
+        assert (await h.contact("ann@x.com", "firstname"))["firstname"] == "v1"
+        await h.drain()
+        assert (await h.contact("ann@x.com", "firstname"))["firstname"] == "v2"
+        assert len(h.sandbox.portals["997086"].events) == 1
+        counts = (await h.queue.counts())["web"]
+        assert counts.delivered == 8 and counts.dead == 0
+    finally:
+        await h.queue.close()
+        h.identity.close()
+
+
+async def test_a_backlog_leaves_its_partial_upsert_call_to_the_next_lease(tmp_path: Path) -> None:
+    h, _ = await concurrent(tmp_path, lease_batch=120, batch_wait_ms=0)
+    try:
+        await h.send(
+            *({"type": "identify", "userId": f"u{i}", "traits": {"email": f"u{i}@x.com"}} for i in range(300))
+        )
+        await h.delivery.cycle()  # 120 leased (full: more is queued): 100 go, 20 lead the next lease
+        assert upserts(h) == 1
+        await h.drain()
+        assert upserts(h) == 3  # 100 a call; cut at each lease's end, 5
+        assert len(h.sandbox.portals["997086"].records["contacts"]) == 300
+    finally:
+        await h.queue.close()
+        h.identity.close()
+
+
 class HangingTransport(httpx.AsyncBaseTransport):
     """The in-process sandbox, except that a call carrying `needle` hangs until `release` is set."""
 

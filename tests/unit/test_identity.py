@@ -104,7 +104,8 @@ def test_the_planner_sends_traits_another_process_left_waiting(path: Path) -> No
 
     identity = Raced(path)
     body = b'{"type":"identify","userId":"u1","messageId":"m1","traits":{"email":"a@x.io","firstName":"New"}}'
-    leased = [Leased(7, "web", "m1", "identify", body, _time.time(), None, 1)]
+    # received a minute ago: not a partial upsert call that waits for more (`batch_wait_ms`)
+    leased = [Leased(7, "web", "m1", "identify", body, _time.time() - 60, None, 1)]
     (contacts, _, _, _, _), _ = Planner("acct", DeliveryOptions(), identity).plan(leased, Settlement())
     pending = contacts["a@x.io"]
     assert pending.properties["plan"] == "pro"

@@ -321,3 +321,42 @@ async def test_a_catalog_is_read_once_for_every_process(redis_client: aioredis.R
     got = await asyncio.gather(*(c.once("catalog:1:v3:contacts", 60, fetch) for c in caches))
     assert got == [b'[{"name": "email"}]'] * 3
     assert reads == 1
+
+
+async def test_an_event_definition_is_created_once_for_every_process(
+    redis_client: aioredis.Redis, prefix: str, tmp_path: Any
+) -> None:
+    from hubspot_relay.pipeline.deliver import Delivery
+    from hubspot_relay.pipeline.queue import Leased
+    from hubspot_relay.pipeline.settlement import Settlement
+    from hubspot_relay.pipeline.shared_cache import RedisCache
+    from hubspot_relay.translate import Event, translate
+    from tests.unit.test_deliver import make
+
+    h = await make(tmp_path)
+    h.sandbox.faults.configure({"rules": [{"latency_ms": 100}]})  # HubSpot's answers take time (real)
+    try:
+        message = {"type": "track", "userId": "u", "event": "Scaled Out", "properties": {"n": 1}}
+        (op,) = [o for o in translate(message, h.delivery.options) if isinstance(o, Event)]
+        events = [(Leased(1, "web", "m1", "track", b"{}", 0.0, None, 1), op, "u@x.com")]
+        d = h.delivery
+        processes = [
+            Delivery(
+                d.account,
+                d.options,
+                ["web"],
+                h.queue,
+                h.identity,
+                d.client,
+                cache=RedisCache(redis_client, prefix),
+            )
+            for _ in range(3)
+        ]
+        usable = await asyncio.gather(*(p._ensure_definitions(events, Settlement()) for p in processes))
+        assert usable == [{"pe997086_scaled_out"}] * 3
+        calls = h.calls()
+        assert calls["POST /events/2026-09/event-definitions"] == 1  # not one each, two refused
+        assert calls["GET /events/2026-09/event-definitions"] == 1
+    finally:
+        await h.queue.close()
+        h.identity.close()

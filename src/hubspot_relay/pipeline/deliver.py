@@ -22,7 +22,7 @@ import structlog
 
 from ..config import Account
 from ..hubspot.client import HubSpotClient
-from ..hubspot.errors import HubSpotError
+from ..hubspot.errors import HubSpotError, Kind
 from ..hubspot.ratelimit import DailyLimitReached
 from ..options import DeliveryOptions
 from ..translate import PropertyInfo
@@ -115,6 +115,7 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
             "delivery started", account=self.account.name, hub_id=self.account.hub_id, sources=self.sources
         )
         running: set[asyncio.Task[None]] = set()
+        await self.warm_up()
         try:
             while not stop.is_set():
                 if len(running) >= self.options.pipeline_depth:
@@ -158,6 +159,28 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+
+    async def warm_up(self) -> None:
+        """Read what the first batch needs (the contacts' property catalog, the event definitions)
+        as delivery starts, not when the first message comes: it then waits for no read, and a
+        refused token shows at start-up. Not while paused; a failure is left to the first batch."""
+        if self.operator_paused or self.paused_until > self.clock():
+            return
+        try:
+            await self.catalog("contacts")
+            if not self.legacy:
+                await self._definitions()
+        except HubSpotError as e:
+            if e.kind is Kind.PERMANENT and e.status == 401:
+                self.failed(e, [], Settlement())  # reported as the account's problem
+            else:
+                log.info(
+                    "nothing read ahead: the first batch reads it",
+                    account=self.account.name,
+                    error=e.describe(),
+                )
+        except Exception as e:
+            log.info("nothing read ahead: the first batch reads it", account=self.account.name, error=str(e))
 
     async def cycle(self) -> int:
         """Deliver one leased batch; returns how many messages it settled.
@@ -340,7 +363,7 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         finally:
             if s.planned is not None:
                 s.planned.set()
-        if s.released and not plan[0] and not plan[2] and not plan[4]:
+        if s.released - s.deferred and not plan[0] and not plan[2] and not plan[4]:
             # Everything waits for a batch in flight: keep this slot until one frees something (a
             # second at most), rather than leasing the same messages again at once.
             with contextlib.suppress(TimeoutError):

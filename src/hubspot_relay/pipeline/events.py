@@ -107,30 +107,9 @@ class EventSender(Sender):
                 if fqn not in definitions:
                     if not self.options.create_event_definitions:
                         continue
-                    short = fqn.removeprefix(f"pe{self.account.hub_id}_")
-                    try:
-                        created = await self.call(
-                            lambda short=short, op=op, keys=keys: self.client.create_event_definition(
-                                {
-                                    "label": (op.label or short)[:100],
-                                    "name": short,
-                                    "primaryObject": "CONTACT",
-                                    "description": f'Segment event "{op.label or short}", from hubspot-relay',
-                                    "propertyDefinitions": [
-                                        {"name": k, "label": k, "type": "string"} for k in sorted(keys)
-                                    ],
-                                }
-                            )
-                        )
-                        definitions[fqn] = {p["name"] for p in created.get("properties", [])}
-                        log.info("created event definition", account=self.account.name, name=fqn)
-                    except HubSpotError as e:
-                        # Created meanwhile (by another relay process, or by hand): read it back.
-                        if e.kind is not Kind.CONFLICT:
-                            raise
-                        definitions = await self._definitions(refresh=True)
-                        if fqn not in definitions:
-                            raise
+                    made = await self._create_definition(fqn, op, keys)
+                    definitions = self.definitions if self.definitions is not None else definitions
+                    definitions[fqn] = made
                     await self._share_definitions()
                 missing = sorted(keys - definitions[fqn])
                 for key in missing:
@@ -153,6 +132,49 @@ class EventSender(Sender):
                 ids = [m.id for m, ev, _ in events if self.full_name(ev.name) == fqn]
                 s.fail(ids, e.describe(), retry_in=None if e.kind is Kind.VALIDATION else 0.0)
         return usable
+
+    async def _create_definition(self, fqn: str, op: Event, keys: set[str]) -> set[str]:
+        """Create an event's definition; returns its property names. Relay processes sharing a
+        cache create it once: the others wait for it, then take what the first one made."""
+
+        async def create() -> set[str]:
+            short = fqn.removeprefix(f"pe{self.account.hub_id}_")
+            try:
+                created = await self.call(
+                    lambda: self.client.create_event_definition(
+                        {
+                            "label": (op.label or short)[:100],
+                            "name": short,
+                            "primaryObject": "CONTACT",
+                            "description": f'Segment event "{op.label or short}", from hubspot-relay',
+                            "propertyDefinitions": [
+                                {"name": k, "label": k, "type": "string"} for k in sorted(keys)
+                            ],
+                        }
+                    )
+                )
+                log.info("created event definition", account=self.account.name, name=fqn)
+                return {p["name"] for p in created.get("properties", [])}
+            except HubSpotError as e:
+                # Created meanwhile (by another relay process, or by hand): read it back.
+                if e.kind is not Kind.CONFLICT:
+                    raise
+                definitions = await self._definitions(refresh=True)
+                if fqn not in definitions:
+                    raise
+                return definitions[fqn]
+
+        if self.cache is None:
+            return await create()
+
+        async def create_once() -> bytes:
+            shared = await self.cache.get(self._definitions_key()) if self.cache is not None else None
+            if shared is not None and fqn in (known := orjson.loads(shared)):
+                return orjson.dumps(known[fqn])  # made by another process before we asked
+            return orjson.dumps(sorted(await create()))
+
+        key = f"definition:{self.account.hub_id}:{fqn}"
+        return set(orjson.loads(await self.cache.once(key, self.options.catalog_ttl_s, create_once)))
 
     def events_refused_now(self) -> bool:
         return bool(self.events_refused and self.clock() - self.events_refused[0] < EVENTS_RECHECK_S)

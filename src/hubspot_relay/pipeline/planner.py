@@ -149,6 +149,11 @@ class Planner:
         # What the identity map knows about everyone in the batch, read at once (a shared map
         # would otherwise cost a round trip a message); the ties made are written at the end.
         self.identity.prefetch({(m.source, i) for m, ops in translated for op in ops for i in _ids_of(op)})
+        tail = self._partial_tail(translated, s, now)
+        for m, _ in translated[tail:]:
+            s.carried.add(m.id)
+            s.deferred.add(m.id)
+        translated = translated[:tail]
         linked_by: dict[tuple[str, str], tuple[str, int]] = {}
         try:
             for m, ops in translated:
@@ -267,6 +272,35 @@ class Planner:
                         pending.associate.append((association, target))
                 else:
                     pending.associate.append((association, tuple(by_mapping.get(association.to, []))))
+
+    def _partial_tail(self, translated: list[tuple[Leased, list[Any]]], s: Settlement, now: float) -> int:
+        """Where the messages that would make a last, partial upsert call start, when they should
+        wait for the next cycle instead (else the end of the batch).
+
+        As a partial event call does (see `EventSender`): while those messages are younger than
+        `batch_wait_ms`, or when the lease was full (more is queued) and this batch fills calls
+        of its own. They are a tail of the batch in queue order, so handing them back keeps each
+        contact's order (a contact this batch writes is `busy` until its upsert is done). Under
+        HubSpot's rolling window every call counts: a burst arriving over a few seconds would
+        otherwise cost one partial call per cycle."""
+        size = self.options.contact_batch
+        newcomers: list[int] = []  # the message that brings each contact, in order
+        seen: set[str] = set()
+        for index, (m, ops) in enumerate(translated):
+            writes, _ = self._keys_of(m.source, ops)
+            for key in writes - seen:
+                if not key.startswith("company:"):
+                    newcomers.append(index)
+            seen |= writes
+        full = len(newcomers) // size * size
+        if full == len(newcomers):
+            return len(translated)
+        cut = newcomers[full]
+        oldest = min(m.received_at for m, _ in translated[cut:])
+        young = now - oldest < self.options.batch_wait_ms / 1000
+        if young or (s.more_waiting and full > 0):
+            return cut
+        return len(translated)
 
     def _keys_of(self, source: str, ops: Sequence[Any]) -> tuple[set[str], set[str]]:
         """(the contacts and companies a message's operations write, the contacts its events are

@@ -29,6 +29,7 @@ class Settlement:
     dead: dict[int, str] = field(default_factory=dict)
     patient: set[int] = field(default_factory=set)  # retries that do not age (a daily limit)
     carried: set[int] = field(default_factory=set)  # to hand back for a later cycle (see `busy`)
+    deferred: set[int] = field(default_factory=set)  # of those, a partial call's: they wait for more
     released: set[int] = field(default_factory=set)  # handed back already, right after planning
     acked: set[int] = field(default_factory=set)  # delivered and acked already, call by call
     planned: asyncio.Event | None = None  # set once planned: the next lease may go ahead
