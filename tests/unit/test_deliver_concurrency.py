@@ -289,6 +289,33 @@ async def test_overlapping_batches_keep_each_contacts_order(tmp_path: Path) -> N
         h.identity.close()
 
 
+async def test_pipelined_batches_share_the_accounts_calls_in_flight(tmp_path: Path) -> None:
+    h, jitter = await concurrent(
+        tmp_path, lease_batch=500, contact_batch=10, max_in_flight=3, pipeline_depth=2, flush_ms=5
+    )
+    stop = asyncio.Event()
+    try:
+        await h.send(
+            *(
+                {"type": "identify", "userId": f"u{i}", "traits": {"email": f"u{i}@x.com"}}
+                for i in range(2000)
+            )
+        )
+        runner = asyncio.create_task(h.delivery.run(stop))
+        for _ in range(400):
+            counts = (await h.queue.counts())["web"]
+            if counts.delivered == 2000:
+                break
+            await asyncio.sleep(0.05)
+        assert counts.delivered == 2000
+        assert jitter.peak == 3  # two batches out at once, three calls between them (six before)
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+        await h.queue.close()
+        h.identity.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_a_pipelined_backlog_about_the_same_contacts_keeps_moving(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest

@@ -29,6 +29,7 @@ from ..translate import PropertyInfo
 from .companies import CompanySender
 from .contacts import ContactSender
 from .events import EventSender
+from .gate import CallGate
 from .identity import Identities
 from .objects import ObjectSender
 from .planner import Planned, Planner
@@ -86,6 +87,7 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         self._last_planned: asyncio.Event | None = None  # set once the batch leased last is planned
         self._freed = asyncio.Event()  # set whenever a batch frees what it held
         self.setup_lock = asyncio.Lock()
+        self.gate = CallGate(self.in_flight_share)
         self.legacy = account.api_mode == "legacy"
         self.planner = Planner(
             account.name,

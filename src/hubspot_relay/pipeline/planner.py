@@ -149,7 +149,7 @@ class Planner:
         # What the identity map knows about everyone in the batch, read at once (a shared map
         # would otherwise cost a round trip a message); the ties made are written at the end.
         self.identity.prefetch({(m.source, i) for m, ops in translated for op in ops for i in _ids_of(op)})
-        tail = self._partial_tail(translated, s, now)
+        tail = self._partial_tail(translated, s, now, held)
         for m, _ in translated[tail:]:
             s.carried.add(m.id)
             s.deferred.add(m.id)
@@ -273,7 +273,9 @@ class Planner:
                 else:
                     pending.associate.append((association, tuple(by_mapping.get(association.to, []))))
 
-    def _partial_tail(self, translated: list[tuple[Leased, list[Any]]], s: Settlement, now: float) -> int:
+    def _partial_tail(
+        self, translated: list[tuple[Leased, list[Any]]], s: Settlement, now: float, held: frozenset[str]
+    ) -> int:
         """Where the messages that would make a last, partial upsert call start, when they should
         wait for the next cycle instead (else the end of the batch).
 
@@ -286,8 +288,13 @@ class Planner:
         size = self.options.contact_batch
         newcomers: list[int] = []  # the message that brings each contact, in order
         seen: set[str] = set()
+        going: list[int] = []  # the messages not handed back as `plan` will (for a call in flight)
         for index, (m, ops) in enumerate(translated):
-            writes, _ = self._keys_of(m.source, ops)
+            writes, reads = self._keys_of(m.source, ops)
+            if held and (writes | reads) & held:
+                held = held | writes | reads
+                continue
+            going.append(index)
             for key in writes - seen:
                 if not key.startswith("company:"):
                     newcomers.append(index)
@@ -296,7 +303,7 @@ class Planner:
         if full == len(newcomers):
             return len(translated)
         cut = newcomers[full]
-        oldest = min(m.received_at for m, _ in translated[cut:])
+        oldest = min(translated[i][0].received_at for i in going if i >= cut)
         young = now - oldest < self.options.batch_wait_ms / 1000
         if young or (s.more_waiting and full > 0):
             return cut

@@ -16,6 +16,7 @@ from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
 from ..options import DeliveryOptions
 from ..translate import PropertyInfo
+from .gate import CallGate
 from .identity import Identities
 from .planner import Pending
 from .settlement import Settlement
@@ -38,6 +39,7 @@ class Sender:
     catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]]
     setup_lock: asyncio.Lock  # one batch at a time reads the catalog or creates definitions
     cache: SharedCache | None  # catalogs and definitions shared with other relay processes
+    gate: CallGate  # `in_flight_share` calls out at once, all batches together
 
     def in_flight_share(self) -> int:
         """This process's share of `max_in_flight` (see `Delivery`: processes sharing a budget
@@ -73,18 +75,20 @@ class Sender:
         raise AssertionError("unreachable")
 
     async def in_parallel(self, jobs: Sequence[Callable[[], Awaitable[Any]]]) -> None:
-        """Run independent calls side by side, at most `max_in_flight` at once (the limiter still
-        spaces them): at HubSpot's real latency one call at a time leaves most of the budget unused.
-        The first unexpected error (a daily limit, a bug) cancels the others and is raised."""
-        if len(jobs) <= 1:
-            for job in jobs:
-                await job()
-            return
-        gate = asyncio.Semaphore(self.in_flight_share())
+        """Run independent calls side by side, at most `max_in_flight` out at once for the account
+        (this process's share), every batch in flight counted (the limiter still spaces them): at
+        HubSpot's real latency one call at a time leaves most of the budget unused, and a process
+        that dies takes no more than its share of calls down with it. The first unexpected error
+        (a daily limit, a bug) cancels the others and is raised."""
 
         async def run(job: Callable[[], Awaitable[Any]]) -> None:
-            async with gate:
+            async with self.gate:
                 await job()
+
+        if len(jobs) <= 1:
+            for job in jobs:
+                await run(job)
+            return
 
         try:
             async with asyncio.TaskGroup() as group:
