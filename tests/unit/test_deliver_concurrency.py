@@ -188,6 +188,36 @@ async def test_a_contact_in_a_waiting_tail_keeps_its_order(tmp_path: Path) -> No
         h.identity.close()
 
 
+async def test_events_held_back_wait_with_the_young_contacts_behind_them(tmp_path: Path) -> None:
+    h, _ = await concurrent(tmp_path, flush_ms=250, batch_wait_ms=1000, contact_batch=5)
+    try:
+
+        def identify(i: int) -> dict[str, Any]:
+            return {"type": "identify", "userId": f"u{i}", "traits": {"email": f"u{i}@x.com"}}
+
+        def track(i: int) -> dict[str, Any]:
+            return {
+                "type": "track",
+                "userId": f"u{i}",
+                "event": "Step",
+                "properties": {"email": f"u{i}@x.com"},
+            }
+
+        await h.send(*(identify(i) for i in range(5)), *(track(i % 5) for i in range(10)))
+        h.clock.now += 2  # those events are old now (they waited behind their contacts' calls)
+        await h.send(identify(5), identify(6), track(5), track(6))  # young: a partial upsert call
+        await h.delivery.cycle()
+        assert upserts(h) == 1  # u0-u4; u5 and u6 wait for more
+        assert h.calls().get("POST /events/2026-09/send/batch", 0) == 0  # the old events wait with them
+        h.clock.now += 1.01
+        await h.drain()
+        assert h.calls().get("POST /events/2026-09/send/batch", 0) == 1  # all 12 in one call, not two
+        assert len(h.sandbox.portals["997086"].events) == 12
+    finally:
+        await h.queue.close()
+        h.identity.close()
+
+
 async def test_a_backlog_leaves_its_partial_upsert_call_to_the_next_lease(tmp_path: Path) -> None:
     h, _ = await concurrent(tmp_path, lease_batch=120, batch_wait_ms=0)
     try:

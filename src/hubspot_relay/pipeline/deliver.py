@@ -148,7 +148,7 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
                 # (the one in flight is given a second to finish, so that the next one is fuller),
                 # then a flush window gathers what arrives meanwhile (fewer calls).
                 if len(leased) < size:
-                    if running:
+                    if running and not leased:
                         await asyncio.wait(running, timeout=DRAINED_OVERLAP_WAIT_S)
                     delay = self.options.flush_ms / 1000
                     if self.paused_until > self.clock():

@@ -18,6 +18,9 @@ from .sending import Sender, log
 from .settlement import Settlement
 
 EVENTS_RECHECK_S = 600.0
+# A partial event call waits at most this long for the contacts handed back behind it (HubSpot's
+# rolling window: under a burst that fills it, a call saved is a call another batch can make).
+FOLLOWED_WAIT_S = 10.0
 
 
 class EventSender(Sender):
@@ -237,13 +240,16 @@ class EventSender(Sender):
         if chunks and len(chunks[-1]) < size:
             # Not full: these go with the next cycle's events (they lead its lease, being older)
             # instead of in a call of their own, while they are younger than `batch_wait_ms`
-            # (a trickle sends one call per `batch_wait_ms`, not one per flush), or while more is
+            # (a trickle sends one call per `batch_wait_ms`, not one per flush), while more is
             # queued and this batch filled a call (so the next one will too: a lease smaller than
-            # a call must not keep its events waiting for a full one).
+            # a call must not keep its events waiting for a full one), or while the batch handed
+            # back young contacts for a fuller upsert call (their events follow at once; events
+            # held back behind their contacts' calls are no longer young), up to HubSpot's window.
             received = {m.id: m.received_at for m, _, _ in events}
-            oldest = min(received[i] for p in chunks[-1] for i in p.ids)
-            young = self.clock() - oldest < self.options.batch_wait_ms / 1000
-            if young or (s.more_waiting and len(chunks) > 1):
+            age = self.clock() - min(received[i] for p in chunks[-1] for i in p.ids)
+            young = age < self.options.batch_wait_ms / 1000
+            followed = bool(s.deferred) and age < FOLLOWED_WAIT_S
+            if young or followed or (s.more_waiting and len(chunks) > 1):
                 s.carried.update(i for p in chunks.pop() for i in p.ids)
         await self.in_parallel([lambda chunk=chunk: self.split_send(chunk, send, s) for chunk in chunks])
 
