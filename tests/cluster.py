@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import ROOT, RelayProcess, free_port
+from tests.helpers import ROOT, RelayProcess, free_port, wait_quiet
 
 WRITE_KEY = "cluster-write-key"
 
@@ -91,17 +91,9 @@ account = "cluster"
             self.relays.append(RelayProcess(self.tmp / f"relay{i}", args=args).start())
         return self
 
-    def quiet(self, for_s: float = 0.6, timeout: float = 30) -> Cluster:
-        """Wait until the relays have made the reads they make as they start (nothing new at the
-        sandbox for `for_s`), so that a measured run counts only its own calls."""
-        deadline = time.monotonic() + timeout
-        seen = -1
-        while time.monotonic() < deadline:
-            total = int(self.calls()["total"])
-            if total == seen:
-                return self
-            seen = total
-            time.sleep(for_s)
+    def quiet(self) -> Cluster:
+        """Once the relays' start-up reads are made (see `wait_quiet`)."""
+        wait_quiet(self.sandbox_url)
         return self
 
     @property

@@ -29,6 +29,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_quiet(sandbox_url: str, for_s: float = 0.6, timeout: float = 30) -> None:
+    """Wait until the relays have made the reads they make as they start (no new call at the
+    sandbox for `for_s`), so that a measured run counts only its own calls."""
+    deadline = time.monotonic() + timeout
+    seen = -1
+    while time.monotonic() < deadline:
+        total = int(httpx.get(f"{sandbox_url}/_sandbox/calls", timeout=10).json()["total"])
+        if total == seen:
+            return
+        seen = total
+        time.sleep(for_s)
+
+
 @dataclass
 class RelayProcess:
     """`hubspot-relay serve` in a subprocess on a free loopback port."""
