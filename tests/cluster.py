@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from hubspot_relay.pipeline.deliver import PAUSE_RECHECK_S
 from tests.helpers import ROOT, RelayProcess, free_port, wait_quiet
 
 WRITE_KEY = "cluster-write-key"
@@ -120,9 +121,12 @@ account = "cluster"
         raise RuntimeError(f"not delivered in {timeout}s: {self.web()}")
 
     def pause(self, paused: bool = True) -> None:
-        """An operator's pause or resume of the account (every process sees it)."""
+        """An operator's pause or resume of the account, told to one process; returns once every
+        process has seen it (they re-read it every `PAUSE_RECHECK_S`)."""
         verb = "pause" if paused else "resume"
         self.http.post(f"{self.relays[0].url}/admin/api/accounts/cluster/{verb}").raise_for_status()
+        if paused and self.count > 1:
+            time.sleep(PAUSE_RECHECK_S + 0.5)
 
     def calls(self, timeline: bool = False) -> dict[str, Any]:
         params = {"timeline": "1"} if timeline else {}

@@ -27,7 +27,7 @@ class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     catalog_ttl_s: float = 3600.0
     # batching and retries
     flush_ms: int = 250
-    batch_wait_ms: int = 1000  # a partial event batch this young waits for the next cycle's
+    batch_wait_ms: int = 1000  # a partial batch call (upserts, events) this young waits for the next cycle's
     contact_batch: int = 100
     event_batch: int = 500
     lease_batch: int = 25_000  # messages planned together: a backlog leaves in full batch calls

@@ -39,8 +39,8 @@ from .shared_cache import SharedCache
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
-# With the queue drained, the next batch waits this long for the one in flight (a hung call is
-# not waited for longer than this; a backlog does not wait at all).
+# With nothing left to lease, the next lease waits this long for the batch in flight (a hung call
+# is not waited for longer than this; a backlog does not wait at all).
 DRAINED_OVERLAP_WAIT_S = 1.0
 # Relay processes sharing a Redis queue see an operator's pause or resume within this long.
 PAUSE_RECHECK_S = 2.0
@@ -144,9 +144,11 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
                     )
                     running.add(task)
                     task.add_done_callback(running.discard)
-                # A lease that was not full means the queue is drained: batches need not overlap
-                # (the one in flight is given a second to finish, so that the next one is fuller),
-                # then a flush window gathers what arrives meanwhile (fewer calls).
+                # A lease that was not full means the queue is drained for now: a flush window
+                # gathers what arrives meanwhile (a partial call waits for more on its own, see
+                # `batch_wait_ms`), so that while clients are still sending, batches keep
+                # overlapping. An empty one also gives the batch in flight a second to finish
+                # first (what it hands back is then leased at once).
                 if len(leased) < size:
                     if running and not leased:
                         await asyncio.wait(running, timeout=DRAINED_OVERLAP_WAIT_S)
