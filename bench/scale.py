@@ -47,6 +47,7 @@ from tests.redis_server import RedisServer  # noqa: E402
 
 import ingest as ingest_bench  # noqa: E402
 from delivery import budget_workload  # noqa: E402
+from hubspot_relay.config import DEFAULT_RESERVE  # noqa: E402
 
 
 def wrk_scripts(tmp: Path, count: int) -> list[Path]:
@@ -139,7 +140,7 @@ def share(cluster: Cluster, minimum: int, name: str, since: float) -> dict[str, 
     global LAST_WORK
     LAST_WORK = [(t - since, label) for t, label in work]
     span = max(work[-1][0] - work[0][0], 0.001)
-    usable = int(190 * 0.9)
+    usable = int(190 * (1 - (cluster.reserve if cluster.reserve is not None else DEFAULT_RESERVE)))
     by_endpoint: dict[str, int] = {}
     for _, label in work:
         by_endpoint[label.split(" ", 1)[1]] = by_endpoint.get(label.split(" ", 1)[1], 0) + 1
@@ -200,7 +201,9 @@ def drain(n: int, redis: bool, kind: str, latency_ms: int, tmp: Path) -> dict[st
             server.stop()
 
 
-def scenario(latency_ms: int, tmp: Path, users: int = 15_000, kill: bool = True) -> dict[str, Any]:
+def scenario(
+    latency_ms: int, tmp: Path, users: int = 15_000, kill: bool = True, reserve: float | None = None
+) -> dict[str, Any]:
     """The end-to-end test's scenario, measured: three processes on one Redis, Segment's Python
     SDK sending an identify and a track per user across them, one process killed with -9 once 15%
     is delivered."""
@@ -208,7 +211,8 @@ def scenario(latency_ms: int, tmp: Path, users: int = 15_000, kill: bool = True)
 
     tmp = Path(tempfile.mkdtemp(prefix="scenario-", dir=tmp))  # each run its own Redis and relays
     server = RedisServer(tmp / "redis", shutil.which("redis-server") or "").start()
-    cluster = Cluster(tmp / "relays", server.url, 3, per_10s=190, latency_ms=latency_ms).start().quiet()
+    cluster = Cluster(tmp / "relays", server.url, 3, per_10s=190, latency_ms=latency_ms, reserve=reserve)
+    cluster.start().quiet()
     try:
         errors: list[str] = []
 
@@ -249,7 +253,8 @@ def scenario(latency_ms: int, tmp: Path, users: int = 15_000, kill: bool = True)
         web = cluster.web()
         portal = cluster.portal()
         return {
-            "setup": "redis-3, kill -9 of one" if kill else "redis-3",
+            "setup": ("redis-3, kill -9 of one" if kill else "redis-3")
+            + (f", reserve {reserve}" if reserve is not None else ""),
             "latency_ms": latency_ms,
             "messages": total,
             "client_errors": len(errors),
@@ -321,6 +326,9 @@ def main() -> int:
     )
     ap.add_argument("--no-kill-runs", type=int, default=0, help="scenario: runs without the kill, apart")
     ap.add_argument("--plot", type=Path, help="scenario: the first run's calls over time (PNG)")
+    ap.add_argument(
+        "--reserve", type=float, help="scenario: limits.reserve (default 0.1: 171 of 190 calls usable)"
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--timeline", type=Path, help="save every call at the sandbox, per run, here")
     args = ap.parse_args()
@@ -347,7 +355,7 @@ def main() -> int:
             ):
                 results = []
                 for _ in range(runs):
-                    results.append(scenario(args.latency_ms, tmp, kill=kill))
+                    results.append(scenario(args.latency_ms, tmp, kill=kill, reserve=args.reserve))
                     print(json.dumps(results[-1]), file=sys.stderr)
                     if kill and args.plot and len(results) == 1:
                         plot(LAST_WORK, results[-1], args.plot)

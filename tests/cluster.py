@@ -28,8 +28,10 @@ class Cluster:
         per_10s: int = 190,
         latency_ms: int = 300,
         deliver: bool = True,
+        reserve: float | None = None,
     ) -> None:
         self.tmp = tmp
+        self.reserve = reserve  # the share of the budget left to other integrations (default 10%)
         self.redis_url = redis_url
         self.count = processes
         self.per_10s = per_10s
@@ -79,6 +81,7 @@ hub_id = 997086
 access_token = "sandbox-token"
 api_base = "{self.sandbox_url}"
 tier = "professional"
+{f"limits = {{ reserve = {self.reserve} }}" if self.reserve is not None else ""}
 
 [[sources]]
 name = "web"
