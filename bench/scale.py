@@ -123,7 +123,6 @@ def ingest(processes: list[int], seconds: int, rounds: int, tmp: Path) -> dict[s
 
 
 TIMELINES: Path | None = None  # --timeline: every call at the sandbox, per run
-LAST_WORK: list[tuple[float, str]] = []  # the last run's calls: (seconds since its work started, label)
 
 
 def share(cluster: Cluster, minimum: int, name: str, since: float) -> dict[str, Any]:
@@ -137,8 +136,6 @@ def share(cluster: Cluster, minimum: int, name: str, since: float) -> dict[str, 
         TIMELINES.mkdir(parents=True, exist_ok=True)
         (TIMELINES / f"{name}.json").write_text(json.dumps({"since": since, "calls": timeline}))
     work = [(t, label) for t, label, *_ in timeline if t >= since]
-    global LAST_WORK
-    LAST_WORK = [(t - since, label) for t, label in work]
     span = max(work[-1][0] - work[0][0], 0.001)
     usable = int(190 * (1 - (cluster.reserve if cluster.reserve is not None else DEFAULT_RESERVE)))
     by_endpoint: dict[str, int] = {}
@@ -162,6 +159,7 @@ def share(cluster: Cluster, minimum: int, name: str, since: float) -> dict[str, 
         "peak_calls_in_10s": calls["peak_10s"],
         "status_429": calls["by_status"].get("429", 0),
         "by_endpoint": by_endpoint,
+        "_work": [(t - since, label) for t, label in work],  # for --plot, not saved
     }
 
 
@@ -346,6 +344,7 @@ def main() -> int:
                 for label in ["sqlite-1", *(f"redis-{n}" for n in args.processes)]:
                     n = int(label.split("-")[1])
                     result = drain(n, label.startswith("redis"), kind, args.latency_ms, tmp)
+                    result.pop("_work")
                     out["delivery"].append(result)
                     print(json.dumps(result), file=sys.stderr)
         if args.only in (None, "scenario"):
@@ -356,9 +355,10 @@ def main() -> int:
                 results = []
                 for _ in range(runs):
                     results.append(scenario(args.latency_ms, tmp, kill=kill, reserve=args.reserve))
+                    work = results[-1].pop("_work")
                     print(json.dumps(results[-1]), file=sys.stderr)
                     if kill and args.plot and len(results) == 1:
-                        plot(LAST_WORK, results[-1], args.plot)
+                        plot(work, results[-1], args.plot)
                 if results:
                     shares = sorted(r["share_of_ceiling"] for r in results)
                     out[key] = {
