@@ -3,17 +3,24 @@ batches -> the contacts upserted now and the messages handed back to wait."""
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hubspot_relay.options import DeliveryOptions
 from hubspot_relay.pipeline.identity import IdentityMap
 from hubspot_relay.pipeline.planner import Planner
 from hubspot_relay.pipeline.queue import Leased
 from hubspot_relay.pipeline.settlement import Settlement
+from hubspot_relay.segment.messages import InvalidMessage, accept
+from tests.unit.test_properties import messages
 
 NOW = time.time()
 
@@ -49,5 +56,43 @@ def test_a_partial_upsert_call(
         (contacts, *_), _ = planner.plan([identify(i, age) for i in range(n)], s, busy)
         assert (len(contacts), len(s.deferred)) == expected
         assert len(s.carried) == held + expected[1]  # the held ones wait for their call in flight
+    finally:
+        identity.close()
+
+
+@given(
+    st.lists(st.tuples(messages(), st.floats(0, 5)), min_size=1, max_size=12),
+    st.booleans(),
+    st.sets(st.sampled_from([f"u{i}@x.com" for i in range(3)])),
+)
+@settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_any_batch_is_planned_with_only_a_tail_left_to_wait(
+    tmp_path: Path, batch: list[tuple[dict[str, Any], float]], full: bool, held: set[str]
+) -> None:
+    """Whatever the messages and their ages: planning does not fail, and what waits for a
+    fuller call is a tail of the batch (so each contact's order is kept), never a gap in it."""
+    leased = []
+    for i, (msg, age) in enumerate(batch):
+        try:
+            accepted = accept(json.dumps(msg, ensure_ascii=False).encode(), received_at=NOW - age)
+        except InvalidMessage:
+            continue
+        leased.append(Leased(i, "web", accepted.message_id, accepted.type, accepted.body, NOW - age, None, 1))
+    identity = IdentityMap(tmp_path / f"identity-{uuid.uuid4().hex}.sqlite3")
+    try:
+        planner = Planner(
+            "acct", DeliveryOptions(contact_batch=2, batch_wait_ms=1000), identity, clock=lambda: NOW
+        )
+        s = Settlement(more_waiting=full)
+        planner.plan(leased, s, frozenset(held))
+        ids = [m.id for m in leased]
+        if s.deferred:
+            first = min(ids.index(i) for i in s.deferred)
+            assert all(i in s.carried or i in s.dead or i in s.skipped for i in ids[first:])
     finally:
         identity.close()
