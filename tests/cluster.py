@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from hubspot_relay.pipeline.deliver import PAUSE_RECHECK_S
+from hubspot_relay.delivery.loop import PAUSE_RECHECK_S
 from tests.helpers import ROOT, RelayProcess, free_port, wait_quiet
 
 WRITE_KEY = "cluster-write-key"

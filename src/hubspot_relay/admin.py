@@ -26,12 +26,12 @@ from starlette.routing import Route
 from .access import Access
 from .activity import ACTIVITY, TRACE
 from .config import Config
+from .delivery.loop import Delivery
 from .hubspot.errors import HubSpotError
-from .pipeline.backpressure import Backpressure
-from .pipeline.deliver import Delivery
-from .pipeline.identity import Identities
-from .pipeline.queue import Envelope, Queue, ReplayFilter, SourceCounts, State
 from .preview import PreviewError, preview
+from .queue.protocol import Envelope, Queue, ReplayFilter, SourceCounts, State
+from .segment.backpressure import Backpressure
+from .state.identity import Identities
 
 MAX_DEAD_LETTERS = 1000
 _STATES = {int(st): st.name.lower() for st in State}

@@ -114,7 +114,7 @@ def _load_config(config: Path | None, data_dir: Path | None = None, queue: str |
 def _banner(cfg: Config, host: str, port: int) -> None:
     err.print(f"[bold]hubspot-relay {__version__}[/] listening on http://{host}:{port}", highlight=False)
     if cfg.queue_url:
-        from .pipeline.redis_queue import _redacted
+        from .queue.redis_streams import _redacted
 
         err.print(
             f"  queue: {_redacted(cfg.queue_url.reveal())} (Redis Streams, {cfg.queue_partitions} partitions,"
@@ -206,10 +206,10 @@ def serve(
 
 def _check_mappings(cfg: Config) -> None:
     """Every account's mappings against its portal: object types, properties, labels."""
+    from .delivery.objects import check_mappings
     from .hubspot.client import HubSpotClient
     from .hubspot.errors import HubSpotError
     from .hubspot.ratelimit import AccountLimiter
-    from .pipeline.objects import check_mappings
 
     async def check() -> list[str]:
         problems: list[str] = []
@@ -340,7 +340,7 @@ def _status_from_relay(cfg: Config, url: str | None) -> dict[str, Any] | None:
 
 def _status_from_files(cfg: Config) -> dict[str, Any]:
     """With no relay running: read its data folder directly."""
-    from .pipeline.redis_queue import _redacted
+    from .queue.redis_streams import _redacted
     from .server import build_identity, build_queue, identity_path, queue_path
 
     path = queue_path(cfg)
@@ -463,7 +463,7 @@ def replay(
     queue: QueueOpt = None,
 ) -> None:
     """Re-queue dead-lettered messages: all, or by source, reason or message id."""
-    from .pipeline.queue import ReplayFilter
+    from .queue.protocol import ReplayFilter
     from .server import build_queue, queue_path
 
     cfg = _load_config(config, data_dir, queue)

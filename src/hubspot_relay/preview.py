@@ -21,14 +21,14 @@ import msgspec
 import orjson
 
 from .config import Account, Config
+from .delivery.loop import Delivery
+from .delivery.settlement import Settlement
 from .hubspot.client import HubSpotClient
 from .hubspot.errors import HubSpotError
 from .hubspot.ratelimit import AccountLimiter
-from .pipeline.deliver import Delivery
-from .pipeline.identity import Identities
-from .pipeline.queue import Leased
-from .pipeline.settlement import Settlement
+from .queue.protocol import Leased
 from .segment.messages import InvalidMessage, accept
+from .state.identity import Identities
 
 # Reads that decide what a request holds: answered by HubSpot (or the delivery's cache).
 _READS = ("/properties/", "/event-definitions", "/crm-object-schemas/", "/labels")  # (either family)

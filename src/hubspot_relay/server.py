@@ -29,20 +29,20 @@ from .activity import ACTIVITY, summary
 from .admin import AdminState, admin_routes
 from .config import Config
 from .console import console_routes
+from .delivery.loop import Delivery
 from .hubspot.client import HubSpotClient
 from .hubspot.ratelimit import AccountLimiter
-from .hubspot.shared_ratelimit import SharedLimiter
-from .pipeline.backpressure import Backpressure
-from .pipeline.deliver import Delivery
-from .pipeline.identity import Identities, IdentityMap
-from .pipeline.partitions import Ownership
-from .pipeline.queue import Queue, State
-from .pipeline.redis_identity import RedisIdentityMap
-from .pipeline.redis_queue import RedisQueue, free_memory
-from .pipeline.shared_cache import RedisCache
-from .pipeline.sqlite_queue import SQLiteQueue
+from .queue.partitions import Ownership
+from .queue.protocol import Queue, State
+from .queue.redis_streams import RedisQueue, free_memory
+from .queue.sqlite import SQLiteQueue
+from .segment.backpressure import Backpressure
 from .segment.device import device_routes
 from .segment.ingest import RelayApp, create_ingest_app
+from .state.identity import Identities, IdentityMap
+from .state.redis_identity import RedisIdentityMap
+from .state.shared_cache import RedisCache
+from .state.shared_limiter import SharedLimiter
 
 log = structlog.get_logger("hubspot_relay.server")
 

@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from hubspot_relay.config import Config, parse_proxies
-from hubspot_relay.pipeline.queue import State
+from hubspot_relay.queue.protocol import State
 from hubspot_relay.secrets import Secret
 from hubspot_relay.server import create_app
 from tests.helpers import sandbox_config

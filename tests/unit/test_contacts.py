@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hubspot_relay.delivery.contacts import by_user
+from hubspot_relay.delivery.planner import Pending
 from hubspot_relay.options import parse_options
-from hubspot_relay.pipeline.contacts import by_user
-from hubspot_relay.pipeline.planner import Pending
 
 
 def pending(email: str, props: dict[str, str], ids: list[int], user: str | None) -> Pending:

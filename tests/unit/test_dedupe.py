@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubspot_relay.pipeline.dedupe import RecentKeys
+from hubspot_relay.queue.dedupe import RecentKeys
 
 
 @pytest.mark.parametrize(

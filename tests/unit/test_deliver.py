@@ -14,16 +14,16 @@ import orjson
 import pytest
 
 from hubspot_relay.config import SANDBOX_API_KEY, RateLimits, sandbox_account
+from hubspot_relay.delivery.loop import Delivery
 from hubspot_relay.hubspot.client import HubSpotClient
 from hubspot_relay.hubspot.ratelimit import AccountLimiter
 from hubspot_relay.options import DeliveryOptions
-from hubspot_relay.pipeline.deliver import Delivery
-from hubspot_relay.pipeline.identity import IdentityMap
-from hubspot_relay.pipeline.queue import Envelope, ReplayFilter
-from hubspot_relay.pipeline.sqlite_queue import SQLiteQueue
+from hubspot_relay.queue.protocol import Envelope, ReplayFilter
+from hubspot_relay.queue.sqlite import SQLiteQueue
 from hubspot_relay.sandbox import PortalSettings, Sandbox, create_sandbox_app
 from hubspot_relay.sandbox.limits import Budget
 from hubspot_relay.secrets import Secret
+from hubspot_relay.state.identity import IdentityMap
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": "Bearer sandbox-token"}

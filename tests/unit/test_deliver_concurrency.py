@@ -354,7 +354,7 @@ async def test_a_pipelined_backlog_about_the_same_contacts_keeps_moving(
     back must not hand everything back in turn (a livelock once seen on the Redis queue)."""
     factory = None
     if backend == "redis":
-        from hubspot_relay.pipeline.redis_queue import RedisQueue
+        from hubspot_relay.queue.redis_streams import RedisQueue
 
         url = request.getfixturevalue("redis_server").url
         prefix = f"t-{uuid.uuid4().hex[:10]}"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from hubspot_relay.pipeline import contacts as contacts_module
-from hubspot_relay.pipeline import planner as planner_module
-from hubspot_relay.pipeline.queue import State
+from hubspot_relay.delivery import contacts as contacts_module
+from hubspot_relay.delivery import planner as planner_module
+from hubspot_relay.queue.protocol import State
 from tests.unit.test_deliver import Harness
 
 pytestmark = pytest.mark.anyio

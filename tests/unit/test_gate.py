@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from hubspot_relay.pipeline.gate import CallGate
+from hubspot_relay.delivery.gate import CallGate
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_relay.pipeline import identity as identity_module
-from hubspot_relay.pipeline.identity import IdentityMap
+from hubspot_relay.state import identity as identity_module
+from hubspot_relay.state.identity import IdentityMap
 
 
 @pytest.fixture
@@ -93,10 +93,10 @@ def test_the_planner_sends_traits_another_process_left_waiting(path: Path) -> No
     their id: they are upserted with the contact, under what the batch itself sets."""
     import time as _time
 
+    from hubspot_relay.delivery.planner import Planner
+    from hubspot_relay.delivery.settlement import Settlement
     from hubspot_relay.options import DeliveryOptions
-    from hubspot_relay.pipeline.planner import Planner
-    from hubspot_relay.pipeline.queue import Leased
-    from hubspot_relay.pipeline.settlement import Settlement
+    from hubspot_relay.queue.protocol import Leased
 
     class Raced(IdentityMap):
         def flush(self) -> dict[tuple[str, str], dict[str, object]]:

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hubspot_relay.delivery.planner import Planner
+from hubspot_relay.delivery.settlement import Settlement
 from hubspot_relay.options import DeliveryOptions
-from hubspot_relay.pipeline.identity import IdentityMap
-from hubspot_relay.pipeline.planner import Planner
-from hubspot_relay.pipeline.queue import Leased
-from hubspot_relay.pipeline.settlement import Settlement
+from hubspot_relay.queue.protocol import Leased
 from hubspot_relay.segment.messages import InvalidMessage, accept
+from hubspot_relay.state.identity import IdentityMap
 from tests.unit.test_properties import messages
 
 NOW = time.time()

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from hubspot_relay.pipeline.queue import Envelope, ReplayFilter
-from hubspot_relay.pipeline.redis_queue import RedisQueue
-from hubspot_relay.pipeline.sqlite_queue import SQLiteQueue
+from hubspot_relay.queue.protocol import Envelope, ReplayFilter
+from hubspot_relay.queue.redis_streams import RedisQueue
+from hubspot_relay.queue.sqlite import SQLiteQueue
 
 pytestmark = pytest.mark.anyio
 

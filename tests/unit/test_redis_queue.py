@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
-from hubspot_relay.pipeline.queue import Envelope
-from hubspot_relay.pipeline.redis_queue import RedisQueue, _redacted, partition_of
+from hubspot_relay.queue.protocol import Envelope
+from hubspot_relay.queue.redis_streams import RedisQueue, _redacted, partition_of
 from tests.conftest import require_tool
 from tests.redis_server import RedisServer
 
@@ -141,8 +141,8 @@ async def test_an_unreachable_redis_is_a_clear_error_without_the_password() -> N
 
 
 async def test_back_pressure_watches_redis_memory_instead_of_the_disk(tmp_path: Path) -> None:
-    from hubspot_relay.pipeline.backpressure import Backpressure
-    from hubspot_relay.pipeline.redis_queue import free_memory
+    from hubspot_relay.queue.redis_streams import free_memory
+    from hubspot_relay.segment.backpressure import Backpressure
 
     server = RedisServer(tmp_path / "redis", require_tool("redis-server", "the Redis queue")).start()
     admin = sync_redis.Redis(port=server.port)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hubspot_relay.pipeline.queue import Leased
-from hubspot_relay.pipeline.settlement import Settlement, backoff, settle
+from hubspot_relay.delivery.settlement import Settlement, backoff, settle
+from hubspot_relay.queue.protocol import Leased
 
 pytestmark = pytest.mark.anyio
 

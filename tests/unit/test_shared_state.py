@@ -13,11 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from hubspot_relay.hubspot.ratelimit import DailyLimitReached
-from hubspot_relay.hubspot.shared_ratelimit import SharedLimiter
-from hubspot_relay.pipeline.partitions import Ownership, owner_of
-from hubspot_relay.pipeline.queue import Envelope
-from hubspot_relay.pipeline.redis_identity import RedisIdentityMap
-from hubspot_relay.pipeline.redis_queue import RedisQueue
+from hubspot_relay.queue.partitions import Ownership, owner_of
+from hubspot_relay.queue.protocol import Envelope
+from hubspot_relay.queue.redis_streams import RedisQueue
+from hubspot_relay.state.redis_identity import RedisIdentityMap
+from hubspot_relay.state.shared_limiter import SharedLimiter
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -307,7 +307,7 @@ def test_a_plans_ties_are_read_and_written_at_once_and_traits_left_meanwhile_are
 
 
 async def test_a_catalog_is_read_once_for_every_process(redis_client: aioredis.Redis, prefix: str) -> None:
-    from hubspot_relay.pipeline.shared_cache import RedisCache
+    from hubspot_relay.state.shared_cache import RedisCache
 
     reads = 0
 
@@ -326,10 +326,10 @@ async def test_a_catalog_is_read_once_for_every_process(redis_client: aioredis.R
 async def test_an_event_definition_is_created_once_for_every_process(
     redis_client: aioredis.Redis, prefix: str, tmp_path: Any
 ) -> None:
-    from hubspot_relay.pipeline.deliver import Delivery
-    from hubspot_relay.pipeline.queue import Leased
-    from hubspot_relay.pipeline.settlement import Settlement
-    from hubspot_relay.pipeline.shared_cache import RedisCache
+    from hubspot_relay.delivery.loop import Delivery
+    from hubspot_relay.delivery.settlement import Settlement
+    from hubspot_relay.queue.protocol import Leased
+    from hubspot_relay.state.shared_cache import RedisCache
     from hubspot_relay.translate import Event, translate
     from tests.unit.test_deliver import make
 

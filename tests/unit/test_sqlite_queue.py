@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_relay.pipeline.queue import Envelope
-from hubspot_relay.pipeline.sqlite_queue import QueueWriteError, SQLiteQueue
+from hubspot_relay.queue.protocol import Envelope
+from hubspot_relay.queue.sqlite import QueueWriteError, SQLiteQueue
 from tests.unit.test_queue_contract import Clock
 
 pytestmark = pytest.mark.anyio

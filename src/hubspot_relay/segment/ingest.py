@@ -34,8 +34,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..activity import ACTIVITY
 from ..config import Config, Source
-from ..pipeline.backpressure import Backpressure
-from ..pipeline.queue import Envelope, Queue
+from ..queue.protocol import Envelope, Queue
+from .backpressure import Backpressure
 from .messages import (
     BATCH,
     BATCH_PATHS,

@@ -25,17 +25,17 @@ from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
 from ..hubspot.ratelimit import DailyLimitReached
 from ..options import DeliveryOptions
+from ..queue.protocol import Leased, Queue
+from ..state.identity import Identities
+from ..state.shared_cache import SharedCache
 from ..translate import PropertyInfo
 from .companies import CompanySender
 from .contacts import ContactSender
 from .events import EventSender
 from .gate import CallGate
-from .identity import Identities
 from .objects import ObjectSender
 from .planner import Planned, Planner
-from .queue import Leased, Queue
 from .settlement import Settlement, settle
-from .shared_cache import SharedCache
 
 log = structlog.get_logger("hubspot_relay.deliver")
 

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from . import redis_scripts as lua
-from .queue import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
+from .protocol import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
 
 log = structlog.get_logger("hubspot_relay.queue")
 

@@ -15,12 +15,12 @@ from ..config import Account
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
 from ..options import DeliveryOptions
+from ..state.identity import Identities
+from ..state.shared_cache import SharedCache
 from ..translate import PropertyInfo
 from .gate import CallGate
-from .identity import Identities
 from .planner import Pending
 from .settlement import Settlement
-from .shared_cache import SharedCache
 
 log = structlog.get_logger("hubspot_relay.deliver")
 

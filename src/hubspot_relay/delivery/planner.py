@@ -13,12 +13,12 @@ from typing import Any
 import structlog
 
 from ..options import DeliveryOptions
+from ..queue.protocol import Leased
 from ..segment.messages import stamped
+from ..state.identity import Identities
 from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, translate
 from ..translate.mappings import Association, MappedRecord, Mapping, MappingError, records
 from ..translate.segment import message_ids
-from .identity import Identities
-from .queue import Leased
 from .settlement import Settlement
 
 log = structlog.get_logger("hubspot_relay.deliver")

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import structlog
 
 from .dedupe import RecentKeys
-from .queue import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
+from .protocol import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
 
 log = structlog.get_logger("hubspot_relay.queue")
 
@@ -88,7 +88,7 @@ class _WriterProcess:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "hubspot_relay.pipeline.sqlite_writer",
+            "hubspot_relay.queue.sqlite_writer",
             str(path),
             synchronous,
             stdin=asyncio.subprocess.PIPE,

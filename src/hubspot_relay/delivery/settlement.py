@@ -14,7 +14,7 @@ import structlog
 from prometheus_client import Counter
 
 from ..activity import ACTIVITY, TRACE
-from .queue import Leased, Queue
+from ..queue.protocol import Leased, Queue
 
 log = structlog.get_logger("hubspot_relay.deliver")
 

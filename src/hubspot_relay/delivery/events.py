@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 
 from ..hubspot.errors import HubSpotError, Kind
+from ..queue.protocol import Leased
 from ..translate import Event
 from ..translate.segment import mapped_event
 from .planner import Pending
-from .queue import Leased
 from .sending import Sender, log
 from .settlement import Settlement
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import structlog
 
-from .redis_queue import RedisQueue, client_name
+from .redis_streams import RedisQueue, client_name
 
 log = structlog.get_logger("hubspot_relay.partitions")
 
