@@ -51,10 +51,10 @@ run: $(RUN_STAMP) $(AJS_STAMP)
 	$(BIN)/hubspot-relay serve --analytics-js-dir $(ANALYTICS_JS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 
 test: $(STAMP) $(NODE_STAMP) $(AJS_STAMP) system-deps
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

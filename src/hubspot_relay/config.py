@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .errors import ConfigError
 from .hubspot.paths import API_VERSIONS, DEFAULT_API_VERSION, is_dated
 from .options import DeliveryOptions, parse_options
 from .secrets import Secret
@@ -59,10 +60,6 @@ _HUB_ID = re.compile(r"^[0-9]{1,12}$")
 _API_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-
-
-class ConfigError(ValueError):
-    """A configuration problem, worded for the person who has to fix it."""
 
 
 # ---- the file's schema (unknown keys are errors) -------------------------------------------

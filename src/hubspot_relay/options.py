@@ -6,6 +6,8 @@ import re
 
 import msgspec
 
+from .errors import ConfigError
+
 
 class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     # translate
@@ -40,8 +42,6 @@ class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
 
 
 def parse_options(raw: dict[str, object], key: str) -> DeliveryOptions:
-    from .config import ConfigError
-
     try:
         opts = msgspec.convert(raw, DeliveryOptions)
     except msgspec.ValidationError as e:

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_relay.config import ConfigError, load_env, load_file
+from hubspot_relay.config import load_env, load_file
+from hubspot_relay.errors import ConfigError
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 API_KEY = "dfdbfe6f-e7bf-4938-8e82-7d1938e48ab8"

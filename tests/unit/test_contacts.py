@@ -53,7 +53,7 @@ def test_by_user(items: list[Pending], expected: list[tuple[str, dict[str, str],
     ],
 )
 def test_user_id_property_is_checked(value: str, error: str) -> None:
-    from hubspot_relay.config import ConfigError
+    from hubspot_relay.errors import ConfigError
 
     with pytest.raises(ConfigError, match=error):
         parse_options({"user_id_property": value}, "accounts[0].options")

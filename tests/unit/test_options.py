@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubspot_relay.config import ConfigError
+from hubspot_relay.errors import ConfigError
 from hubspot_relay.options import DeliveryOptions, parse_options
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from hubspot_relay.hubspot.ratelimit import SLACK, AccountLimiter, DailyLimitReached
+from hubspot_relay.errors import DailyLimitReached
+from hubspot_relay.hubspot.ratelimit import SLACK, AccountLimiter
 
 pytestmark = pytest.mark.anyio
 DAY = 86_400.0

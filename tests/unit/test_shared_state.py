@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from hubspot_relay.hubspot.ratelimit import DailyLimitReached
+from hubspot_relay.errors import DailyLimitReached
 from hubspot_relay.queue.partitions import Ownership, owner_of
 from hubspot_relay.queue.protocol import Envelope
 from hubspot_relay.queue.redis_streams import RedisQueue

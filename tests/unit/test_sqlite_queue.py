@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from hubspot_relay.errors import QueueWriteError
 from hubspot_relay.queue.protocol import Envelope
-from hubspot_relay.queue.sqlite import QueueWriteError, SQLiteQueue
+from hubspot_relay.queue.sqlite import SQLiteQueue
 from tests.unit.test_queue_contract import Clock
 
 pytestmark = pytest.mark.anyio

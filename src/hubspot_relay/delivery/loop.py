@@ -21,9 +21,9 @@ from typing import Any
 import structlog
 
 from ..config import Account
+from ..errors import DailyLimitReached
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
-from ..hubspot.ratelimit import DailyLimitReached
 from ..options import DeliveryOptions
 from ..queue.protocol import Leased, Queue
 from ..state.identity import Identities

@@ -12,12 +12,13 @@ from typing import Any
 
 import structlog
 
+from ..errors import MappingError
 from ..options import DeliveryOptions
 from ..queue.protocol import Leased
 from ..segment.messages import stamped
 from ..state.identity import Identities
 from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, translate
-from ..translate.mappings import Association, MappedRecord, Mapping, MappingError, records
+from ..translate.mappings import Association, MappedRecord, Mapping, records
 from ..translate.segment import message_ids
 from .settlement import Settlement
 

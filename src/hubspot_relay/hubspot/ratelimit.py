@@ -16,17 +16,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import DailyLimitReached
+
 # Windows are held a little longer than HubSpot's, so that calls sent just inside a window
 # cannot arrive just inside the next one's count at HubSpot.
 SLACK = 1.05
-
-
-class DailyLimitReached(Exception):
-    def __init__(self, resets_at: float) -> None:
-        super().__init__(
-            f"HubSpot's daily API limit is reached; delivery resumes at the reset ({resets_at:.0f})"
-        )
-        self.resets_at = resets_at
 
 
 def next_midnight_utc(now: float) -> float:

@@ -28,6 +28,7 @@ import redis
 import redis.asyncio as aioredis
 import structlog
 
+from ..errors import QueueUnavailable
 from . import redis_scripts as lua
 from .protocol import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
 
@@ -436,10 +437,6 @@ def free_memory(url: str) -> Callable[[object], int | None]:
         return max(0, limit - int(info.get("used_memory", 0))) if limit else None
 
     return free
-
-
-class QueueUnavailable(RuntimeError):
-    pass
 
 
 def _setting(reply: dict[Any, Any], name: str) -> str:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import structlog
 
+from ..errors import QueueWriteError
 from .dedupe import RecentKeys
 from .protocol import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
 
@@ -67,10 +68,6 @@ CREATE TABLE IF NOT EXISTS source_totals (
 
 _LEN = struct.Struct(">I")
 _TXN = struct.Struct(">Q")
-
-
-class QueueWriteError(RuntimeError):
-    """The messages of an append were not stored."""
 
 
 class _WriterProcess:

@@ -17,7 +17,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..hubspot.ratelimit import SLACK, AccountLimiter, DailyLimitReached, _number, next_midnight_utc
+from ..errors import DailyLimitReached
+from ..hubspot.ratelimit import SLACK, AccountLimiter, _number, next_midnight_utc
 
 # ARGV: now_ms, per_window, window_ms, per_second (0: none), second_ms, per_day, member, day, midnight_ms
 # Returns {0, calls in window, calls today} when the call is counted, {1, wait_ms} to wait, or

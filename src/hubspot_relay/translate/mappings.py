@@ -26,15 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..errors import MappingError
+
 TYPES = ("identify", "track", "page", "screen", "group")
 TRANSFORMS = ("lowercase", "number", "date", "join")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _PROPERTY = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_$@-]+$")
-
-
-class MappingError(ValueError):
-    """A mapping that cannot be used as written; the text names the key."""
 
 
 # ---- expressions -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from hubspot_relay.config import ConfigError
+from hubspot_relay.errors import ConfigError
 from hubspot_relay.sandbox import PortalSettings, create_sandbox_app, load_portals
 
 AUTH = {"Authorization": "Bearer sandbox-token"}

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_relay.config import ConfigError
-from hubspot_relay.sandbox.settings import load_portals
+from hubspot_relay.errors import ConfigError
+from hubspot_relay.sandbox import load_portals
 from hubspot_relay.sandbox.state import PortalState
 
 GOOD = """

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubspot_relay.translate.mappings import MappingError, evaluate, parse, parse_mappings, records
+from hubspot_relay.errors import MappingError
+from hubspot_relay.translate.mappings import evaluate, parse, parse_mappings, records
 
 ORDER = {
     "type": "track",
