@@ -113,16 +113,9 @@ def _load_config(config: Path | None, data_dir: Path | None = None, queue: str |
 
 def _banner(cfg: Config, host: str, port: int) -> None:
     err.print(f"[bold]hubspot-relay {__version__}[/] listening on http://{host}:{port}", highlight=False)
-    if cfg.queue_url:
-        from .queue.redis_streams import _redacted
+    from .backends import backend_for
 
-        err.print(
-            f"  queue: {_redacted(cfg.queue_url.reveal())} (Redis Streams, {cfg.queue_partitions} partitions,"
-            " shared with every relay process using it)",
-            highlight=False,
-        )
-    else:
-        err.print(f"  queue: {cfg.data_dir / 'queue.sqlite3'} (SQLite, WAL, group commit)", highlight=False)
+    err.print(f"  queue: {backend_for(cfg).described}", highlight=False)
     for src in cfg.sources:
         acc = cfg.account(src.account)
         state = "" if src.enabled else " (HubSpot off)"
@@ -340,20 +333,19 @@ def _status_from_relay(cfg: Config, url: str | None) -> dict[str, Any] | None:
 
 def _status_from_files(cfg: Config) -> dict[str, Any]:
     """With no relay running: read its data folder directly."""
-    from .queue.redis_streams import _redacted
-    from .server import build_identity, build_queue, identity_path, queue_path
+    from .backends import backend_for
 
-    path = queue_path(cfg)
-    if not cfg.queue_url and not path.exists():
+    backend = backend_for(cfg)
+    if not backend.exists():
         err.print(
-            f"no relay answers at {_relay_url(cfg, None)} and there is no queue at {path}: "
+            f"no relay answers at {_relay_url(cfg, None)} and there is no queue at {backend.where}: "
             "start one, or pass --url, --config or --data-dir",
             highlight=False,
         )
         raise typer.Exit(1)
 
     async def read() -> tuple[dict[str, Any], dict[str, int]]:
-        q = build_queue(cfg)
+        q = backend.queue
         await q.open(appends=False)
         try:
             counts = {src: c.as_dict() for src, c in (await q.counts()).items()}
@@ -367,12 +359,12 @@ def _status_from_files(cfg: Config) -> dict[str, Any]:
     counts, reasons = asyncio.run(read())
     dropped: list[Any] = []
     problems: list[Any] = []
-    if cfg.queue_url or identity_path(cfg).exists():
-        identity = build_identity(cfg)
+    identity = backend.identity(if_exists=True)
+    if identity is not None:
         dropped, problems = identity.dropped(), identity.problems()
         identity.close()
     return {
-        "from": _redacted(cfg.queue_url.reveal()) if cfg.queue_url else str(path),
+        "from": backend.where,
         "sources": counts,
         "dead_letter_reasons": reasons,
         "dropped_keys": [
@@ -463,16 +455,17 @@ def replay(
     queue: QueueOpt = None,
 ) -> None:
     """Re-queue dead-lettered messages: all, or by source, reason or message id."""
+    from .backends import backend_for
     from .queue.protocol import ReplayFilter
-    from .server import build_queue, queue_path
 
     cfg = _load_config(config, data_dir, queue)
-    if not cfg.queue_url and not queue_path(cfg).exists():
-        err.print(f"no queue at {queue_path(cfg)}", highlight=False)
+    backend = backend_for(cfg)
+    if not backend.exists():
+        err.print(f"no queue at {backend.where}", highlight=False)
         raise typer.Exit(1)
 
     async def run() -> int:
-        q = build_queue(cfg)
+        q = backend.queue
         await q.open(appends=False)
         try:
             return await q.replay(
@@ -636,10 +629,10 @@ def preview(
             err.print(f"[bold red]no relay answers at {base}[/]", highlight=False)
             raise typer.Exit(1) from None
     if result is None:  # no relay here: the same dry run in this process
+        from .backends import backend_for
         from .hubspot.errors import HubSpotError
-        from .server import build_identity, identity_path
 
-        identity = build_identity(cfg) if cfg.queue_url or identity_path(cfg).exists() else None
+        identity = backend_for(cfg).identity(if_exists=True)
         try:
             result = asyncio.run(dry_run(cfg, chosen, orjson.dumps(parsed), identity=identity)).as_dict()
         except PreviewError as e:

@@ -240,8 +240,9 @@ async def preview(
         result.requests.append(entry)
         return _answer(request.method, path, body, account.hub_id, counter)
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(transport))
-    client = HubSpotClient(account, AccountLimiter(10**6, 10**9), http=http, recorded=False)
+    client = HubSpotClient(
+        account, AccountLimiter(10**6, 10**9), transport=httpx.MockTransport(transport), recorded=False
+    )
     dry = Delivery(
         account,
         msgspec.structs.replace(
@@ -254,17 +255,16 @@ async def preview(
         disabled_sources=[] if source.enabled else [source.name],
     )
     if delivery is not None:  # the portal's catalog and definitions as delivery knows them
-        dry.catalogs = dict(delivery.catalogs)
-        dry.definitions = (
-            {k: set(v) for k, v in delivery.definitions.items()} if delivery.definitions else None
-        )
-        dry.events_refused = delivery.events_refused
+        dry.catalogs.catalogs = dict(delivery.catalogs.catalogs)
+        known = delivery.events.definitions
+        dry.events.definitions = {k: set(v) for k, v in known.items()} if known else None
+        dry.events.events_refused = delivery.events.events_refused
     leased = Leased(1, source.name, accepted.message_id, accepted.type, accepted.body, now, None, 1)
     s = Settlement(messages={1: leased})
     try:
         await dry.deliver_batch([leased], s)
     finally:
-        await http.aclose()
+        await client.aclose()
     if 1 in s.carried or 1 in s.released:  # cannot happen alone; said rather than hidden
         result.outcome, result.reason = "held", "it would wait for an earlier message about the same contact"
     elif 1 in s.dead:

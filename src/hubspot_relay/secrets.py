@@ -66,3 +66,13 @@ def scrub(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     return value
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.partition(":")[0]
+        rest = f"{user + ':' if user else ''}***@{host}"
+    return f"{scheme}{sep}{rest}"

@@ -27,22 +27,15 @@ from . import ports
 from .access import Access
 from .activity import ACTIVITY, summary
 from .admin import AdminState, admin_routes
+from .backends import Backend, backend_for
 from .config import Config
 from .console import console_routes
 from .delivery.loop import Delivery
 from .hubspot.client import HubSpotClient
-from .hubspot.ratelimit import AccountLimiter
-from .queue.partitions import Ownership
 from .queue.protocol import Queue, State
-from .queue.redis_streams import RedisQueue, free_memory
-from .queue.sqlite import SQLiteQueue
-from .segment.backpressure import Backpressure
 from .segment.device import device_routes
 from .segment.ingest import RelayApp, create_ingest_app
-from .state.identity import Identities, IdentityMap
-from .state.redis_identity import RedisIdentityMap
-from .state.shared_cache import RedisCache
-from .state.shared_limiter import SharedLimiter
+from .state.identity import Identities
 
 log = structlog.get_logger("hubspot_relay.server")
 
@@ -128,25 +121,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def queue_path(config: Config) -> Any:
-    return config.data_dir / "queue.sqlite3"
-
-
-def build_queue(config: Config) -> SQLiteQueue | RedisQueue:
-    """The SQLite file in the data folder, or the Redis queue shared with other relay processes."""
-    if config.queue_url:
-        return RedisQueue(
-            config.queue_url.reveal(), prefix=config.queue_prefix, partitions=config.queue_partitions
-        )
-    return SQLiteQueue(queue_path(config))
-
-
-def build_identity(config: Config) -> Identities:
-    if config.queue_url:
-        return RedisIdentityMap(config.queue_url.reveal(), prefix=config.queue_prefix)
-    return IdentityMap(identity_path(config))
-
-
 async def _prune_forever(queue: Queue) -> None:
     while True:
         await asyncio.sleep(_PRUNE_EVERY_SECONDS)
@@ -180,42 +154,22 @@ def metrics_endpoint(config: Config, access: Access) -> Any:
     return metrics
 
 
-def identity_path(config: Config) -> Any:
-    return config.data_dir / "identity.sqlite3"
-
-
 def build_deliveries(
-    config: Config, queue: Queue, identity: Identities, processes: Callable[[], int] = lambda: 1
+    backend: Backend, identity: Identities, processes: Callable[[], int] = lambda: 1
 ) -> list[Delivery]:
-    """One delivery loop per HubSpot account that has sources routed to it; with a Redis queue,
-    each account's budget, catalogs and definitions are shared with the other relay processes."""
-    shared = queue.redis if isinstance(queue, RedisQueue) else None
-    cache = RedisCache(shared, config.queue_prefix) if shared is not None else None
+    """One delivery loop per HubSpot account that has sources routed to it; with a shared
+    backend, each account's budget, catalogs and definitions are shared with the other processes."""
+    config = backend.config
+    cache = backend.cache()
     deliveries = []
     for account in config.accounts:
         sources = [s.name for s in config.sources if s.account == account.name and s.enabled]
         disabled = [s.name for s in config.sources if s.account == account.name and not s.enabled]
         if not sources and not disabled:
             continue
-        limits = account.limits
-        limiter: AccountLimiter
-        if shared is not None:
-            limiter = SharedLimiter(
-                shared,
-                f"{config.queue_prefix}:budget:{account.hub_id}:{account.api_mode}",
-                limits.per_10s,
-                limits.per_day,
-                limits.per_second,
-                reserve=limits.reserve,
-                learn=limits.learn,
-            )
-        else:
-            limiter = AccountLimiter(
-                limits.per_10s, limits.per_day, limits.per_second, reserve=limits.reserve, learn=limits.learn
-            )
         client = HubSpotClient(
             account,
-            limiter,
+            backend.limiter(account),
             timeout=account.delivery.request_timeout_s,
             connect_timeout=account.delivery.connect_timeout_s,
         )
@@ -224,12 +178,13 @@ def build_deliveries(
                 account,
                 account.delivery,
                 sources,
-                queue,
+                backend.queue,
                 identity,
                 client,
                 disabled_sources=disabled,
                 cache=cache,
                 processes=processes,
+                machine_failures=backend.machine_failures,
             )
         )
     return deliveries
@@ -237,25 +192,17 @@ def build_deliveries(
 
 def create_app(
     config: Config,
-    queue: SQLiteQueue | RedisQueue | None = None,
+    queue: Queue | None = None,
     *,
     deliver: bool = True,
     analytics_js_dir: Path | None = None,
 ) -> RelayApp:
     """The relay's ASGI app; it opens the queue on start-up, runs delivery for each account, and
     closes everything, drained, on shutdown."""
-    q = queue or build_queue(config)
+    backend = backend_for(config, queue)
+    q = backend.queue
     access = Access(config.admin_token, config.trusted_proxies, config.public_url)
-    if isinstance(q, RedisQueue):
-        backpressure = Backpressure(
-            config.max_queued,
-            config.min_free_disk_mb,
-            config.data_dir,
-            disk_free=free_memory(q.url),
-            space="Redis's memory (maxmemory)",
-        )
-    else:
-        backpressure = Backpressure(config.max_queued, config.min_free_disk_mb, config.data_dir)
+    backpressure = backend.backpressure()
     admin = AdminState()
     admin.backpressure = backpressure
 
@@ -272,20 +219,16 @@ def create_app(
             helpers.append(
                 asyncio.create_task(_summarise_forever(config.summary_every_s, stop), name="summary")
             )
-        ownership = None
-        if isinstance(q, RedisQueue):
-            log.info("queue open", redis=q.path, partitions=q.partitions, consumer=q.consumer)
-            if (warning := await q.durability()) is not None:
-                log.warning("Redis may lose acknowledged messages", detail=warning)
-            if deliver:
-                ownership = Ownership(q)
-                await ownership.beat()
-                helpers.append(asyncio.create_task(ownership.run(stop), name="partitions"))
-        else:
-            log.info("queue open", path=str(q.path))
-        identity = build_identity(config) if deliver else None
+        log.info("queue open", **backend.log_fields())
+        if (warning := await backend.durability_warning()) is not None:
+            log.warning("Redis may lose acknowledged messages", detail=warning)
+        ownership = backend.ownership() if deliver else None
+        if ownership is not None:
+            await ownership.beat()
+            helpers.append(asyncio.create_task(ownership.run(stop), name="partitions"))
+        identity = backend.identity() if deliver else None
         members = (lambda: len(ownership.members)) if ownership is not None else (lambda: 1)
-        deliveries = build_deliveries(config, q, identity, members) if identity else []
+        deliveries = build_deliveries(backend, identity, members) if identity else []
         admin.deliveries, admin.identity = deliveries, identity
         tasks = [asyncio.create_task(d.run(stop), name=f"deliver-{d.account.name}") for d in deliveries]
         try:

@@ -41,14 +41,25 @@ class Clock:
         self.now += seconds
 
 
+class Swappable(httpx.AsyncBaseTransport):
+    """The sandbox as delivery's client reaches it, through `inner` (which a test may replace)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.inner.handle_async_request(request)
+
+
 @dataclass
 class Harness:
     sandbox: Sandbox
     queue: SQLiteQueue
     identity: IdentityMap
     delivery: Delivery
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # the tests' own client of the sandbox
     clock: Clock
+    transport: Swappable  # delivery's: a test may put a slower or hanging one in its place
 
     async def send(self, *messages: dict[str, Any], source: str = "web") -> None:
         envelopes = []
@@ -124,7 +135,8 @@ async def make(
         clock=clock,
         sleep=clock.sleep,
     )
-    client = HubSpotClient(account, limiter, http=http)
+    transport = Swappable(httpx.ASGITransport(app=sandbox))
+    client = HubSpotClient(account, limiter, transport=transport)
     if queue_factory is not None:
         queue = queue_factory(clock)
     else:
@@ -132,7 +144,7 @@ async def make(
     await queue.open()
     identity = IdentityMap(tmp_path / "identity.sqlite3")
     delivery = Delivery(account, opts, ["web"], queue, identity, client, clock=clock)
-    return Harness(sandbox, queue, identity, delivery, http, clock)
+    return Harness(sandbox, queue, identity, delivery, http, clock, transport)
 
 
 @pytest.fixture

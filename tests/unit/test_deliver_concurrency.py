@@ -41,8 +41,8 @@ class JitterTransport(httpx.AsyncBaseTransport):
 
 async def concurrent(tmp_path: Path, **options: Any) -> tuple[Harness, JitterTransport]:
     h = await make(tmp_path, **options)
-    jitter = JitterTransport(h.http._transport, seed=7)
-    h.http._transport = jitter
+    jitter = JitterTransport(h.transport.inner, seed=7)
+    h.transport.inner = jitter
     return h, jitter
 
 
@@ -253,8 +253,8 @@ class HangingTransport(httpx.AsyncBaseTransport):
 
 async def test_a_hung_call_delays_only_the_contacts_it_carries(tmp_path: Path) -> None:
     h = await make(tmp_path, lease_batch=5, contact_batch=1, flush_ms=20, pipeline_depth=2)
-    hang = HangingTransport(h.http._transport, b"stuck@x.com")
-    h.http._transport = hang
+    hang = HangingTransport(h.transport.inner, b"stuck@x.com")
+    h.transport.inner = hang
     stop = asyncio.Event()
     runner = asyncio.create_task(h.delivery.run(stop))
     try:
@@ -402,8 +402,8 @@ async def test_a_pipelined_backlog_about_the_same_contacts_keeps_moving(
 async def test_a_message_is_acked_as_soon_as_its_call_goes_through(tmp_path: Path) -> None:
     """Not when its whole batch is settled: a crash then redoes only what HubSpot did not get."""
     h = await make(tmp_path, contact_batch=1, flush_ms=5)
-    hang = HangingTransport(h.http._transport, b"slow@x.com")
-    h.http._transport = hang
+    hang = HangingTransport(h.transport.inner, b"slow@x.com")
+    h.transport.inner = hang
     await h.send(
         {"type": "identify", "userId": "slow@x.com", "traits": {"firstName": "S"}, "messageId": "slow"},
         {"type": "identify", "userId": "quick@x.com", "traits": {"firstName": "Q"}, "messageId": "quick"},

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hubspot_relay.delivery import contacts as contacts_module
+from hubspot_relay.delivery import catalog as contacts_module
 from hubspot_relay.delivery import planner as planner_module
 from hubspot_relay.queue.protocol import State
 from tests.unit.test_deliver import Harness

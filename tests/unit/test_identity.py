@@ -88,26 +88,22 @@ def test_memory_is_bounded(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert [m.email_for("web", (f"u{i}",)) for i in range(25)] == [f"p{i}@x.io" for i in range(25)]
 
 
-def test_the_planner_sends_traits_another_process_left_waiting(path: Path) -> None:
+def test_delivery_sends_traits_another_process_left_waiting(path: Path) -> None:
     """A shared map's `flush` may hand back traits kept by another process while this batch tied
     their id: they are upserted with the contact, under what the batch itself sets."""
     import time as _time
 
     from hubspot_relay.delivery.planner import Planner
-    from hubspot_relay.delivery.settlement import Settlement
     from hubspot_relay.options import DeliveryOptions
     from hubspot_relay.queue.protocol import Leased
 
-    class Raced(IdentityMap):
-        def flush(self) -> dict[tuple[str, str], dict[str, object]]:
-            return {("web", "u1"): {"plan": "pro", "firstname": "Old"}}
-
-    identity = Raced(path)
     body = b'{"type":"identify","userId":"u1","messageId":"m1","traits":{"email":"a@x.io","firstName":"New"}}'
     # received a minute ago: not a partial upsert call that waits for more (`batch_wait_ms`)
     leased = [Leased(7, "web", "m1", "identify", body, _time.time() - 60, None, 1)]
-    (contacts, _, _, _, _), _ = Planner("acct", DeliveryOptions(), identity).plan(leased, Settlement())
-    pending = contacts["a@x.io"]
+    identity = IdentityMap(path)
+    plan = Planner("acct", DeliveryOptions()).plan(leased, identity)
+    plan.add_late_traits({("web", "u1"): {"plan": "pro", "firstname": "Old"}})
+    pending = plan.contacts["a@x.io"]
     assert pending.properties["plan"] == "pro"
     assert pending.properties["firstname"] == "New"  # the batch's own value wins over the older one
     assert 7 in pending.ids

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubspot_relay.delivery.planner import Planner
-from hubspot_relay.delivery.settlement import Settlement
 from hubspot_relay.options import DeliveryOptions
 from hubspot_relay.queue.protocol import Leased
 from hubspot_relay.segment.messages import InvalidMessage, accept
-from hubspot_relay.state.identity import IdentityMap
+from tests.helpers import MemoryIdentities
 from tests.unit.test_properties import messages
 
 NOW = time.time()
@@ -46,18 +44,12 @@ CASES = [
 def test_a_partial_upsert_call(
     tmp_path: Path, n: int, age: float, full: bool, held: int, expected: tuple[int, int]
 ) -> None:
-    identity = IdentityMap(tmp_path / "identity.sqlite3")
-    try:
-        planner = Planner(
-            "acct", DeliveryOptions(contact_batch=5, batch_wait_ms=1000), identity, clock=lambda: NOW
-        )
-        s = Settlement(more_waiting=full)
-        busy = frozenset(f"u{i}@x.com" for i in range(held))
-        (contacts, *_), _ = planner.plan([identify(i, age) for i in range(n)], s, busy)
-        assert (len(contacts), len(s.deferred)) == expected
-        assert len(s.carried) == held + expected[1]  # the held ones wait for their call in flight
-    finally:
-        identity.close()
+    planner = Planner("acct", DeliveryOptions(contact_batch=5, batch_wait_ms=1000), clock=lambda: NOW)
+    busy = frozenset(f"u{i}@x.com" for i in range(held))
+    plan = planner.plan([identify(i, age) for i in range(n)], MemoryIdentities(), busy, more_waiting=full)
+    s = plan.verdicts
+    assert (len(plan.contacts), len(s.deferred)) == expected
+    assert len(s.carried) == held + expected[1]  # the held ones wait for their call in flight
 
 
 @given(
@@ -83,16 +75,9 @@ def test_any_batch_is_planned_with_only_a_tail_left_to_wait(
         except InvalidMessage:
             continue
         leased.append(Leased(i, "web", accepted.message_id, accepted.type, accepted.body, NOW - age, None, 1))
-    identity = IdentityMap(tmp_path / f"identity-{uuid.uuid4().hex}.sqlite3")
-    try:
-        planner = Planner(
-            "acct", DeliveryOptions(contact_batch=2, batch_wait_ms=1000), identity, clock=lambda: NOW
-        )
-        s = Settlement(more_waiting=full)
-        planner.plan(leased, s, frozenset(held))
-        ids = [m.id for m in leased]
-        if s.deferred:
-            first = min(ids.index(i) for i in s.deferred)
-            assert all(i in s.carried or i in s.dead or i in s.skipped for i in ids[first:])
-    finally:
-        identity.close()
+    planner = Planner("acct", DeliveryOptions(contact_batch=2, batch_wait_ms=1000), clock=lambda: NOW)
+    s = planner.plan(leased, MemoryIdentities(), frozenset(held), more_waiting=full).verdicts
+    ids = [m.id for m in leased]
+    if s.deferred:
+        first = min(ids.index(i) for i in s.deferred)
+        assert all(i in s.carried or i in s.dead or i in s.skipped for i in ids[first:])

@@ -11,7 +11,8 @@ import pytest
 import redis as sync_redis
 
 from hubspot_relay.queue.protocol import Envelope
-from hubspot_relay.queue.redis_streams import RedisQueue, _redacted, partition_of
+from hubspot_relay.queue.redis_streams import RedisQueue, partition_of
+from hubspot_relay.secrets import redacted_url
 from tests.conftest import require_tool
 from tests.redis_server import RedisServer
 
@@ -48,7 +49,7 @@ def test_a_user_always_goes_to_the_same_partition(user: str, message_id: str) ->
     ],
 )
 def test_the_password_never_shows(url: str, shown: str) -> None:
-    assert _redacted(url) == shown
+    assert redacted_url(url) == shown
 
 
 async def test_an_id_tells_its_source_and_partition(redis_server: RedisServer) -> None:

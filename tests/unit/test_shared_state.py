@@ -352,7 +352,7 @@ async def test_an_event_definition_is_created_once_for_every_process(
             )
             for _ in range(3)
         ]
-        usable = await asyncio.gather(*(p._ensure_definitions(events, Settlement()) for p in processes))
+        usable = await asyncio.gather(*(p.events.ensure_definitions(events, Settlement()) for p in processes))
         assert usable == [{"pe997086_scaled_out"}] * 3
         calls = h.calls()
         assert calls["POST /events/2026-09/event-definitions"] == 1  # not one each, two refused

@@ -3,7 +3,7 @@ domain once and update, then associate the members."""
 
 from __future__ import annotations
 
-from ..hubspot.errors import HubSpotError, Kind
+from ..hubspot.errors import HubSpotError
 from .planner import CompanyBatch
 from .sending import Sender
 from .settlement import Settlement
@@ -68,8 +68,7 @@ class CompanySender(Sender):
                 self.identity.save_company(self.account.name, group.group_id, company_id)
                 s.pay(group.ids)
             except HubSpotError as e:
-                permanent = e.kind in (Kind.VALIDATION, Kind.PERMANENT, Kind.NOT_FOUND)
-                s.fail(group.ids, e.describe(), retry_in=None if permanent else 0.0)
+                self.failed(e, group.ids, s)
                 continue
             for email in dict.fromkeys(group.members):
                 contact_id, _ = self.identity.contact(self.account.name, email)
@@ -81,4 +80,4 @@ class CompanySender(Sender):
             try:
                 await self.call(lambda chunk=chunk: self.client.associate("contact", "company", chunk))
             except HubSpotError as e:
-                s.fail(pair_ids, e.describe(), retry_in=0.0)
+                self.failed(e, pair_ids, s)

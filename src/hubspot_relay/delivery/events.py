@@ -13,9 +13,11 @@ from ..hubspot.errors import HubSpotError, Kind
 from ..queue.protocol import Leased
 from ..translate import Event
 from ..translate.segment import mapped_event
+from .catalog import Catalogs
+from .context import Context
 from .planner import Pending
 from .sending import Sender, log
-from .settlement import Settlement
+from .settlement import Settlement, verdict
 
 EVENTS_RECHECK_S = 600.0
 # A partial event call waits at most this long for the contacts handed back behind it (HubSpot's
@@ -24,8 +26,12 @@ FOLLOWED_WAIT_S = 10.0
 
 
 class EventSender(Sender):
-    definitions: dict[str, set[str]] | None
-    events_refused: tuple[float, str] | None
+    def __init__(self, ctx: Context, catalogs: Catalogs) -> None:
+        super().__init__(ctx, catalogs)
+        self.cache = ctx.cache
+        self.setup_lock = ctx.setup_lock
+        self.definitions: dict[str, set[str]] | None = None  # fully qualified name -> property names
+        self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
 
     async def send_legacy_events(
         self, events: list[tuple[Leased, Event, str]], traits: dict[int, dict[str, Any]], s: Settlement
@@ -59,7 +65,7 @@ class EventSender(Sender):
     def _definitions_key(self) -> str:
         return f"definitions:{self.account.hub_id}"
 
-    async def _definitions(self, *, refresh: bool = False) -> dict[str, set[str]]:
+    async def read_definitions(self, *, refresh: bool = False) -> dict[str, set[str]]:
         """The portal's event definitions: read once, from HubSpot or from the cache relay
         processes share (`refresh`: from HubSpot, another process having created one)."""
 
@@ -89,7 +95,7 @@ class EventSender(Sender):
                 self.options.catalog_ttl_s,
             )
 
-    async def _ensure_definitions(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> set[str]:
+    async def ensure_definitions(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> set[str]:
         """Definitions (and their properties) for these events; returns the names that are usable.
         One batch at a time: two batches in flight must not both create the same definition."""
         async with self.setup_lock:
@@ -98,7 +104,7 @@ class EventSender(Sender):
     async def _ensure_definitions_now(
         self, events: list[tuple[Leased, Event, str]], s: Settlement
     ) -> set[str]:
-        definitions = await self._definitions()
+        definitions = await self.read_definitions()
         usable: set[str] = set()
         needed: dict[str, tuple[Event, set[str]]] = {}
         for _, op, _ in events:
@@ -130,10 +136,9 @@ class EventSender(Sender):
                     await self._share_definitions()
                 usable.add(fqn)
             except HubSpotError as e:
-                if e.kind is Kind.PERMANENT:
+                if verdict(e).account:  # the account's, not this definition's (see `send`)
                     raise
-                ids = [m.id for m, ev, _ in events if self.full_name(ev.name) == fqn]
-                s.fail(ids, e.describe(), retry_in=None if e.kind is Kind.VALIDATION else 0.0)
+                self.failed(e, [m.id for m, ev, _ in events if self.full_name(ev.name) == fqn], s)
         return usable
 
     async def _create_definition(self, fqn: str, op: Event, keys: set[str]) -> set[str]:
@@ -162,7 +167,7 @@ class EventSender(Sender):
                 # Created meanwhile (by another relay process, or by hand): read it back.
                 if e.kind is not Kind.CONFLICT:
                     raise
-                definitions = await self._definitions(refresh=True)
+                definitions = await self.read_definitions(refresh=True)
                 if fqn not in definitions:
                     raise
                 return definitions[fqn]
@@ -195,7 +200,7 @@ class EventSender(Sender):
             s.fail(ids, self.events_refused[1])
             return
         try:
-            usable = await (definitions if definitions is not None else self._ensure_definitions(events, s))
+            usable = await (definitions if definitions is not None else self.ensure_definitions(events, s))
         except HubSpotError as e:
             if e.status == 401:  # the token, not custom events, is what HubSpot refuses
                 self.failed(e, ids, s)

@@ -16,25 +16,25 @@ import sqlite3
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import structlog
 
 from ..config import Account
-from ..errors import DailyLimitReached
+from ..errors import DailyLimitReached, StoreUnavailable
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
 from ..options import DeliveryOptions
 from ..queue.protocol import Leased, Queue
 from ..state.identity import Identities
 from ..state.shared_cache import SharedCache
-from ..translate import PropertyInfo
+from .catalog import Catalogs
 from .companies import CompanySender
 from .contacts import ContactSender
+from .context import Context
 from .events import EventSender
 from .gate import CallGate
 from .objects import ObjectSender
-from .planner import Planned, Planner
+from .planner import Plan, Planner
 from .settlement import Settlement, settle
 
 log = structlog.get_logger("hubspot_relay.deliver")
@@ -46,7 +46,10 @@ DRAINED_OVERLAP_WAIT_S = 1.0
 PAUSE_RECHECK_S = 2.0
 
 
-class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
+class Delivery:
+    """One account's delivery: the loop, and the parts it composes (a planner, the senders, the
+    settlement); see docs/architecture.md for how a message flows through them."""
+
     def __init__(
         self,
         account: Account,
@@ -60,6 +63,7 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         disabled_sources: Sequence[str] = (),
         cache: SharedCache | None = None,
         processes: Callable[[], int] = lambda: 1,
+        machine_failures: tuple[type[BaseException], ...] = (OSError, sqlite3.Error, StoreUnavailable),
     ) -> None:
         self.account = account
         self.options = options
@@ -68,15 +72,9 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         self.identity = identity
         self.client = client
         self.clock = clock
-        self.catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]] = {}
-        self.object_paths: dict[str, str] = {}
-        self.association_types: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        # Shared with other relay processes (Redis): catalogs, definitions, and pauses re-read.
-        self.cache = cache
         self.processes = processes  # relay processes sharing this account's budget (Redis)
+        self.machine_failures = machine_failures  # the store failing: never a message's fault
         self._pause_checked = 0.0
-        self.definitions: dict[str, set[str]] | None = None  # fully qualified name -> property names
-        self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
         self.paused_until = 0.0
         self.operator_paused = identity.is_paused(account.name)
         # Contacts (by email) and companies ("company:" + groupId) that a batch still in flight
@@ -86,13 +84,18 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         self._planning = asyncio.Lock()
         self._last_planned: asyncio.Event | None = None  # set once the batch leased last is planned
         self._freed = asyncio.Event()  # set whenever a batch frees what it held
-        self.setup_lock = asyncio.Lock()
-        self.gate = CallGate(self.in_flight_share)
         self.legacy = account.api_mode == "legacy"
+        self.cache = cache  # shared with other relay processes (Redis): catalogs, definitions
+        gate = CallGate(self.in_flight_share)
+        self.ctx = Context(account, options, identity, client, clock, gate, cache, self.ack_finished)
+        self.catalogs = Catalogs(self.ctx)
+        self.contacts = ContactSender(self.ctx, self.catalogs)
+        self.companies = CompanySender(self.ctx, self.catalogs)
+        self.events = EventSender(self.ctx, self.catalogs)
+        self.objects = ObjectSender(self.ctx, self.catalogs)
         self.planner = Planner(
             account.name,
             options,
-            identity,
             legacy=self.legacy,
             disabled=disabled_sources,
             clock=clock,
@@ -171,12 +174,12 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         if self.operator_paused or self.paused_until > self.clock():
             return
         try:
-            await self.catalog("contacts")
+            await self.catalogs.catalog("contacts")
             if not self.legacy:
-                await self._definitions()
+                await self.events.read_definitions()
         except HubSpotError as e:
             if e.kind is Kind.PERMANENT and e.status == 401:
-                self.failed(e, [], Settlement())  # reported as the account's problem
+                self.contacts.failed(e, [], Settlement())  # reported as the account's problem
             else:
                 log.info(
                     "nothing read ahead: the first batch reads it",
@@ -269,7 +272,7 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         until the message that causes it is alone, and only that one is dead-lettered."""
         try:
             await self.deliver_batch(leased, settlement)
-        except (OSError, sqlite3.Error) as e:  # the machine, not a message: all of them wait
+        except self.machine_failures as e:  # the machine, not a message: all of them wait
             log.exception("delivery failed", account=self.account.name)
             self.release_keys(settlement)
             mine = set(self._still_ours(leased, settlement))
@@ -311,8 +314,21 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
             now=self.clock(),
         )
 
-    def plan(self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()) -> Planned:
-        return self.planner.plan(leased, s, held)
+    def plan(self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()) -> Plan:
+        """Plan a batch (in a worker thread: it reads and writes the identity map). What the map
+        knows about everyone in the batch is read at once before planning, and the ties made are
+        written after it (a shared map would otherwise cost a round trip a message)."""
+        verdicts = Settlement(more_waiting=s.more_waiting)
+        batch = self.planner.translate(leased, verdicts)
+        self.identity.prefetch(self.planner.ids_of(batch))
+        try:
+            plan = self.planner.plan_translated(batch, self.identity, held, verdicts)
+        except BaseException:
+            self.identity.flush(take=False)  # the ties made stand; nothing waiting is taken
+            raise
+        plan.add_late_traits(self.identity.flush())
+        s.absorb(plan.verdicts)
+        return plan
 
     def hold_keys(self, s: Settlement, keys: set[str]) -> None:
         s.touched |= keys
@@ -336,7 +352,7 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         try:
             await self.deliver(leased, settlement)
         except HubSpotError as e:  # a call outside the batches (the catalog, definitions) failed
-            self.failed(e, settlement.unfinished([m.id for m in leased]), settlement)
+            self.contacts.failed(e, settlement.unfinished([m.id for m in leased]), settlement)
         except DailyLimitReached as e:
             self.paused_until = e.resets_at
             self.identity.set_problem(self.account.name, "daily_limit", str(e))
@@ -358,7 +374,8 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
             async with self._planning:
                 held = frozenset(self.busy)
                 self._freed.clear()
-                plan, writes = await asyncio.to_thread(self.plan, leased, s, held)
+                plan = await asyncio.to_thread(self.plan, leased, s, held)
+                writes = plan.writes
                 self.hold_keys(s, writes)
                 if s.carried:  # back in line now, ahead of whatever the next lease takes
                     await self.queue.release(sorted(s.carried))
@@ -367,12 +384,12 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         finally:
             if s.planned is not None:
                 s.planned.set()
-        if s.released - s.deferred and not plan[0] and not plan[2] and not plan[4]:
+        if s.released - s.deferred and not plan.calls:
             # Everything waits for a batch in flight: keep this slot until one frees something (a
             # second at most), rather than leasing the same messages again at once.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._freed.wait(), timeout=1.0)
-        contacts, companies, events, event_traits, objects = plan
+        contacts, companies, events, objects = plan.contacts, plan.companies, plan.events, plan.objects
         # Everything each message needs is owed before anything is sent: a daily limit that
         # stops the batch half-way then knows exactly which messages are not finished.
         for p in contacts.values():
@@ -388,22 +405,22 @@ class Delivery(ContactSender, CompanySender, EventSender, ObjectSender):
         # Event definitions are made ready while the contacts go (a round trip each, at HubSpot's
         # latency); the events themselves wait for their contacts.
         definitions = None
-        if events and not self.legacy and not self.events_refused_now():
-            definitions = asyncio.create_task(self._ensure_definitions(events, s))
+        if events and not self.legacy and not self.events.events_refused_now():
+            definitions = asyncio.create_task(self.events.ensure_definitions(events, s))
         try:
             if contacts:
-                await self.send_contacts(list(contacts.values()), s)
+                await self.contacts.send_contacts(list(contacts.values()), s)
             if companies:
-                await self.send_companies(list(companies.values()), s)
+                await self.companies.send_companies(list(companies.values()), s)
             if objects:  # after contacts and companies: the records are associated with them
-                await self.send_objects(list(objects.values()), s)
+                await self.objects.send_objects(list(objects.values()), s)
             # Upserts done: later batches may write these contacts, and send their events, already
             # (what this batch handed back is in the queue again, ahead of them).
             self.release_keys(s, writes)
             if events and self.legacy:
-                await self.send_legacy_events(events, event_traits, s)
+                await self.events.send_legacy_events(events, plan.event_traits, s)
             elif events:
-                await self.send_events(events, s, definitions)
+                await self.events.send_events(events, s, definitions)
         finally:
             if definitions is not None and not definitions.done():
                 definitions.cancel()  # the batch stopped before its events

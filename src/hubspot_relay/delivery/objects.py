@@ -14,6 +14,8 @@ from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
 from ..translate import prepare
 from ..translate.mappings import Association
+from .catalog import Catalogs
+from .context import Context
 from .planner import ObjectPending, Pending
 from .sending import Sender, log
 from .settlement import Settlement
@@ -23,8 +25,10 @@ _SINGULAR = {"contact": "contacts", "company": "companies"}
 
 
 class ObjectSender(Sender):
-    object_paths: dict[str, str]  # a mapping's `object` -> as HubSpot's paths take it
-    association_types: dict[tuple[str, str], list[dict[str, Any]]]  # (from, to) -> its labels
+    def __init__(self, ctx: Context, catalogs: Catalogs) -> None:
+        super().__init__(ctx, catalogs)
+        self.object_paths: dict[str, str] = {}  # a mapping's `object` -> as HubSpot's paths take it
+        self.association_types: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (from, to) -> labels
 
     async def object_path(self, name: str) -> str:
         """`deals` as it is; `pets` as `p<hubId>_pets` (read from the portal's schemas once)."""

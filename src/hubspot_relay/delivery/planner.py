@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -16,7 +16,6 @@ from ..errors import MappingError
 from ..options import DeliveryOptions
 from ..queue.protocol import Leased
 from ..segment.messages import stamped
-from ..state.identity import Identities
 from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, translate
 from ..translate.mappings import Association, MappedRecord, Mapping, records
 from ..translate.segment import message_ids
@@ -64,16 +63,51 @@ class ObjectPending:
         return (self.object, self.id)
 
 
-# (contacts by email, companies by groupId, events with their email, legacy tracks' contact
-# properties, mapped records by (object, id)), then the contacts and companies the batch writes.
-Calls = tuple[
-    dict[str, Pending],
-    dict[str, CompanyBatch],
-    list[tuple[Leased, Event, str]],
-    dict[int, dict[str, Any]],
-    dict[tuple[str, str], ObjectPending],
-]
-Planned = tuple[Calls, set[str]]
+class IdentityView(Protocol):
+    """What planning asks of the identity map: who an id is, ties made by identify and alias, and
+    traits kept until an email is known. Delivery reads the batch's ids first (`prefetch`) and
+    writes what planning tied afterwards (`flush`): the I/O is at the edges, not here."""
+
+    def email_for(self, source: str, ids: Sequence[str]) -> str | None: ...
+    def link(
+        self, source: str, ids: Sequence[str], email: str | None
+    ) -> tuple[str | None, dict[str, Any]]: ...
+    def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None: ...
+
+
+@dataclass
+class Translated:
+    """A leased batch translated: each message with its operations, and mapped records by id."""
+
+    messages: list[tuple[Leased, list[Any]]]
+    mapped: dict[int, tuple[list[MappedRecord], dict[str, Any]]]
+
+
+@dataclass
+class Plan:
+    """The calls a leased batch becomes, and what becomes of the messages that make none."""
+
+    contacts: dict[str, Pending] = field(default_factory=dict)  # lowercased email -> upsert
+    companies: dict[str, CompanyBatch] = field(default_factory=dict)  # groupId -> company
+    events: list[tuple[Leased, Event, str]] = field(default_factory=list)  # with the contact's email
+    event_traits: dict[int, dict[str, Any]] = field(default_factory=dict)  # legacy: a track's traits
+    objects: dict[tuple[str, str], ObjectPending] = field(default_factory=dict)  # mapped records
+    writes: set[str] = field(default_factory=set)  # contacts and companies the calls write
+    verdicts: Settlement = field(default_factory=Settlement)  # skipped, waiting, failed, handed back
+    linked_by: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # id -> (email, msg)
+
+    @property
+    def calls(self) -> bool:
+        return bool(self.contacts or self.events or self.objects)
+
+    def add_late_traits(self, late: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Traits another process left waiting while this batch tied their ids: sent now, older
+        than anything this batch sets for the contact."""
+        for key, traits in late.items():
+            email, mid = self.linked_by[key]
+            pending = self.contacts.setdefault(email.lower(), Pending(email, {}))
+            pending.properties = {**traits, **pending.properties}
+            pending.ids.append(mid)
 
 
 def _ids_of(op: Any) -> tuple[str, ...]:
@@ -91,7 +125,6 @@ class Planner:
         self,
         account_name: str,
         options: DeliveryOptions,
-        identity: Identities,
         *,
         legacy: bool = False,
         disabled: Sequence[str] = (),
@@ -101,33 +134,13 @@ class Planner:
         self.mappings = tuple(mappings)
         self.account_name = account_name
         self.options = options
-        self.identity = identity
         self.legacy = legacy
         self.disabled = set(disabled)
         self.clock = clock
 
-    def plan(self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()) -> Planned:
-        """Translate a leased batch and coalesce it: ((contacts by email, companies by groupId,
-        events with their email, legacy tracks' contact properties), the contacts and companies
-        it writes). Messages that cannot go yet are
-        settled in `s`; a message about a contact or company `held` by a batch still in flight is
-        handed back for later (`s.carried`), and so is every later one about the same, so that
-        order is kept."""
-        keys: set[str] = set()  # written by what this batch sends
-        contacts: dict[str, Pending] = {}  # lowercased email -> upsert
-        event_traits: dict[int, dict[str, Any]] = {}  # legacy mode: a track's context.traits
-        companies: dict[str, CompanyBatch] = {}
-        events: list[tuple[Leased, Event, str]] = []
-        objects: dict[tuple[str, str], ObjectPending] = {}
-        now = self.clock()
-
-        def upsert(email: str, props: dict[str, Any], mid: int, user_id: str | None = None) -> None:
-            pending = contacts.setdefault(email.lower(), Pending(email, {}))
-            pending.properties.update(props)
-            pending.ids.append(mid)
-            if user_id is not None:  # the contact's key when the account has a user_id_property
-                pending.extra["user_id"] = user_id
-
+    def translate(self, leased: list[Leased], s: Settlement) -> Translated:
+        """Each message's operations (a message that cannot be translated fails in `s`), and the
+        records the account's mappings make of it."""
         translated: list[tuple[Leased, list[Any]]] = []
         mapped: dict[int, tuple[list[MappedRecord], dict[str, Any]]] = {}
         for m in leased:
@@ -147,93 +160,125 @@ class Planner:
                 s.fail([m.id], str(e)[:500])
             except Exception as e:
                 s.fail([m.id], f"could not translate the message: {type(e).__name__}: {e}"[:500])
-        # What the identity map knows about everyone in the batch, read at once (a shared map
-        # would otherwise cost a round trip a message); the ties made are written at the end.
-        self.identity.prefetch({(m.source, i) for m, ops in translated for op in ops for i in _ids_of(op)})
-        tail = self._partial_tail(translated, s, now, held)
+        return Translated(translated, mapped)
+
+    @staticmethod
+    def ids_of(batch: Translated) -> set[tuple[str, str]]:
+        """Every (source, id) the batch is about: what to read from the identity map first."""
+        return {(m.source, i) for m, ops in batch.messages for op in ops for i in _ids_of(op)}
+
+    def plan(
+        self,
+        leased: list[Leased],
+        identities: IdentityView,
+        held: frozenset[str] = frozenset(),
+        *,
+        more_waiting: bool = False,
+    ) -> Plan:
+        """A leased batch as the calls to make (`Plan`): translated, who each message is about
+        resolved, coalesced per contact and company. A message about a contact or company `held`
+        by a batch still in flight is handed back for later (`verdicts.carried`), and so is every
+        later one about the same, so that order is kept. Makes no call and opens no store."""
+        verdicts = Settlement(more_waiting=more_waiting)
+        return self.plan_translated(self.translate(leased, verdicts), identities, held, verdicts)
+
+    def plan_translated(
+        self,
+        batch: Translated,
+        identities: IdentityView,
+        held: frozenset[str],
+        s: Settlement,
+    ) -> Plan:
+        """`plan`, once the batch is translated (and its ids read, see `ids_of`)."""
+        plan = Plan(verdicts=s)
+        contacts, companies, events, event_traits, objects = (
+            plan.contacts, plan.companies, plan.events, plan.event_traits, plan.objects
+        )
+        keys = plan.writes
+        translated, mapped = batch.messages, batch.mapped
+        now = self.clock()
+
+        def upsert(email: str, props: dict[str, Any], mid: int, user_id: str | None = None) -> None:
+            pending = contacts.setdefault(email.lower(), Pending(email, {}))
+            pending.properties.update(props)
+            pending.ids.append(mid)
+            if user_id is not None:  # the contact's key when the account has a user_id_property
+                pending.extra["user_id"] = user_id
+
+        tail = self._partial_tail(identities, translated, s, now, held)
         for m, _ in translated[tail:]:
             s.carried.add(m.id)
             s.deferred.add(m.id)
         translated = translated[:tail]
-        linked_by: dict[tuple[str, str], tuple[str, int]] = {}
-        try:
-            for m, ops in translated:
-                writes, reads = self._keys_of(m.source, ops)
-                writes |= {f"object:{r.object}:{r.id}" for r in mapped.get(m.id, ([], {}))[0]}
-                if held and (writes | reads) & held:  # before any side effect (a link, traits taken)
-                    s.carried.add(m.id)
-                    held = held | writes | reads
-                    continue
-                keys |= writes
-                # Identities first, so that this batch's identify resolves this batch's earlier tracks.
-                for op in ops:
-                    if isinstance(op, Link):
-                        email, waiting = self.identity.link(m.source, op.ids, op.email)
-                        if email and waiting:
-                            upsert(email, waiting, m.id)
-                        if email:
-                            linked_by.update({(m.source, i): (email, m.id) for i in op.ids})
-                # The seed's legacy mode sets a track's contact properties with the event itself (its
-                # "Setting Contact Properties on Track"), saving the contact call.
-                on_event = self.legacy and any(isinstance(op, Event) for op in ops)
-                for op in ops:
-                    if isinstance(op, ContactUpdate) and on_event:
-                        event_traits.setdefault(m.id, {}).update(op.properties)
-                    elif isinstance(op, ContactUpdate):
-                        email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
-                        if not email:  # kept until an email is known (unless one just was)
-                            email = self.identity.remember(m.source, op.ref.ids, op.properties)
-                            if not email:
-                                s.waiting.add(m.id)
-                        if email:
-                            upsert(email, op.properties, m.id, op.ref.user_id)
-                    elif isinstance(op, CompanyUpdate) and self.legacy:
-                        s.skipped.add(m.id)
-                        log.info("group calls are not delivered in legacy mode", account=self.account_name)
-                    elif isinstance(op, CompanyUpdate):
-                        group = companies.setdefault(op.group_id, CompanyBatch(op.group_id))
-                        group.properties.update(op.properties)
-                        group.domain = op.domain or group.domain
-                        group.ids.append(m.id)
-                        email = op.member.email or self.identity.email_for(m.source, op.member.ids)
-                        if email:
-                            group.members.append(email)
-                            upsert(email, {}, m.id)  # so that the contact exists, and its id is known
-                    elif isinstance(op, Event):
-                        email = op.ref.email or self.identity.email_for(m.source, op.ref.ids)
-                        if email:
-                            events.append((m, op, email))
-                        elif now - m.received_at < self.options.unresolved_event_wait_s:
-                            # Backoff from 1 s: an identify usually follows within seconds.
-                            s.fail(
-                                [m.id],
-                                "waiting for an identify or alias that gives this user's email",
-                                retry_in=0.0,
-                            )
-                        else:
-                            s.fail(
-                                [m.id],
-                                "no email is known for this user: send an identify with an email "
-                                "(or properties.email) and replay",
-                            )
-                    elif isinstance(op, Skip):
-                        s.skipped.add(m.id)
-                if m.id in mapped:
-                    self._map(m, ops, mapped[m.id], objects, s, now)
-        except BaseException:
-            self.identity.flush(take=False)  # the ties made stand; nothing waiting is taken
-            raise
-        # Traits another process left waiting while this batch tied their ids: sent now, older
-        # than anything this batch sets for the contact.
-        for key, traits in self.identity.flush().items():
-            email, mid = linked_by[key]
-            pending = contacts.setdefault(email.lower(), Pending(email, {}))
-            pending.properties = {**traits, **pending.properties}
-            pending.ids.append(mid)
-        return (contacts, companies, events, event_traits, objects), keys
+        linked_by = plan.linked_by
+        for m, ops in translated:
+            writes, reads = self._keys_of(identities, m.source, ops)
+            writes |= {f"object:{r.object}:{r.id}" for r in mapped.get(m.id, ([], {}))[0]}
+            if held and (writes | reads) & held:  # before any side effect (a link, traits taken)
+                s.carried.add(m.id)
+                held = held | writes | reads
+                continue
+            keys |= writes
+            # Identities first, so that this batch's identify resolves this batch's earlier tracks.
+            for op in ops:
+                if isinstance(op, Link):
+                    email, waiting = identities.link(m.source, op.ids, op.email)
+                    if email and waiting:
+                        upsert(email, waiting, m.id)
+                    if email:
+                        linked_by.update({(m.source, i): (email, m.id) for i in op.ids})
+            # The seed's legacy mode sets a track's contact properties with the event itself (its
+            # "Setting Contact Properties on Track"), saving the contact call.
+            on_event = self.legacy and any(isinstance(op, Event) for op in ops)
+            for op in ops:
+                if isinstance(op, ContactUpdate) and on_event:
+                    event_traits.setdefault(m.id, {}).update(op.properties)
+                elif isinstance(op, ContactUpdate):
+                    email = op.ref.email or identities.email_for(m.source, op.ref.ids)
+                    if not email:  # kept until an email is known (unless one just was)
+                        email = identities.remember(m.source, op.ref.ids, op.properties)
+                        if not email:
+                            s.waiting.add(m.id)
+                    if email:
+                        upsert(email, op.properties, m.id, op.ref.user_id)
+                elif isinstance(op, CompanyUpdate) and self.legacy:
+                    s.skipped.add(m.id)
+                    log.info("group calls are not delivered in legacy mode", account=self.account_name)
+                elif isinstance(op, CompanyUpdate):
+                    group = companies.setdefault(op.group_id, CompanyBatch(op.group_id))
+                    group.properties.update(op.properties)
+                    group.domain = op.domain or group.domain
+                    group.ids.append(m.id)
+                    email = op.member.email or identities.email_for(m.source, op.member.ids)
+                    if email:
+                        group.members.append(email)
+                        upsert(email, {}, m.id)  # so that the contact exists, and its id is known
+                elif isinstance(op, Event):
+                    email = op.ref.email or identities.email_for(m.source, op.ref.ids)
+                    if email:
+                        events.append((m, op, email))
+                    elif now - m.received_at < self.options.unresolved_event_wait_s:
+                        # Backoff from 1 s: an identify usually follows within seconds.
+                        s.fail(
+                            [m.id],
+                            "waiting for an identify or alias that gives this user's email",
+                            retry_in=0.0,
+                        )
+                    else:
+                        s.fail(
+                            [m.id],
+                            "no email is known for this user: send an identify with an email "
+                            "(or properties.email) and replay",
+                        )
+                elif isinstance(op, Skip):
+                    s.skipped.add(m.id)
+            if m.id in mapped:
+                self._map(identities, m, ops, mapped[m.id], objects, s, now)
+        return plan
 
     def _map(
         self,
+        identities: IdentityView,
         m: Leased,
         ops: list[Any],
         made: tuple[list[MappedRecord], dict[str, Any]],
@@ -247,7 +292,7 @@ class Planner:
         records_made, msg = made
         email = next((op.email for op in ops if isinstance(op, Link) and op.email), None)
         if email is None:
-            email = self.identity.email_for(m.source, message_ids(msg))
+            email = identities.email_for(m.source, message_ids(msg))
         if email is None and any(a.to == "contact" for r in records_made for a, _ in r.associate):
             if now - m.received_at < self.options.unresolved_event_wait_s:
                 s.fail([m.id], "waiting for an identify or alias that gives this user's email", retry_in=0.0)
@@ -275,7 +320,12 @@ class Planner:
                     pending.associate.append((association, tuple(by_mapping.get(association.to, []))))
 
     def _partial_tail(
-        self, translated: list[tuple[Leased, list[Any]]], s: Settlement, now: float, held: frozenset[str]
+        self,
+        identities: IdentityView,
+        translated: list[tuple[Leased, list[Any]]],
+        s: Settlement,
+        now: float,
+        held: frozenset[str],
     ) -> int:
         """Where the messages that would make a last, partial upsert call start, when they should
         wait for the next cycle instead (else the end of the batch).
@@ -292,7 +342,7 @@ class Planner:
         seen: set[str] = set()
         going: list[int] = []  # the messages not handed back as `plan` will (for a call in flight)
         for index, (m, ops) in enumerate(translated):
-            writes, reads = self._keys_of(m.source, ops)
+            writes, reads = self._keys_of(identities, m.source, ops)
             if held and (writes | reads) & held:
                 held = held | writes | reads
                 continue
@@ -311,7 +361,9 @@ class Planner:
             return cut
         return len(translated)
 
-    def _keys_of(self, source: str, ops: Sequence[Any]) -> tuple[set[str], set[str]]:
+    def _keys_of(
+        self, identities: IdentityView, source: str, ops: Sequence[Any]
+    ) -> tuple[set[str], set[str]]:
         """(the contacts and companies a message's operations write, the contacts its events are
         about), read without changing anything; an email not known yet is not a key (that
         message waits anyway). Events are not ordered among themselves (each has its time), so
@@ -320,20 +372,20 @@ class Planner:
         reads: set[str] = set()
         for op in ops:
             if isinstance(op, Link):
-                email = op.email or self.identity.email_for(source, op.ids)
+                email = op.email or identities.email_for(source, op.ids)
                 if email:
                     writes.add(email.lower())
             elif isinstance(op, ContactUpdate):
-                email = op.ref.email or self.identity.email_for(source, op.ref.ids)
+                email = op.ref.email or identities.email_for(source, op.ref.ids)
                 if email:
                     writes.add(email.lower())
             elif isinstance(op, Event):
-                email = op.ref.email or self.identity.email_for(source, op.ref.ids)
+                email = op.ref.email or identities.email_for(source, op.ref.ids)
                 if email:
                     reads.add(email.lower())
             elif isinstance(op, CompanyUpdate):
                 writes.add(f"company:{op.group_id}")
-                email = op.member.email or self.identity.email_for(source, op.member.ids)
+                email = op.member.email or identities.email_for(source, op.member.ids)
                 if email:
                     writes.add(email.lower())
         return writes, reads

@@ -1,78 +1,61 @@
-"""What every sender shares: a call retried in place, calls side by side within the budget, a
-refused batch halved until the offender is alone, and what a refusal outside content means."""
+"""What every sender shares: the account's context, a call retried in place, calls side by side
+within the budget, a refused batch halved until the offender is alone."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
 
 from ..activity import carrying
-from ..config import Account
-from ..hubspot.client import HubSpotClient
-from ..hubspot.errors import HubSpotError, Kind
-from ..options import DeliveryOptions
-from ..state.identity import Identities
-from ..state.shared_cache import SharedCache
+from ..hubspot.errors import HubSpotError
 from ..translate import PropertyInfo
-from .gate import CallGate
+from .catalog import Catalogs
+from .context import Context, retrying
 from .planner import Pending
-from .settlement import Settlement
+from .settlement import Settlement, refuse, verdict
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
-INLINE_RETRIES = 3
-
 
 class Sender:
-    """The state the senders (contacts, companies, events) share; `Delivery` sets it up."""
+    """The calls every sender makes the same way: retried in place, side by side within the
+    budget, a refused batch halved to its offender. A refusal is settled by `refuse` (the one
+    table of what each kind of refusal means)."""
 
-    account: Account
-    options: DeliveryOptions
-    identity: Identities
-    client: HubSpotClient
-    clock: Callable[[], float]
-    legacy: bool
-    catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]]
-    setup_lock: asyncio.Lock  # one batch at a time reads the catalog or creates definitions
-    cache: SharedCache | None  # catalogs and definitions shared with other relay processes
-    gate: CallGate  # `in_flight_share` calls out at once, all batches together
-
-    def in_flight_share(self) -> int:
-        """This process's share of `max_in_flight` (see `Delivery`: processes sharing a budget
-        share it, so that a process that dies takes fewer calls down with it)."""
-        return self.options.max_in_flight
+    def __init__(self, ctx: Context, catalogs: Catalogs) -> None:
+        self.ctx = ctx
+        self.catalogs = catalogs
+        self.account = ctx.account
+        self.options = ctx.options
+        self.identity = ctx.identity
+        self.client = ctx.client
+        self.clock = ctx.clock
+        self.legacy = ctx.legacy
 
     async def ack_finished(self, s: Settlement, ids: Sequence[int]) -> None:
-        """Ack at once the messages whose every call has gone through: a crash then redoes only
-        what was not delivered, and a partition changes hands sooner (see `Delivery`)."""
+        if self.ctx.on_paid is not None:
+            await self.ctx.on_paid(s, ids)
 
     def failed(self, e: HubSpotError, ids: Sequence[int], s: Settlement) -> None:
-        """A refusal that is not about the content: permanent ones (401, 403) stop retrying, are
-        reported as the account's problem and dead-letter the messages; the rest are retried."""
-        if e.kind is Kind.PERMANENT:
-            reason = e.describe()
-            if e.status == 401:
-                reason = f"{reason} (the account's access token or API key is refused: fix it, then replay)"
-            self.identity.set_problem(self.account.name, f"http_{e.status}", reason)
-            log.error("HubSpot refuses the account's calls", account=self.account.name, error=reason)
-            s.fail(ids, reason)
-        else:
-            s.fail(ids, e.describe(), retry_in=0.0)
+        """A refusal, settled as `settlement.VERDICTS` says; one that is the account's (a refused
+        token, a missing scope) is reported as its problem."""
+        refuse(e, ids, s, report=self.report_problem)
+
+    def report_problem(self, name: str, reason: str) -> None:
+        self.identity.set_problem(self.account.name, name, reason)
+        log.error("HubSpot refuses the account's calls", account=self.account.name, error=reason)
 
     async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        """A call, retried in place a few times when HubSpot or the network fails."""
-        for attempt in range(INLINE_RETRIES):
-            try:
-                return await fn()
-            except HubSpotError as e:
-                if e.kind is not Kind.RETRYABLE or attempt == INLINE_RETRIES - 1:
-                    raise
-                await asyncio.sleep(0.25 * 2**attempt * (1 + random.random()))
-        raise AssertionError("unreachable")
+        return await retrying(fn)
+
+    async def catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
+        return await self.catalogs.catalog(object_type, refresh=refresh)
+
+    async def prepared(self, object_type: str, props: dict[str, Any]) -> dict[str, str]:
+        return await self.catalogs.prepared(object_type, props)
 
     async def in_parallel(self, jobs: Sequence[Callable[[], Awaitable[Any]]]) -> None:
         """Run independent calls side by side, at most `max_in_flight` out at once for the account
@@ -82,7 +65,7 @@ class Sender:
         (a daily limit, a bug) cancels the others and is raised."""
 
         async def run(job: Callable[[], Awaitable[Any]]) -> None:
-            async with self.gate:
+            async with self.ctx.gate:
                 await job()
 
         if len(jobs) <= 1:
@@ -111,7 +94,7 @@ class Sender:
             missing = e.missing_properties()
             if not missing:
                 return False
-            await self.catalog(object_type, refresh=True)  # type: ignore[attr-defined]
+            await self.catalogs.catalog(object_type, refresh=True)
             for p in chunk:
                 for key in missing:
                     p.properties.pop(key, None)
@@ -152,7 +135,7 @@ class Sender:
                 await self.ack_finished(s, paid)
         except HubSpotError as e:
             ids = [i for item in items for i in item.ids]
-            if e.kind is Kind.VALIDATION:
+            if verdict(e).isolate:
                 if on_validation is not None and await on_validation(e, items):
                     await self.split_send(items, send, s, pays=pays)  # fixed (a stale catalog): once more
                 elif len(items) > 1:

@@ -1,19 +1,21 @@
 """What becomes of each leased message, and the one place that acks, hands back, retries and
 dead-letters: delivery records outcomes in a `Settlement` while it works, then `settle` applies
-them to the queue."""
+them to the queue. `VERDICTS` is the one table of what each kind of HubSpot refusal means."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import structlog
 from prometheus_client import Counter
 
 from ..activity import ACTIVITY, TRACE
+from ..hubspot.errors import HubSpotError, Kind
 from ..queue.protocol import Leased, Queue
 
 log = structlog.get_logger("hubspot_relay.deliver")
@@ -40,6 +42,17 @@ class Settlement:
     waiting: set[int] = field(default_factory=set)  # traits kept until the user's email is known
     owed: Tally[int] = field(default_factory=Tally)  # calls a message's delivery needs
     paid: Tally[int] = field(default_factory=Tally)  # of those, the ones that went through
+
+    def absorb(self, other: Settlement) -> None:
+        """Take what planning decided (`Plan.verdicts`) into the batch's settlement."""
+        for mid, (delay, reason) in other.retry.items():
+            self.fail([mid], reason, retry_in=delay, patient=mid in other.patient)
+        for mid, reason in other.dead.items():
+            self.fail([mid], reason)
+        self.carried |= other.carried
+        self.deferred |= other.deferred
+        self.skipped |= other.skipped
+        self.waiting |= other.waiting
 
     def outcome(self, mid: int) -> str:
         """How a finished message is counted: delivered when it needed a call (or a tie in the
@@ -69,6 +82,50 @@ class Settlement:
                     self.patient.add(i)
             elif i not in self.retry:
                 self.dead.setdefault(i, reason)
+
+
+class Verdict(NamedTuple):
+    """What a kind of refusal means for the messages a call carried."""
+
+    retry: bool  # later, with backoff (else a dead letter with HubSpot's reason)
+    isolate: bool = False  # about one record: halve the batch until the offender is alone
+    account: bool = False  # about the account (a token, a scope): reported as its problem
+
+
+# The one table of what HubSpot's refusals mean. A rate limit is waited out in the client; one
+# that reaches settlement (still limited after many waits) is retried like a 5xx.
+VERDICTS: dict[Kind, Verdict] = {
+    Kind.RATE_LIMIT: Verdict(retry=True),
+    Kind.RETRYABLE: Verdict(retry=True),
+    Kind.VALIDATION: Verdict(retry=False, isolate=True),
+    Kind.CONFLICT: Verdict(retry=False),
+    Kind.NOT_FOUND: Verdict(retry=False),
+    Kind.PERMANENT: Verdict(retry=False, account=True),
+}
+
+
+def verdict(e: HubSpotError) -> Verdict:
+    return VERDICTS[e.kind]
+
+
+def refuse(
+    e: HubSpotError,
+    ids: Sequence[int],
+    s: Settlement,
+    *,
+    report: Callable[[str, str], None] | None = None,
+) -> Verdict:
+    """Settle `ids` as the table says for `e`; an account's refusal is also handed to `report`
+    (its problem's name, the reason in words), so that operators see it once, not per message."""
+    v = verdict(e)
+    reason = e.describe()
+    if v.account:
+        if e.status == 401:
+            reason = f"{reason} (the account's access token or API key is refused: fix it, then replay)"
+        if report is not None:
+            report(f"http_{e.status}", reason)
+    s.fail(ids, reason, retry_in=0.0 if v.retry else None)
+    return v
 
 
 def backoff(attempts: int, jitter: float | None = None) -> float:

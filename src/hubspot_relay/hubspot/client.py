@@ -31,21 +31,23 @@ class HubSpotClient:
         account: Account,
         limiter: AccountLimiter,
         *,
-        http: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
         recorded: bool = True,
     ) -> None:
+        """`transport` is the one place calls leave the process (as in httpx): HubSpot over the
+        network by default; tests mount the sandbox in-process, and the preview records."""
         self.account = account
         self.paths = ApiPaths(account.api_version)
         self.recorded = recorded  # counted in metrics and the console (not a preview's)
         self.limiter = limiter
         # A connection that cannot be made fails fast; a batch call may take seconds to answer.
-        self._http = http or httpx.AsyncClient(
+        self._http = httpx.AsyncClient(
+            transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
-        self._owns_http = http is None
         token = account.access_token.reveal() if account.access_token else None
         self._headers = {"Content-Type": "application/json", "User-Agent": "hubspot-relay"}
         self._auth_params: dict[str, str] = {}
@@ -55,8 +57,7 @@ class HubSpotClient:
             self._auth_params["hapikey"] = account.api_key.reveal()
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+        await self._http.aclose()
 
     async def request(
         self,

@@ -98,7 +98,9 @@ class ReplayFilter:
 
 
 class Queue(Protocol):
-    async def open(self) -> None: ...
+    async def open(self, *, appends: bool = True) -> None:
+        """Ready to use; `appends=False` for a reader (the CLI): no writer is started."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from ..errors import QueueUnavailable
+from ..secrets import redacted_url
 from . import redis_scripts as lua
 from .protocol import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
 
@@ -90,7 +91,7 @@ class RedisQueue:
 
     @property
     def path(self) -> str:  # what logs and `status` show as the queue's place
-        return _redacted(self.url)
+        return redacted_url(self.url)
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -453,13 +454,3 @@ def _ms(t: float) -> int:
 def _chunks(ids: Sequence[int], size: int = 1000) -> list[list[int]]:
     ids = list(ids)
     return [ids[i : i + size] for i in range(0, len(ids), size)]
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        creds, _, host = rest.rpartition("@")
-        user = creds.partition(":")[0]
-        rest = f"{user + ':' if user else ''}***@{host}"
-    return f"{scheme}{sep}{rest}"

@@ -1,0 +1,110 @@
+"""HubSpot's property catalogs, read once (per process, or for every process sharing a cache),
+and values made ready against them: coerced to each property's type, unknown keys dropped and
+counted, or created as text properties when the account asks for that."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import structlog
+
+from ..hubspot.errors import HubSpotError, Kind
+from ..translate import PropertyInfo, prepare
+from .context import Context, retrying
+
+log = structlog.get_logger("hubspot_relay.deliver")
+
+
+async def _dumped(read: Any) -> bytes:
+    return orjson.dumps(await read())
+
+
+class Catalogs:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.account = ctx.account
+        self.options = ctx.options
+        self.client = ctx.client
+        self.clock = ctx.clock
+        self.legacy = ctx.legacy
+        self.cache = ctx.cache
+        self.setup_lock = ctx.setup_lock
+        self.catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]] = {}
+
+    async def call(self, fn: Any) -> Any:
+        return await retrying(fn)
+
+    async def catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
+        cached = self.catalogs.get(object_type)
+        if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
+            return cached[1]
+        async with self.setup_lock:  # batches in flight side by side read the catalog once
+            cached = self.catalogs.get(object_type)
+            if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
+                return cached[1]
+            return await self._read_catalog(object_type, refresh=refresh)
+
+    async def _read_catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
+        """HubSpot's catalog (or the one another relay process read, when they share a cache)."""
+
+        async def read() -> list[dict[str, Any]]:
+            if self.legacy:
+                return list(await self.call(self.client.legacy_properties))
+            return list(await self.call(lambda: self.client.properties(object_type)))
+
+        key = f"catalog:{self.account.hub_id}:{'legacy' if self.legacy else 'v3'}:{object_type}"
+        if self.cache is None:
+            props = await read()
+        elif refresh:
+            props = await read()
+            await self.cache.set(key, orjson.dumps(props), self.options.catalog_ttl_s)
+        else:
+            props = orjson.loads(
+                await self.cache.once(key, self.options.catalog_ttl_s, lambda: _dumped(read))
+            )
+        catalog = {p["name"]: PropertyInfo.from_hubspot(p) for p in props}
+        self.catalogs[object_type] = (self.clock(), catalog)
+        return catalog
+
+    async def _create_missing(self, object_type: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            try:
+                await self.call(
+                    lambda key=key: self.client.create_property(
+                        object_type,
+                        {
+                            "name": key,
+                            "label": key.replace("_", " ").title(),
+                            "type": "string",
+                            "fieldType": "text",
+                            "groupName": "contactinformation"
+                            if object_type == "contacts"
+                            else "companyinformation",
+                        },
+                    )
+                )
+                log.info("created property", account=self.account.name, object_type=object_type, name=key)
+            except HubSpotError as e:
+                if e.kind is not Kind.CONFLICT:
+                    log.warning("could not create property", name=key, error=e.describe())
+        await self.catalog(object_type, refresh=True)
+
+    async def prepared(self, object_type: str, props: dict[str, Any]) -> dict[str, str]:
+        catalog = await self.catalog(object_type)
+        clean, dropped = prepare(props, catalog)
+        missing = [k for k, r in dropped.items() if r.startswith("not a property")]
+        if missing and self.options.create_properties:
+            await self._create_missing(object_type, missing)
+            clean, dropped = prepare(props, await self.catalog(object_type))
+        if dropped:
+            self.ctx.identity.count_dropped(self.account.name, object_type, dropped)
+            log.info(
+                "keys dropped",
+                account=self.account.name,
+                object_type=object_type,
+                keys={k: r for k, r in list(dropped.items())[:20]},
+            )
+        return clean
+
