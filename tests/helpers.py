@@ -171,3 +171,13 @@ class MemoryIdentities:
         for i in ids:
             self.pending[(source, i)] = {**self.pending.get((source, i), {}), **traits}
         return None
+
+
+class StillClock:
+    """A clock that moves only when a test moves it (`now`)."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

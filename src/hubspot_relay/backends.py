@@ -4,20 +4,17 @@ the identity map, the caches and limiters processes share, and partition ownersh
 
 Only this module names a backend class: the server, the CLI and delivery work through the
 `Queue`, `Identities`, `SharedCache` and `AccountLimiter` contracts. It also says which errors
-are the store failing (`MACHINE_FAILURES`): a machine failure, never a message's fault.
+are the store failing (`Backend.machine_failures`): a machine failure, never a message's fault.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import redis.exceptions
-
 from .config import Account, Config
-from .errors import StoreUnavailable
+from .errors import MACHINE_FAILURES
 from .hubspot.ratelimit import AccountLimiter
 from .queue.partitions import Ownership
 from .queue.protocol import Queue
@@ -29,15 +26,6 @@ from .state.identity import Identities, IdentityMap
 from .state.redis_identity import RedisIdentityMap
 from .state.shared_cache import RedisCache, SharedCache
 from .state.shared_limiter import SharedLimiter
-
-# The store failing (SQLite's file, the disk, Redis): the cycle is retried with backoff and its
-# leases reclaimed; no message is halved down to or dead-lettered for it.
-MACHINE_FAILURES: tuple[type[BaseException], ...] = (
-    OSError,
-    sqlite3.Error,
-    redis.exceptions.RedisError,
-    StoreUnavailable,
-)
 
 
 class Membership(Protocol):

@@ -14,6 +14,10 @@ HubSpot's own refusals are `hubspot.errors.HubSpotError`, sorted by `Kind`.
 
 from __future__ import annotations
 
+import sqlite3
+
+import redis.exceptions
+
 
 class ConfigError(ValueError):
     """A configuration problem, worded for the person who has to fix it."""
@@ -41,3 +45,14 @@ class QueueUnavailable(StoreUnavailable):
 
 class QueueWriteError(StoreUnavailable):
     """The messages of an append were not stored."""
+
+
+# The store failing (SQLite's file, the disk, Redis): a machine failure, never a message's fault.
+# Delivery retries the cycle with backoff and hands back what it could not settle; no message is
+# halved down to or dead-lettered for it.
+MACHINE_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,
+    sqlite3.Error,
+    redis.exceptions.RedisError,
+    StoreUnavailable,
+)

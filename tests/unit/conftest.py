@@ -1,3 +1,3 @@
 """Fixtures shared by the unit tests' modules."""
 
-from tests.unit.test_deliver import h  # noqa: F401  (the delivery harness over the in-process sandbox)
+from tests.harness import h  # noqa: F401  (the delivery harness over the in-process sandbox)

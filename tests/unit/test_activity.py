@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from hubspot_relay.activity import TRACE, Activity, Trace, summary
-from tests.unit.test_deliver import Harness
+from tests.harness import Harness
 
 
 class Clock:

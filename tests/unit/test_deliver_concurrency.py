@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.test_deliver import Harness, make
+from tests.harness import Harness, make
 
 pytestmark = pytest.mark.anyio
 

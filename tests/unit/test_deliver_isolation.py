@@ -12,7 +12,7 @@ import pytest
 from hubspot_relay.delivery import catalog as contacts_module
 from hubspot_relay.delivery import planner as planner_module
 from hubspot_relay.queue.protocol import State
-from tests.unit.test_deliver import Harness
+from tests.harness import Harness
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from hubspot_relay.config import RateLimits
 from hubspot_relay.sandbox import PortalSettings
 from hubspot_relay.sandbox.app import _peak
 from hubspot_relay.sandbox.limits import Budget
-from tests.unit.test_deliver import make
+from tests.harness import make
 
 pytestmark = pytest.mark.anyio
 KEY = "hapikey=dfdbfe6f-e7bf-4938-8e82-7d1938e48ab8"

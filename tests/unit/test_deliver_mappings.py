@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hubspot_relay.translate.mappings import parse_mappings
-from tests.unit.test_deliver import Harness, make
+from tests.harness import Harness, make
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from hubspot_relay.options import DeliveryOptions
 from hubspot_relay.queue.protocol import Leased
 from hubspot_relay.segment.messages import InvalidMessage, accept
 from tests.helpers import MemoryIdentities
-from tests.unit.test_properties import messages
+from tests.strategies import messages
 
 NOW = time.time()
 

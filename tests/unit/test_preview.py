@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hubspot_relay.config import Source
 from hubspot_relay.preview import PreviewError, preview
 from hubspot_relay.secrets import Secret
-from tests.unit.test_deliver import Harness
+from tests.harness import Harness
 
 pytestmark = pytest.mark.anyio
 

@@ -17,16 +17,9 @@ import pytest
 from hubspot_relay.queue.protocol import Envelope, ReplayFilter
 from hubspot_relay.queue.redis_streams import RedisQueue
 from hubspot_relay.queue.sqlite import SQLiteQueue
+from tests.helpers import StillClock as Clock
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def env(mid: str, source: str = "web", user: str = "u1", received_at: float = 1.0) -> Envelope:

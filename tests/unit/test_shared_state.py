@@ -331,7 +331,7 @@ async def test_an_event_definition_is_created_once_for_every_process(
     from hubspot_relay.queue.protocol import Leased
     from hubspot_relay.state.shared_cache import RedisCache
     from hubspot_relay.translate import Event, translate
-    from tests.unit.test_deliver import make
+    from tests.harness import make
 
     h = await make(tmp_path)
     h.sandbox.faults.configure({"rules": [{"latency_ms": 100}]})  # HubSpot's answers take time (real)

@@ -13,7 +13,7 @@ import pytest
 from hubspot_relay.errors import QueueWriteError
 from hubspot_relay.queue.protocol import Envelope
 from hubspot_relay.queue.sqlite import SQLiteQueue
-from tests.unit.test_queue_contract import Clock
+from tests.helpers import StillClock as Clock
 
 pytestmark = pytest.mark.anyio
 

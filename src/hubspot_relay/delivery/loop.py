@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from ..config import Account
-from ..errors import DailyLimitReached, StoreUnavailable
+from ..errors import MACHINE_FAILURES, DailyLimitReached
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
 from ..options import DeliveryOptions
@@ -46,6 +45,12 @@ DRAINED_OVERLAP_WAIT_S = 1.0
 PAUSE_RECHECK_S = 2.0
 
 
+def store_backoff(failures: int) -> float:
+    """How long the loop waits for a store that failed `failures` times in a row: 0.2 s, doubling
+    up to 5 s (a Redis restart takes about a second; a disk may take longer)."""
+    return min(5.0, 0.2 * 2 ** max(0, failures - 1))
+
+
 class Delivery:
     """One account's delivery: the loop, and the parts it composes (a planner, the senders, the
     settlement); see docs/architecture.md for how a message flows through them."""
@@ -63,7 +68,7 @@ class Delivery:
         disabled_sources: Sequence[str] = (),
         cache: SharedCache | None = None,
         processes: Callable[[], int] = lambda: 1,
-        machine_failures: tuple[type[BaseException], ...] = (OSError, sqlite3.Error, StoreUnavailable),
+        machine_failures: tuple[type[BaseException], ...] = MACHINE_FAILURES,
     ) -> None:
         self.account = account
         self.options = options
@@ -75,6 +80,11 @@ class Delivery:
         self.processes = processes  # relay processes sharing this account's budget (Redis)
         self.machine_failures = machine_failures  # the store failing: never a message's fault
         self._pause_checked = 0.0
+        # Leased messages that could not be settled or handed back because the store failed: handed
+        # back before anything else is leased, as soon as the store answers again (so they are
+        # delivered before any later message about the same contact, and not after the lease).
+        self.stranded: set[int] = set()
+        self.store_failures = 0  # in a row: the loop waits longer each time (up to a few seconds)
         self.paused_until = 0.0
         self.operator_paused = identity.is_paused(account.name)
         # Contacts (by email) and companies ("company:" + groupId) that a batch still in flight
@@ -134,11 +144,25 @@ class Delivery:
                 # after them, so a user's messages keep their order without holding them.
                 if self._last_planned is not None:
                     await self._last_planned.wait()
+                if self.store_failures:  # the store failed lately: give it a moment
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=store_backoff(self.store_failures))
                 try:
                     leased = await self.lease(size)
-                except Exception:
-                    log.exception("leasing failed", account=self.account.name)
+                    self.store_failures = 0
+                except Exception as e:
                     leased = []
+                    if not isinstance(e, self.machine_failures):
+                        log.exception("leasing failed", account=self.account.name)
+                    else:  # the store is down: nothing is leased, nothing lost; try again soon
+                        self.store_failures += 1
+                        log.warning(
+                            "the queue's store cannot be reached: delivery waits for it",
+                            account=self.account.name,
+                            error=f"{type(e).__name__}: {e}"[:300],
+                            stranded=len(self.stranded),
+                        )
+                        continue
                 if leased:
                     planned = self._last_planned = asyncio.Event()
                     task = asyncio.create_task(
@@ -201,6 +225,10 @@ class Delivery:
         return len(leased)
 
     async def lease(self, limit: int | None = None) -> list[Leased]:
+        if self.stranded:  # raises while the store is still down: nothing new is leased before
+            await self.queue.release(sorted(self.stranded))
+            log.info("handed back what a store failure had left leased", count=len(self.stranded))
+            self.stranded.clear()
         if self.cache is not None and self.clock() - self._pause_checked > PAUSE_RECHECK_S:
             # Another relay process may have been told to pause or resume this account.
             self._pause_checked = self.clock()
@@ -222,15 +250,34 @@ class Delivery:
         try:
             await self.deliver_isolated(leased, settlement)
         except asyncio.CancelledError:
-            await asyncio.shield(self.queue.release(self._still_ours(leased, settlement)))
+            ours = self._still_ours(leased, settlement)
+            try:
+                await asyncio.shield(self.queue.release(ours))
+            except self.machine_failures:
+                self.stranded.update(ours)
             raise
         except Exception as e:
-            log.exception("delivery cycle failed", account=self.account.name)
             ours = set(self._still_ours(leased, settlement))
-            await self.give_back(
-                [m for m in leased if m.id in ours],
-                f"delivery failed: {type(e).__name__}: {e}",
-            )
+            if isinstance(e, self.machine_failures):
+                # Settling needs the store that just failed: hand the messages back once it
+                # answers (see `lease`), the attempt not counted; never a dead letter for it.
+                self.stranded.update(ours)
+                log.warning(
+                    "the queue's store failed while settling a batch: its messages are handed back "
+                    "once it answers",
+                    account=self.account.name,
+                    error=f"{type(e).__name__}: {e}"[:300],
+                    messages=len(ours),
+                )
+                return
+            log.exception("delivery cycle failed", account=self.account.name)
+            try:
+                await self.give_back(
+                    [m for m in leased if m.id in ours],
+                    f"delivery failed: {type(e).__name__}: {e}",
+                )
+            except self.machine_failures:
+                self.stranded.update(ours)
         finally:
             if planned is not None:
                 planned.set()
@@ -273,12 +320,18 @@ class Delivery:
         try:
             await self.deliver_batch(leased, settlement)
         except self.machine_failures as e:  # the machine, not a message: all of them wait
-            log.exception("delivery failed", account=self.account.name)
+            log.warning(
+                "the store failed during a batch: its messages go back in line, first",
+                account=self.account.name,
+                error=f"{type(e).__name__}: {e}"[:300],
+            )
+            self.store_failures += 1
             self.release_keys(settlement)
             mine = set(self._still_ours(leased, settlement))
             leased, settlement = [m for m in leased if m.id in mine], Settlement(planned=settlement.planned)
-            # re-sending what went through is harmless (upserts, event uuids)
-            settlement.fail([m.id for m in leased], f"{type(e).__name__}: {e}"[:500], retry_in=0.0)
+            # Handed back, not retried later: ahead of anything newer about the same contacts, the
+            # attempt not counted (re-sending what went through is harmless: upserts, event uuids).
+            settlement.carried.update(m.id for m in leased)
         except BaseException as e:
             self.release_keys(settlement)
             if not isinstance(e, Exception):
