@@ -1,7 +1,7 @@
-"""A reference workload of Segment messages, shaped like a real site's (the same shape as the one
-DESIGN.md describes): per user 0-2 anonymous pages, one identify (email as a trait, or as the
-userId for 30% of users), then tracks and pages under the userId; about 10% identify, 60% track,
-30% page, in time order. Deterministic for a seed."""
+"""A reference workload of Segment messages, shaped like a real site's: per user 0-2 anonymous
+pages, one identify (email as a trait, or as the userId for 30% of users), then tracks and pages
+under the userId; about 10% identify, 60% track, 30% page, in time order. Deterministic for a
+seed; `--workload FILE` in the benches replays another such file instead."""
 
 from __future__ import annotations
 

@@ -14,29 +14,26 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
+from .config_schema import DEFAULT_API_BASE, DEFAULT_TRACK_BASE, ApiMode, _Account, _File, _Limits, _Relay
 from .errors import ConfigError
 from .hubspot.paths import API_VERSIONS, DEFAULT_API_VERSION, is_dated
 from .options import DeliveryOptions, parse_options
 from .secrets import Secret
 from .translate import mappings as mapping_rules
 
-ApiMode = Literal["v3", "legacy"]
-
-DEFAULT_API_BASE = "https://api.hubapi.com"
-DEFAULT_TRACK_BASE = "https://track.hubspot.com"
 DEFAULT_PORT = 8088
 SANDBOX_PORT = 8089
 SANDBOX_HUB_ID = "997086"
 SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_API_KEY = "dfdbfe6f-e7bf-4938-8e82-7d1938e48ab8"
 
-# HubSpot's budgets per key or token (DESIGN.md): (per rolling 10 s, per day, per second). The
-# seed's legacy figures (10 a second, 40,000 a day), and a private app on a Free/Starter portal,
-# the safe default when the tier is unknown.
+# HubSpot's budgets per key or token (docs/architecture.md, "HubSpot facts"): (per rolling 10 s,
+# per day, per second). The seed's legacy figures (10 a second, 40,000 a day), and a private app
+# on a Free/Starter portal, the safe default when the tier is unknown.
 DEFAULT_LIMITS: dict[str, tuple[int, int, int | None]] = {
     "legacy": (100, 40_000, 10),
     "v3": (100, 250_000, None),
@@ -60,67 +57,6 @@ _HUB_ID = re.compile(r"^[0-9]{1,12}$")
 _API_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-
-
-# ---- the file's schema (unknown keys are errors) -------------------------------------------
-
-
-class _Limits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    per_10s: int | None = None
-    per_second: int | None = None
-    per_day: int | None = None
-    reserve: float | None = None
-
-
-class _Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: str
-    hub_id: int | str
-    access_token: str | None = None
-    api_key: str | None = None
-    api_mode: ApiMode | None = None
-    api_version: str = DEFAULT_API_VERSION
-    api_base: str = DEFAULT_API_BASE
-    track_base: str = DEFAULT_TRACK_BASE
-    eu: bool = False
-    tier: str | None = None
-    limit_increases: int = 0
-    limits: _Limits = msgspec.field(default_factory=_Limits)
-    options: dict[str, Any] = msgspec.field(default_factory=dict)
-    mappings: list[dict[str, Any]] = msgspec.field(default_factory=list)
-
-
-class _Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: str
-    write_key: str
-    account: str
-    enabled: bool = True
-
-
-class _Relay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    data_dir: str | None = None
-    host: str | None = None
-    port: int | None = None
-    queue: Literal["sqlite"] = "sqlite"
-    queue_url: str | None = None  # redis://host:port/db: the shared queue of several relay processes
-    queue_prefix: str = "hubspot-relay"
-    queue_partitions: int = 16
-    admin_token: str | None = None
-    public_url: str | None = None
-    trusted_proxies: list[str] = msgspec.field(default_factory=list)
-    max_queued: int | None = None
-    min_free_disk_mb: int | None = None
-    metrics_public: bool = False
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 30.0
-    max_connections: int = 10_000
-    max_connections_per_peer: int = 256
-    summary_every_s: int = 60
-
-
-class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    relay: _Relay = msgspec.field(default_factory=_Relay)
-    accounts: list[_Account] = msgspec.field(default_factory=list)
-    sources: list[_Source] = msgspec.field(default_factory=list)
 
 
 # ---- the validated configuration ------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The rules are the seed's (identify, track, page; email from `traits.email` or an email
 `userId`; `firstName`/`lastName`; lowercased keys with `_` for whitespace; contact properties on
-track from `context.traits`) and DESIGN.md's (group, alias, screen, integrations, bundled).
+track from `context.traits`) and the relay's own (group, alias, screen, integrations, bundled;
+docs/architecture.md).
 Whether a key is a property of the account, and its type, is decided later against the
 account's property catalog (`translate.values.prepare`).
 """
