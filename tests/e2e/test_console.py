@@ -15,6 +15,8 @@ from segment.analytics import Client
 from tests.conftest import require_tool
 from tests.helpers import RelayProcess
 
+pytestmark = pytest.mark.e2e
+
 TOKEN = "console-test-token-4b1f"
 WRITE_KEY = "console-write-key"
 

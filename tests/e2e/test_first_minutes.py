@@ -18,6 +18,8 @@ import pytest
 
 from tests.helpers import ROOT, RelayProcess, free_port
 
+pytestmark = pytest.mark.e2e
+
 
 def _env(tmp_path: Path, port: int, sandbox_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}

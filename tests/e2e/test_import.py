@@ -13,7 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ROOT, RelayProcess
+
+pytestmark = pytest.mark.e2e
 
 LINES = 100_000
 
