@@ -8,7 +8,7 @@ import pytest
 
 from hubspot_relay.config import RateLimits
 from hubspot_relay.sandbox import PortalSettings
-from hubspot_relay.sandbox.app import _peak
+from hubspot_relay.sandbox.gateway import peak as _peak
 from hubspot_relay.sandbox.limits import Budget
 from tests.harness import make
 

@@ -187,7 +187,7 @@ class PortalState:
             if t == otype and name in record.properties:
                 index.pop(_norm(name, record.properties[name]), None)
 
-    def _unique_conflicts(self, otype: str, values: dict[str, str], exclude: int | None = None) -> None:
+    def check_unique(self, otype: str, values: dict[str, str], exclude: int | None = None) -> None:
         for name, value in values.items():
             prop = self.properties_of(otype).get(name)
             if prop is None or not prop.unique or value == "":
@@ -203,7 +203,7 @@ class PortalState:
                 )
 
     def create(self, otype: str, values: dict[str, str], now_ms: int) -> Record:
-        self._unique_conflicts(otype, values)
+        self.check_unique(otype, values)
         record = Record(self.next_id, {}, now_ms, now_ms)
         self.next_id += 1
         self._write(otype, record, values, now_ms, creating=True)
@@ -211,7 +211,7 @@ class PortalState:
         return record
 
     def update(self, otype: str, record: Record, values: dict[str, str], now_ms: int) -> Record:
-        self._unique_conflicts(otype, values, exclude=record.id)
+        self.check_unique(otype, values, exclude=record.id)
         self._write(otype, record, values, now_ms, creating=False)
         return record
 
