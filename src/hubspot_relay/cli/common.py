@@ -1,0 +1,103 @@
+"""What every command shares: the Typer app, the consoles, the options that several commands
+take, and reading the configuration with errors worded for a terminal."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..config import (
+    Config,
+    ConfigError,
+    load,
+    validate_queue_url,
+)
+
+app = typer.Typer(
+    name="hubspot-relay",
+    help="A self-hosted, Segment-compatible HubSpot destination.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"hubspot-relay {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """A self-hosted, Segment-compatible HubSpot destination."""
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="HUBSPOT_RELAY_CONFIG",
+        help="TOML file with sources and HubSpot accounts (default: environment variables).",
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where the queue lives (env HUBSPOT_RELAY_DATA_DIR).")
+]
+
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="HUBSPOT_RELAY_URL", help="A running relay to ask (default: the configured host and port)."
+    ),
+]
+QueueOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--queue",
+        help="redis://host:port/db: a Redis (or Valkey) queue shared by several relay processes "
+        "(env HUBSPOT_RELAY_QUEUE_URL; default: SQLite in the data folder).",
+        show_default=False,
+    ),
+]
+
+
+def load_config(config: Path | None, data_dir: Path | None = None, queue: str | None = None) -> Config:
+    try:
+        cfg = load(config)
+        if queue:
+            cfg = replace(cfg, queue_url=validate_queue_url(queue, "--queue"))
+    except ConfigError as e:
+        err.print(f"[bold red]configuration error:[/] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    if data_dir is not None:
+        cfg = replace(cfg, data_dir=data_dir)
+    return cfg
+
+
+def relay_url(cfg: Config, url: str | None) -> str:
+    if url:
+        return url.rstrip("/")
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+    return f"http://{host}:{cfg.port}"
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)

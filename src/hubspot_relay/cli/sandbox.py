@@ -1,0 +1,88 @@
+"""`hubspot-relay sandbox`: the local HubSpot on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import (
+    SANDBOX_API_KEY,
+    SANDBOX_HUB_ID,
+    SANDBOX_PORT,
+    SANDBOX_TOKEN,
+    ConfigError,
+    validate_hub_id,
+)
+from ..logs import configure as configure_logs
+from .common import app, err
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="HUBSPOT_SANDBOX_PORT", help="Port.")] = SANDBOX_PORT,
+    hub_id: Annotated[str, typer.Option(help="The default portal's Hub ID.")] = SANDBOX_HUB_ID,
+    token: Annotated[list[str] | None, typer.Option(help="Access token(s) it accepts (repeatable).")] = None,
+    api_key: Annotated[str, typer.Option(help="Legacy API key it accepts (hapikey).")] = SANDBOX_API_KEY,
+    tier: Annotated[str, typer.Option(help="enterprise, professional, starter or free.")] = "enterprise",
+    limit_10s: Annotated[int, typer.Option("--limit-10s", help="Calls per rolling 10 s, per token.")] = 100,
+    limit_daily: Annotated[int, typer.Option("--limit-daily", help="Calls per day, per token.")] = 250_000,
+    limit_1s: Annotated[
+        int | None, typer.Option("--limit-1s", help="Calls per second (the seed's 10).")
+    ] = None,
+    portals_file: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of portals.")] = None,
+    state: Annotated[Path | None, typer.Option(help="Keep the sandbox's data in this SQLite file.")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Run the local HubSpot sandbox alone: HubSpot's API, limits and errors, offline."""
+    import uvicorn
+
+    from ..sandbox import PortalSettings, create_sandbox_app, load_portals
+    from ..sandbox.limits import Budget
+
+    configure_logs("console", log_level)
+    try:
+        if portals_file:
+            portals = load_portals(portals_file)
+        else:
+            validate_hub_id(hub_id, "--hub-id")
+            if tier not in ("enterprise", "professional", "starter", "free"):
+                raise ConfigError("--tier: enterprise, professional, starter or free")
+            portals = [
+                PortalSettings(
+                    hub_id=hub_id,
+                    access_tokens=tuple(token or [SANDBOX_TOKEN]),
+                    api_key=api_key,
+                    tier=tier,
+                    budget=Budget(per_10s=limit_10s, per_day=limit_daily, per_second=limit_1s),
+                )
+            ]
+    except ConfigError as e:
+        err.print(f"[bold red]configuration error:[/] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    base = f"http://{host}:{port}"
+    err.print(f"[bold]HubSpot sandbox[/] on {base} (API and tracking host)", highlight=False)
+    for p in portals:
+        limits = f"{p.budget.per_10s}/10s, {p.budget.per_day}/day" + (
+            f", {p.budget.per_second}/s" if p.budget.per_second else ""
+        )
+        err.print(
+            f"  portal {p.hub_id} ({p.tier}): tokens {', '.join(p.access_tokens) or '-'}; "
+            f"api key {p.api_key or '-'}; limits {limits}",
+            highlight=False,
+        )
+    err.print(
+        f"  inspect: GET {base}/_sandbox/calls, POST {base}/_sandbox/reset, POST {base}/_sandbox/faults",
+        highlight=False,
+    )
+    err.print(f"  state: {state or 'in memory'}", highlight=False)
+    uvicorn.run(
+        create_sandbox_app(portals, state_path=state),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=log_level.lower(),
+        server_header=False,
+    )
