@@ -106,20 +106,42 @@ async def status_report(
     }
 
 
-def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState) -> list[Route]:
-    def guarded(endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
+class AdminApi:
+    """The operations API's endpoints; each is guarded by the admin token (or the console's
+    session, or loopback when no token is set)."""
+
+    def __init__(self, config: Config, queue: Queue, access: Access, state: AdminState) -> None:
+        self.config = config
+        self.queue = queue
+        self.access = access
+        self.state = state
+
+    def routes(self) -> list[Route]:
+        guarded = self.guarded
+        return [
+            Route("/admin/api/status", guarded(self.status), methods=["GET"]),
+            Route("/admin/api/activity", guarded(self.activity), methods=["GET"]),
+            Route("/admin/api/messages", guarded(self.messages), methods=["GET"]),
+            Route("/admin/api/preview", guarded(self.preview_message), methods=["POST"]),
+            Route("/admin/api/dead-letters", guarded(self.dead_letters), methods=["GET"]),
+            Route("/admin/api/replay", guarded(self.replay), methods=["POST"]),
+            Route("/admin/api/accounts/{name}/pause", guarded(self.pausing(True)), methods=["POST"]),
+            Route("/admin/api/accounts/{name}/resume", guarded(self.pausing(False)), methods=["POST"]),
+        ]
+
+    def guarded(self, endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def wrapper(request: Request) -> Response:
-            refusal = access.admin(request)
+            refusal = self.access.admin(request)
             if refusal is not None:
                 return refusal
             return await endpoint(request)  # type: ignore[no-any-return]
 
         return wrapper
 
-    async def status(request: Request) -> Response:
-        return _json(await status_report(config, queue, state))
+    async def status(self, request: Request) -> Response:
+        return _json(await status_report(self.config, self.queue, self.state))
 
-    async def dead_letters(request: Request) -> Response:
+    async def dead_letters(self, request: Request) -> Response:
         q = request.query_params
         limit_text = q.get("limit", "100")
         if (
@@ -128,7 +150,7 @@ def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState
             or not 1 <= int(limit_text) <= MAX_DEAD_LETTERS
         ):
             return _bad(f"limit: a whole number from 1 to {MAX_DEAD_LETTERS}")
-        found = await queue.dead_letters(
+        found = await self.queue.dead_letters(
             int(limit_text),
             ReplayFilter(source=q.get("source") or None, reason_contains=q.get("reason") or None),
         )
@@ -149,7 +171,7 @@ def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState
             }
         )
 
-    async def replay(request: Request) -> Response:
+    async def replay(self, request: Request) -> Response:
         raw = await request.body()
         try:
             body = orjson.loads(raw) if raw.strip() else {}
@@ -162,15 +184,15 @@ def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState
             return _bad("source and reason must be strings")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 10_000:
             return _bad("messageIds must be a list of at most 10,000 strings")
-        n = await queue.replay(
+        n = await self.queue.replay(
             ReplayFilter(source=source or None, reason_contains=reason or None, message_ids=tuple(ids))
         )
         return _json({"success": True, "replayed": n})
 
-    def pausing(paused: bool) -> Callable[[Request], Any]:
+    def pausing(self, paused: bool) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             name = request.path_params["name"]
-            delivery = next((d for d in state.deliveries if d.account.name == name), None)
+            delivery = next((d for d in self.state.deliveries if d.account.name == name), None)
             if delivery is None:
                 return _json(
                     {"success": False, "code": "not_found", "message": "no account delivers under that name"},
@@ -181,18 +203,18 @@ def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState
 
         return endpoint
 
-    async def activity(request: Request) -> Response:
+    async def activity(self, request: Request) -> Response:
         """Counts per minute over the last hour (this process's), for the console's charts."""
-        return _json({**ACTIVITY.series(), "process": state.process_name, "since": ACTIVITY.started})
+        return _json({**ACTIVITY.series(), "process": self.state.process_name, "since": ACTIVITY.started})
 
-    async def messages(request: Request) -> Response:
+    async def messages(self, request: Request) -> Response:
         """The latest messages with what became of each (the live debugger)."""
         limit_text = request.query_params.get("limit", "50")
         if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= 200:
             return _bad("limit: a whole number from 1 to 200")
         traced = {t.message_id: t for t in TRACE.latest(TRACE.size)}
         rows = []
-        for message_id, mtype, st, error, body in await queue.recent(int(limit_text)):
+        for message_id, mtype, st, error, body in await self.queue.recent(int(limit_text)):
             t = traced.get(message_id)
             rows.append(
                 {
@@ -206,9 +228,9 @@ def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState
                     "message": _body(body),
                 }
             )
-        return _json({"messages": rows, "process": state.process_name})
+        return _json({"messages": rows, "process": self.state.process_name})
 
-    async def preview_message(request: Request) -> Response:
+    async def preview_message(self, request: Request) -> Response:
         """A dry run of one pasted message: the HubSpot requests it would become; with
         `"send": true`, it is then queued as if a client had sent it."""
         raw = await request.body()
@@ -220,13 +242,17 @@ def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState
             return _bad('the body must be JSON: {"source": ..., "message": {...}, "send": false}')
         if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
             return _bad("'message' must be a Segment message (a JSON object)")
-        source = body.get("source") or (config.sources[0].name if config.sources else "")
+        source = body.get("source") or (self.config.sources[0].name if self.config.sources else "")
         if not isinstance(source, str):
             return _bad("'source' must be a source's name")
-        delivery = next((d for d in state.deliveries if source in d.sources), None)
+        delivery = next((d for d in self.state.deliveries if source in d.sources), None)
         try:
             result = await preview(
-                config, source, orjson.dumps(body["message"]), delivery=delivery, identity=state.identity
+                self.config,
+                source,
+                orjson.dumps(body["message"]),
+                delivery=delivery,
+                identity=self.state.identity,
             )
         except PreviewError as e:
             return _json({"success": False, "code": "invalid_message", "message": str(e)}, 400)
@@ -234,12 +260,12 @@ def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState
             return _json({"success": False, "code": "hubspot", "message": e.describe()}, 502)
         out = {"success": True, **result.as_dict(), "sent": False}
         if body.get("send") is True:
-            if state.backpressure is not None and (reasons := state.backpressure.reasons()):
+            if self.state.backpressure is not None and (reasons := self.state.backpressure.reasons()):
                 return _json({**out, "note": "not queued: " + "; ".join(reasons)}, 503)
             msg = result.message
             user = str(msg.get("userId") or msg.get("anonymousId") or "")
             stored = orjson.dumps(msg)
-            added = await queue.append(
+            added = await self.queue.append(
                 [Envelope(source, str(msg["messageId"]), str(msg["type"]), stored, time.time(), None, user)]
             )
             out["sent"] = bool(added)
@@ -248,16 +274,9 @@ def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState
                 out["note"] = "a message with this messageId was received already: not queued again"
         return _json(out)
 
-    return [
-        Route("/admin/api/status", guarded(status), methods=["GET"]),
-        Route("/admin/api/activity", guarded(activity), methods=["GET"]),
-        Route("/admin/api/messages", guarded(messages), methods=["GET"]),
-        Route("/admin/api/preview", guarded(preview_message), methods=["POST"]),
-        Route("/admin/api/dead-letters", guarded(dead_letters), methods=["GET"]),
-        Route("/admin/api/replay", guarded(replay), methods=["POST"]),
-        Route("/admin/api/accounts/{name}/pause", guarded(pausing(True)), methods=["POST"]),
-        Route("/admin/api/accounts/{name}/resume", guarded(pausing(False)), methods=["POST"]),
-    ]
+
+def admin_routes(config: Config, queue: Queue, access: Access, state: AdminState) -> list[Route]:
+    return AdminApi(config, queue, access, state).routes()
 
 
 def _body(raw: bytes) -> Any:

@@ -202,52 +202,12 @@ async def preview(
     except InvalidMessage as e:
         raise PreviewError(str(e)) from None
     result = Preview(message=orjson.loads(accepted.body))
-    real_client = delivery.client if delivery is not None else None
-    counter = [0]
-
-    async def transport(request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        body = orjson.loads(request.content) if request.content else None
-        # (a legacy event is a GET of /v1/event: a write, recorded below)
-        read = (request.method == "GET" and any(part in path for part in _READS)) or (
-            request.method == "POST" and path.endswith(_POST_READS)
-        )
-        if read:
-            result.reads.append(f"{request.method} {path}")
-            try:
-                if real_client is not None:
-                    answer = await real_client.request(request.method, path, body)
-                else:
-                    reader = HubSpotClient(account, AccountLimiter(100, 250_000))
-                    try:
-                        answer = await reader.request(request.method, path, body)
-                    finally:
-                        await reader.aclose()
-            except HubSpotError as e:
-                result.read_errors.append(f"{request.method} {path}: {e.describe()}")
-                raise
-            return httpx.Response(200, json=answer)
-        params = {k: v for k, v in request.url.params.items() if k != "hapikey"}
-        entry: dict[str, Any] = {
-            "method": request.method,
-            "url": f"{request.url.scheme}://{request.url.netloc.decode()}{path}",
-        }
-        entry["path"] = path
-        if params:
-            entry["params"] = params
-        if body is not None:
-            entry["body"] = body
-        result.requests.append(entry)
-        return _answer(request.method, path, body, account.hub_id, counter)
-
-    client = HubSpotClient(
-        account, AccountLimiter(10**6, 10**9), transport=httpx.MockTransport(transport), recorded=False
-    )
+    recorder = Recorder(account, result, delivery.client if delivery is not None else None)
+    client = HubSpotClient(account, AccountLimiter(10**6, 10**9), transport=recorder, recorded=False)
     dry = Delivery(
         account,
-        msgspec.structs.replace(
-            account.delivery, batch_wait_ms=0
-        ),  # a lone event does not wait for company here
+        # a lone event does not wait for company here
+        msgspec.structs.replace(account.delivery, batch_wait_ms=0),
         [source.name] if source.enabled else [],
         _NoQueue(),  # type: ignore[arg-type]
         DryIdentities(identity),
@@ -265,17 +225,73 @@ async def preview(
         await dry.deliver_batch([leased], s)
     finally:
         await client.aclose()
-    if 1 in s.carried or 1 in s.released:  # cannot happen alone; said rather than hidden
-        result.outcome, result.reason = "held", "it would wait for an earlier message about the same contact"
-    elif 1 in s.dead:
-        result.outcome, result.reason = "dead", s.dead[1]
-    elif 1 in s.retry:
-        result.outcome, result.reason = "retrying", s.retry[1][1]
-    else:
-        result.outcome = s.outcome(1)
-        result.reason = {
-            "skipped": "nothing for HubSpot: sent by HubSpot's script in the browser, a source with "
-            "HubSpot off, or a call this mode does not make",
-            "waiting": "its traits wait until an identify or alias gives this user's email",
-        }.get(result.outcome, "")
+    result.outcome, result.reason = _outcome(s, 1)
     return result
+
+
+def _outcome(s: Settlement, mid: int) -> tuple[str, str]:
+    """What became of the message in the dry run, and why, in words."""
+    if mid in s.carried or mid in s.released:  # cannot happen alone; said rather than hidden
+        return "held", "it would wait for an earlier message about the same contact"
+    if mid in s.dead:
+        return "dead", s.dead[mid]
+    if mid in s.retry:
+        return "retrying", s.retry[mid][1]
+    outcome = s.outcome(mid)
+    reason = {
+        "skipped": "nothing for HubSpot: sent by HubSpot's script in the browser, a source with "
+        "HubSpot off, or a call this mode does not make",
+        "waiting": "its traits wait until an identify or alias gives this user's email",
+    }.get(outcome, "")
+    return outcome, reason
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """The dry run's transport: a write is recorded and answered as HubSpot would; a read that
+    shapes the requests (catalog, definitions, a company search, a lifecycle read) goes to the
+    running delivery's client (its budget), or to HubSpot."""
+
+    def __init__(self, account: Account, result: Preview, real_client: HubSpotClient | None) -> None:
+        self.account = account
+        self.result = result
+        self.real_client = real_client
+        self.counter = [0]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        content = await request.aread()
+        body = orjson.loads(content) if content else None
+        # (a legacy event is a GET of /v1/event: a write, recorded below)
+        read = (request.method == "GET" and any(part in path for part in _READS)) or (
+            request.method == "POST" and path.endswith(_POST_READS)
+        )
+        if read:
+            return await self._read(request.method, path, body)
+        params = {k: v for k, v in request.url.params.items() if k != "hapikey"}
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "url": f"{request.url.scheme}://{request.url.netloc.decode()}{path}",
+            "path": path,
+        }
+        if params:
+            entry["params"] = params
+        if body is not None:
+            entry["body"] = body
+        self.result.requests.append(entry)
+        return _answer(request.method, path, body, self.account.hub_id, self.counter)
+
+    async def _read(self, method: str, path: str, body: Any) -> httpx.Response:
+        self.result.reads.append(f"{method} {path}")
+        try:
+            if self.real_client is not None:
+                answer = await self.real_client.request(method, path, body)
+            else:
+                reader = HubSpotClient(self.account, AccountLimiter(100, 250_000))
+                try:
+                    answer = await reader.request(method, path, body)
+                finally:
+                    await reader.aclose()
+        except HubSpotError as e:
+            self.result.read_errors.append(f"{method} {path}: {e.describe()}")
+            raise
+        return httpx.Response(200, json=answer)

@@ -160,7 +160,7 @@ async def test_a_contact_is_found_by_a_former_email(tmp_path: Path) -> None:
 
 
 async def test_the_start_up_check_names_each_problem(tmp_path: Path) -> None:
-    from hubspot_relay.delivery.objects import check_mappings
+    from hubspot_relay.delivery.mapping_check import check_mappings
 
     h = await make(tmp_path)
     try:

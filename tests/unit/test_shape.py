@@ -1,5 +1,6 @@
-"""The codebase's shape, measured from the code by `scripts/shape.py`: the rules that hold today
-stay held (the module and function sizes still broken are listed by the script, not tested)."""
+"""The codebase's shape, measured from the code by `scripts/shape.py`: modules under 600 lines,
+functions under 80, no import cycle, delivery composed, the planner and the edges kept apart from
+the backends, the client over a transport, no reference to a missing file."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def problems() -> list[str]:
 @pytest.mark.parametrize(
     "rule",
     [
+        "module ",
+        "function ",
         "import cycle",
         "Delivery has base classes",
         "the planner imports",

@@ -111,7 +111,7 @@ def serve(
 
 def _check_mappings(cfg: Config) -> None:
     """Every account's mappings against its portal: object types, properties, labels."""
-    from ..delivery.objects import check_mappings
+    from ..delivery.mapping_check import check_mappings
     from ..hubspot.client import HubSpotClient
     from ..hubspot.errors import HubSpotError
     from ..hubspot.ratelimit import AccountLimiter

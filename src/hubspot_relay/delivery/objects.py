@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Account
-from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
 from ..translate import prepare
 from ..translate.mappings import Association
 from .catalog import Catalogs
 from .context import Context
 from .planner import ObjectPending, Pending
-from .sending import Sender, log
+from .sending import Sender
 from .settlement import Settlement
 
 STANDARD_OBJECTS = ("contacts", "companies", "deals", "tickets", "products", "line_items")
@@ -230,106 +228,6 @@ class ObjectSender(Sender):
         self.identity.save_contacts(self.account.name, [(email, found[0], None)])
         sought[key] = found[0]
         return found[0]
-
-
-async def check_mappings(account: Account, client: HubSpotClient, create_properties: bool) -> list[str]:
-    """What in the account's mappings the portal does not have (object types, properties,
-    association labels), each naming the mapping's key and the portal; [] when all is there.
-    With `create_properties`, a missing `id_property` is created (unique) and missing
-    properties (text) too."""
-    problems: list[str] = []
-    portal = f"HubSpot portal {account.hub_id}"
-    schemas: list[dict[str, Any]] | None = None
-    paths: dict[str, str] = {}
-    catalogs: dict[str, dict[str, dict[str, Any]]] = {}
-    for i, mapping in enumerate(account.mappings):
-        key = f"accounts[{account.name}].mappings[{i}] ({mapping.name})"
-        name = mapping.object
-        if name not in paths:
-            if name in STANDARD_OBJECTS:
-                paths[name] = name
-            else:
-                if schemas is None:
-                    schemas = await client.schemas()
-                match = next(
-                    (
-                        x
-                        for x in schemas
-                        if name in (x.get("name"), x.get("fullyQualifiedName"), x.get("objectTypeId"))
-                    ),
-                    None,
-                )
-                if match is None:
-                    known = ", ".join([*STANDARD_OBJECTS, *(str(x.get("name")) for x in schemas)])
-                    problems.append(f"{key}.object: {name!r} is not an object type of {portal} ({known})")
-                    continue
-                paths[name] = str(match["fullyQualifiedName"])
-        path = paths[name]
-        if path not in catalogs:
-            catalogs[path] = {p["name"]: p for p in await client.properties(path)}
-        catalog = catalogs[path]
-        id_prop = catalog.get(mapping.id_property)
-        if id_prop is None and create_properties:
-            spec = {
-                "name": mapping.id_property,
-                "label": mapping.id_property.replace("_", " ").title(),
-                "type": "string",
-                "fieldType": "text",
-                "groupName": _group(name),
-                "hasUniqueValue": True,
-            }
-            try:
-                catalog[mapping.id_property] = await client.create_property(path, spec)
-                log.info(
-                    "created a mapping's id property",
-                    account=account.name,
-                    object=path,
-                    name=mapping.id_property,
-                )
-            except HubSpotError as e:
-                problems.append(
-                    f"{key}.id_property: could not create {mapping.id_property!r} on {path}: {e.describe()}"
-                )
-                continue
-        elif id_prop is None:
-            problems.append(
-                f"{key}.id_property: {path} has no property {mapping.id_property!r} in {portal} "
-                "(create it as a unique property, or set create_properties = true)"
-            )
-        elif not id_prop.get("hasUniqueValue"):
-            problems.append(
-                f"{key}.id_property: {mapping.id_property!r} is not a unique property of {path} in {portal}"
-            )
-        for prop in mapping.properties:
-            if prop in catalog:
-                continue
-            if create_properties:
-                spec = {
-                    "name": prop,
-                    "label": prop.replace("_", " ").title(),
-                    "type": "string",
-                    "fieldType": "text",
-                    "groupName": _group(name),
-                }
-                catalog[prop] = await client.create_property(path, spec)
-            else:
-                problems.append(f"{key}.properties.{prop}: {path} has no property {prop!r} in {portal}")
-        for j, association in enumerate(mapping.associate):
-            if association.label is None:
-                continue
-            to = _SINGULAR.get(association.to)
-            if to is None:
-                other = next((m.object for m in account.mappings if m.name == association.to), association.to)
-                to = paths.get(other, other)
-            labels = [x.get("label") for x in await client.association_labels(path, to)]
-            if association.label not in labels:
-                named = ", ".join(repr(x) for x in labels if x) or "none"
-                problems.append(
-                    f"{key}.associate[{j}].label: no label {association.label!r} "
-                    f"from {path} to {to} in {portal} "
-                    f"(labels there: {named})"
-                )
-    return problems
 
 
 def _group(object_name: str) -> str:

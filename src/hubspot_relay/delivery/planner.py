@@ -100,6 +100,14 @@ class Plan:
     def calls(self) -> bool:
         return bool(self.contacts or self.events or self.objects)
 
+    def upsert(self, email: str, props: dict[str, Any], mid: int, user_id: str | None = None) -> None:
+        """`props` into the contact's one upsert (later messages' values win)."""
+        pending = self.contacts.setdefault(email.lower(), Pending(email, {}))
+        pending.properties.update(props)
+        pending.ids.append(mid)
+        if user_id is not None:  # the contact's key when the account has a user_id_property
+            pending.extra["user_id"] = user_id
+
     def add_late_traits(self, late: dict[tuple[str, str], dict[str, Any]]) -> None:
         """Traits another process left waiting while this batch tied their ids: sent now, older
         than anything this batch sets for the contact."""
@@ -191,90 +199,79 @@ class Planner:
     ) -> Plan:
         """`plan`, once the batch is translated (and its ids read, see `ids_of`)."""
         plan = Plan(verdicts=s)
-        contacts, companies, events, event_traits, objects = (
-            plan.contacts, plan.companies, plan.events, plan.event_traits, plan.objects
-        )
-        keys = plan.writes
         translated, mapped = batch.messages, batch.mapped
         now = self.clock()
-
-        def upsert(email: str, props: dict[str, Any], mid: int, user_id: str | None = None) -> None:
-            pending = contacts.setdefault(email.lower(), Pending(email, {}))
-            pending.properties.update(props)
-            pending.ids.append(mid)
-            if user_id is not None:  # the contact's key when the account has a user_id_property
-                pending.extra["user_id"] = user_id
-
         tail = self._partial_tail(identities, translated, s, now, held)
         for m, _ in translated[tail:]:
             s.carried.add(m.id)
             s.deferred.add(m.id)
-        translated = translated[:tail]
-        linked_by = plan.linked_by
-        for m, ops in translated:
+        for m, ops in translated[:tail]:
             writes, reads = self._keys_of(identities, m.source, ops)
             writes |= {f"object:{r.object}:{r.id}" for r in mapped.get(m.id, ([], {}))[0]}
             if held and (writes | reads) & held:  # before any side effect (a link, traits taken)
                 s.carried.add(m.id)
                 held = held | writes | reads
                 continue
-            keys |= writes
+            plan.writes |= writes
             # Identities first, so that this batch's identify resolves this batch's earlier tracks.
             for op in ops:
                 if isinstance(op, Link):
                     email, waiting = identities.link(m.source, op.ids, op.email)
                     if email and waiting:
-                        upsert(email, waiting, m.id)
+                        plan.upsert(email, waiting, m.id)
                     if email:
-                        linked_by.update({(m.source, i): (email, m.id) for i in op.ids})
+                        plan.linked_by.update({(m.source, i): (email, m.id) for i in op.ids})
             # The seed's legacy mode sets a track's contact properties with the event itself (its
             # "Setting Contact Properties on Track"), saving the contact call.
             on_event = self.legacy and any(isinstance(op, Event) for op in ops)
             for op in ops:
-                if isinstance(op, ContactUpdate) and on_event:
-                    event_traits.setdefault(m.id, {}).update(op.properties)
-                elif isinstance(op, ContactUpdate):
-                    email = op.ref.email or identities.email_for(m.source, op.ref.ids)
-                    if not email:  # kept until an email is known (unless one just was)
-                        email = identities.remember(m.source, op.ref.ids, op.properties)
-                        if not email:
-                            s.waiting.add(m.id)
-                    if email:
-                        upsert(email, op.properties, m.id, op.ref.user_id)
-                elif isinstance(op, CompanyUpdate) and self.legacy:
-                    s.skipped.add(m.id)
-                    log.info("group calls are not delivered in legacy mode", account=self.account_name)
-                elif isinstance(op, CompanyUpdate):
-                    group = companies.setdefault(op.group_id, CompanyBatch(op.group_id))
-                    group.properties.update(op.properties)
-                    group.domain = op.domain or group.domain
-                    group.ids.append(m.id)
-                    email = op.member.email or identities.email_for(m.source, op.member.ids)
-                    if email:
-                        group.members.append(email)
-                        upsert(email, {}, m.id)  # so that the contact exists, and its id is known
-                elif isinstance(op, Event):
-                    email = op.ref.email or identities.email_for(m.source, op.ref.ids)
-                    if email:
-                        events.append((m, op, email))
-                    elif now - m.received_at < self.options.unresolved_event_wait_s:
-                        # Backoff from 1 s: an identify usually follows within seconds.
-                        s.fail(
-                            [m.id],
-                            "waiting for an identify or alias that gives this user's email",
-                            retry_in=0.0,
-                        )
-                    else:
-                        s.fail(
-                            [m.id],
-                            "no email is known for this user: send an identify with an email "
-                            "(or properties.email) and replay",
-                        )
-                elif isinstance(op, Skip):
-                    s.skipped.add(m.id)
+                self._operation(identities, m, op, plan, on_event=on_event, now=now)
             if m.id in mapped:
-                self._map(identities, m, ops, mapped[m.id], objects, s, now)
+                self._map(identities, m, ops, mapped[m.id], plan.objects, s, now)
         return plan
+
+    def _operation(
+        self, identities: IdentityView, m: Leased, op: Any, plan: Plan, *, on_event: bool, now: float
+    ) -> None:
+        """One operation of a message into the plan (a `Link` is applied before, see `plan`)."""
+        s = plan.verdicts
+        if isinstance(op, ContactUpdate) and on_event:
+            plan.event_traits.setdefault(m.id, {}).update(op.properties)
+        elif isinstance(op, ContactUpdate):
+            email = op.ref.email or identities.email_for(m.source, op.ref.ids)
+            if not email:  # kept until an email is known (unless one just was)
+                email = identities.remember(m.source, op.ref.ids, op.properties)
+                if not email:
+                    s.waiting.add(m.id)
+            if email:
+                plan.upsert(email, op.properties, m.id, op.ref.user_id)
+        elif isinstance(op, CompanyUpdate) and self.legacy:
+            s.skipped.add(m.id)
+            log.info("group calls are not delivered in legacy mode", account=self.account_name)
+        elif isinstance(op, CompanyUpdate):
+            group = plan.companies.setdefault(op.group_id, CompanyBatch(op.group_id))
+            group.properties.update(op.properties)
+            group.domain = op.domain or group.domain
+            group.ids.append(m.id)
+            email = op.member.email or identities.email_for(m.source, op.member.ids)
+            if email:
+                group.members.append(email)
+                plan.upsert(email, {}, m.id)  # so that the contact exists, and its id is known
+        elif isinstance(op, Event):
+            email = op.ref.email or identities.email_for(m.source, op.ref.ids)
+            if email:
+                plan.events.append((m, op, email))
+            elif now - m.received_at < self.options.unresolved_event_wait_s:
+                # Backoff from 1 s: an identify usually follows within seconds.
+                s.fail([m.id], "waiting for an identify or alias that gives this user's email", retry_in=0.0)
+            else:
+                s.fail(
+                    [m.id],
+                    "no email is known for this user: send an identify with an email "
+                    "(or properties.email) and replay",
+                )
+        elif isinstance(op, Skip):
+            s.skipped.add(m.id)
 
     def _map(
         self,

@@ -132,12 +132,42 @@ def device_routes(
 ) -> list[Route]:
     guard = access or Access(config.admin_token, config.trusted_proxies)
 
-    def script_url_for(account: Account, scheme: str, host: str) -> str | None:
-        if account.delivery.browser_script_url:
-            return account.delivery.browser_script_url
-        if account.sandbox:  # no real portal behind the sandbox: a local stand-in records the calls
-            return f"{scheme}://{host}/demo/hubspot-standin.js"
-        return None
+    async def demo_recent(request: Request) -> Response:
+        if (refusal := guard.admin(request)) is not None:
+            return refusal
+        rows = await recent() if recent is not None else []
+        return Response(
+            orjson.dumps(rows), media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
+
+    return [
+        Route("/v1/projects/{write_key}/settings", settings_endpoint(config, guard), methods=["GET"]),
+        Route(
+            "/plugins/hubspot.js",
+            _static("hubspot.js", "application/javascript", PLUGIN_MAX_AGE),
+            methods=["GET"],
+        ),
+        *analytics_js_routes(analytics_js_dir),
+        Route("/demo", _static("demo.html", "text/html; charset=utf-8", 0), methods=["GET"]),
+        Route(
+            "/demo/hubspot-standin.js",
+            _static("hubspot-standin.js", "application/javascript", 0),
+            methods=["GET"],
+        ),
+        Route("/demo/api/recent", demo_recent, methods=["GET"]),
+    ]
+
+
+def _script_url_for(account: Account, scheme: str, host: str) -> str | None:
+    if account.delivery.browser_script_url:
+        return account.delivery.browser_script_url
+    if account.sandbox:  # no real portal behind the sandbox: a local stand-in records the calls
+        return f"{scheme}://{host}/demo/hubspot-standin.js"
+    return None
+
+
+def settings_endpoint(config: Config, guard: Access) -> Any:
+    """`GET /v1/projects/{writeKey}/settings`, as Segment's CDN answers it."""
 
     async def settings(request: Request) -> Response:
         source = config.source_for_write_key(request.path_params["write_key"])
@@ -165,7 +195,7 @@ def device_routes(
             account,
             scheme,
             host,
-            script_url=script_url_for(account, scheme, host),
+            script_url=_script_url_for(account, scheme, host),
             write_key=request.path_params["write_key"],
         )
         # Only settings built from configuration may sit in a shared cache.
@@ -176,16 +206,22 @@ def device_routes(
             headers={"Cache-Control": f"{cache}, max-age={SETTINGS_MAX_AGE}"},
         )
 
-    def static(name: str, media_type: str, max_age: int) -> Any:
-        async def endpoint(request: Request) -> Response:
-            return Response(
-                (WEB / name).read_bytes(),
-                media_type=media_type,
-                headers={"Cache-Control": f"public, max-age={max_age}"},
-            )
+    return settings
 
-        return endpoint
 
+def _static(name: str, media_type: str, max_age: int) -> Any:
+    async def endpoint(request: Request) -> Response:
+        return Response(
+            (WEB / name).read_bytes(),
+            media_type=media_type,
+            headers={"Cache-Control": f"public, max-age={max_age}"},
+        )
+
+    return endpoint
+
+
+def analytics_js_routes(analytics_js_dir: Path | None) -> list[Route]:
+    """analytics.js and its chunks, from @segment/analytics-next's dist/umd folder, when given."""
     # The chunk files analytics.js may ask for, listed once: a request names one of them or nothing.
     bundles = {p.name for p in analytics_js_dir.iterdir() if p.is_file()} if analytics_js_dir else set()
 
@@ -210,28 +246,7 @@ def device_routes(
             headers={"Cache-Control": "public, max-age=31536000, immutable"},
         )
 
-    async def demo_recent(request: Request) -> Response:
-        if (refusal := guard.admin(request)) is not None:
-            return refusal
-        rows = await recent() if recent is not None else []
-        return Response(
-            orjson.dumps(rows), media_type="application/json", headers={"Cache-Control": "no-store"}
-        )
-
     return [
-        Route("/v1/projects/{write_key}/settings", settings, methods=["GET"]),
-        Route(
-            "/plugins/hubspot.js",
-            static("hubspot.js", "application/javascript", PLUGIN_MAX_AGE),
-            methods=["GET"],
-        ),
         Route("/analytics.js/v1/{write_key}/analytics.min.js", analytics_js, methods=["GET"]),
         Route("/analytics-next/bundles/{name}", bundle, methods=["GET"]),
-        Route("/demo", static("demo.html", "text/html; charset=utf-8", 0), methods=["GET"]),
-        Route(
-            "/demo/hubspot-standin.js",
-            static("hubspot-standin.js", "application/javascript", 0),
-            methods=["GET"],
-        ),
-        Route("/demo/api/recent", demo_recent, methods=["GET"]),
     ]

@@ -151,86 +151,87 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
     if reason:
         return [Skip(reason)]
     mtype = msg.get("type")
-    ids = message_ids(msg)
-    user_id = str(msg["userId"]) if msg.get("userId") not in (None, "") else None
     context = msg.get("context") or {}
     ctx_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
-    timestamp = str(msg.get("timestamp") or msg.get("receivedAt") or "")
-    message_id = str(msg.get("messageId"))
-
     if mtype == "identify":
-        # Some SDKs (RudderStack's, some mobile and server libraries) send traits in context only.
-        traits = msg.get("traits") or ctx_traits
-        email = email_of(traits, msg.get("userId"))
-        ops: list[Operation] = [Link(ids, email)]
-        props = contact_properties(traits, options.null_clears)
-        if email:
-            props["email"] = email
-        if props:
-            ops.append(ContactUpdate(ContactRef(email, ids, user_id), props))
-        return ops
-
+        return _identify(msg, ctx_traits, options)
     if mtype == "alias":
         ids = tuple(str(msg[k]) for k in ("userId", "previousId") if msg.get(k) not in (None, ""))
         return [Link(ids, email_of({}, msg.get("userId")))]
-
     if mtype in ("track", "page", "screen"):
-        props = msg.get("properties") or {}
-        email = (str(props["email"]).strip() if is_email(props.get("email")) else None) or email_of(
-            ctx_traits, msg.get("userId")
-        )
-        ref = ContactRef(email, ids, user_id)
-        ops = []
-        if email:
-            ops.append(Link(ids, email))
-        contact = contact_properties(ctx_traits, options.null_clears)
-        if contact:
-            ops.append(ContactUpdate(ref, contact))
-        if mtype == "track":
-            event = str(msg.get("event"))
-            name = mapped_event(options.event_names, event) or event_name(event)
-            ops.append(Event(ref, name, timestamp, event_uuid(message_id), event_properties(props), event))
-        elif mtype == "page" and options.page_events:
-            page = {**(context.get("page") or {}), **props}
-            fields = {k: page.get(k) for k in ("url", "path", "title", "referrer", "search")}
-            fields["name"] = msg.get("name") or page.get("name")
-            ops.append(
-                Event(
-                    ref,
-                    "viewed_page",
-                    timestamp,
-                    event_uuid(message_id),
-                    event_properties(fields),
-                    "Viewed Page",
-                )
-            )
-        elif mtype == "screen" and options.screen_events:
-            fields = {**props, "name": msg.get("name") or props.get("name")}
-            ops.append(
-                Event(
-                    ref,
-                    "viewed_screen",
-                    timestamp,
-                    event_uuid(message_id),
-                    event_properties(fields),
-                    "Viewed Screen",
-                )
-            )
-        return ops or [Skip(f"{mtype} events are switched off for this account")]
-
+        return _activity(msg, str(mtype), context, ctx_traits, options)
     if mtype == "group":
-        traits = msg.get("traits") or {}
-        props = {}
-        for key, value in traits.items():
-            if key == "address" or (value is None and not options.null_clears):
-                continue
-            props[COMPANY_TRAITS.get(key) or property_key(key)] = "" if value is None else value
-        if isinstance(traits.get("address"), dict):
-            props.update(contact_properties({"address": traits["address"]}))
-        domain = _domain(traits)
-        if domain:
-            props["domain"] = domain
-        email = email_of(ctx_traits, msg.get("userId"))
-        return [CompanyUpdate(str(msg.get("groupId")), props, ContactRef(email, ids), domain)]
-
+        return [_group(msg, ctx_traits, options)]
     return [Skip(f"unknown message type {mtype!r}")]
+
+
+def _user_id(msg: dict[str, Any]) -> str | None:
+    return str(msg["userId"]) if msg.get("userId") not in (None, "") else None
+
+
+def _identify(msg: dict[str, Any], ctx_traits: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
+    ids = message_ids(msg)
+    # Some SDKs (RudderStack's, some mobile and server libraries) send traits in context only.
+    traits = msg.get("traits") or ctx_traits
+    email = email_of(traits, msg.get("userId"))
+    ops: list[Operation] = [Link(ids, email)]
+    props = contact_properties(traits, options.null_clears)
+    if email:
+        props["email"] = email
+    if props:
+        ops.append(ContactUpdate(ContactRef(email, ids, _user_id(msg)), props))
+    return ops
+
+
+def _activity(
+    msg: dict[str, Any],
+    mtype: str,
+    context: dict[str, Any],
+    ctx_traits: dict[str, Any],
+    options: DeliveryOptions,
+) -> list[Operation]:
+    """track, page and screen: the contact's context traits, and the event (page and screen
+    events when the account asks for them)."""
+    ids = message_ids(msg)
+    props = msg.get("properties") or {}
+    email = (str(props["email"]).strip() if is_email(props.get("email")) else None) or email_of(
+        ctx_traits, msg.get("userId")
+    )
+    ref = ContactRef(email, ids, _user_id(msg))
+    ops: list[Operation] = []
+    if email:
+        ops.append(Link(ids, email))
+    contact = contact_properties(ctx_traits, options.null_clears)
+    if contact:
+        ops.append(ContactUpdate(ref, contact))
+    timestamp = str(msg.get("timestamp") or msg.get("receivedAt") or "")
+    uuid_ = event_uuid(str(msg.get("messageId")))
+    if mtype == "track":
+        event = str(msg.get("event"))
+        name = mapped_event(options.event_names, event) or event_name(event)
+        ops.append(Event(ref, name, timestamp, uuid_, event_properties(props), event))
+    elif mtype == "page" and options.page_events:
+        page = {**(context.get("page") or {}), **props}
+        fields = {k: page.get(k) for k in ("url", "path", "title", "referrer", "search")}
+        fields["name"] = msg.get("name") or page.get("name")
+        ops.append(Event(ref, "viewed_page", timestamp, uuid_, event_properties(fields), "Viewed Page"))
+    elif mtype == "screen" and options.screen_events:
+        fields = {**props, "name": msg.get("name") or props.get("name")}
+        ops.append(Event(ref, "viewed_screen", timestamp, uuid_, event_properties(fields), "Viewed Screen"))
+    return ops or [Skip(f"{mtype} events are switched off for this account")]
+
+
+def _group(msg: dict[str, Any], ctx_traits: dict[str, Any], options: DeliveryOptions) -> CompanyUpdate:
+    traits = msg.get("traits") or {}
+    props: dict[str, Any] = {}
+    for key, value in traits.items():
+        if key == "address" or (value is None and not options.null_clears):
+            continue
+        props[COMPANY_TRAITS.get(key) or property_key(key)] = "" if value is None else value
+    if isinstance(traits.get("address"), dict):
+        props.update(contact_properties({"address": traits["address"]}))
+    domain = _domain(traits)
+    if domain:
+        props["domain"] = domain
+    email = email_of(ctx_traits, msg.get("userId"))
+    return CompanyUpdate(str(msg.get("groupId")), props, ContactRef(email, message_ids(msg)), domain)
