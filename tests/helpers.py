@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hubspot import HubSpot
 
 from hubspot_relay.config import Config, Source, sandbox_account
 from hubspot_relay.secrets import Secret
@@ -181,3 +182,58 @@ class StillClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class SandboxProcess:
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hubspot_relay",
+                "sandbox",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/_sandbox/portals", timeout=1).raise_for_status()
+                return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("sandbox did not start")
+
+    def client(self, token: str = "sandbox-token") -> HubSpot:
+        return HubSpot(access_token=token, host=self.url, base_url=self.url)
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return out.decode()
+
+
+def wait_delivered(relay: RelayProcess, expected: int, timeout: float = 60) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(f"file:{relay.queue_path}?mode=ro", uri=True) as db:
+            counts = dict(db.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall())
+        if counts.get(3, 0) + counts.get(4, 0) >= expected or time.monotonic() > deadline:
+            return {
+                "delivered": counts.get(3, 0),
+                "dead": counts.get(4, 0),
+                "other": sum(n for s, n in counts.items() if s not in (3, 4)),
+            }
+        time.sleep(0.2)

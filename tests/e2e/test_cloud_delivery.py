@@ -12,8 +12,7 @@ import httpx
 import pytest
 from segment.analytics import Client
 
-from tests.e2e.test_sandbox_sdk import SandboxProcess
-from tests.helpers import RelayProcess
+from tests.helpers import RelayProcess, SandboxProcess, wait_delivered
 
 pytestmark = pytest.mark.e2e
 WRITE_KEY = "wk-cloud"
@@ -33,22 +32,6 @@ def relay_env(sandbox: SandboxProcess) -> dict[str, str]:
         "HUBSPOT_HUB_ID": "997086",
         "HUBSPOT_API_BASE": sandbox.url,
     }
-
-
-def wait_delivered(relay: RelayProcess, expected: int, timeout: float = 60) -> dict[str, int]:
-    import sqlite3
-
-    deadline = time.monotonic() + timeout
-    while True:
-        with sqlite3.connect(f"file:{relay.queue_path}?mode=ro", uri=True) as db:
-            counts = dict(db.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall())
-        if counts.get(3, 0) + counts.get(4, 0) >= expected or time.monotonic() > deadline:
-            return {
-                "delivered": counts.get(3, 0),
-                "dead": counts.get(4, 0),
-                "other": sum(n for s, n in counts.items() if s not in (3, 4)),
-            }
-        time.sleep(0.2)
 
 
 def test_analytics_python_to_hubspot(sandbox: SandboxProcess, data_dir: Path) -> None:

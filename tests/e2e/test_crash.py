@@ -84,7 +84,7 @@ def test_repeated_kill_9_while_clients_retry_on_timeouts_loses_and_repeats_nothi
     import sqlite3
 
     from hubspot_relay.translate.segment import event_uuid
-    from tests.e2e.test_sandbox_sdk import SandboxProcess
+    from tests.helpers import SandboxProcess
 
     sandbox = SandboxProcess("--limit-10s", "1000")
     httpx.post(f"{sandbox.url}/_sandbox/faults", json={"rules": [{"match": "POST *", "latency_ms": 150}]})

@@ -9,9 +9,7 @@ import httpx
 import pytest
 from segment.analytics import Client
 
-from tests.e2e.test_cloud_delivery import wait_delivered
-from tests.e2e.test_sandbox_sdk import SandboxProcess
-from tests.helpers import RelayProcess
+from tests.helpers import RelayProcess, SandboxProcess, wait_delivered
 
 pytestmark = pytest.mark.e2e
 WRITE_KEY = "wk-legacy"

@@ -15,9 +15,7 @@ import httpx
 import pytest
 from segment.analytics import Client
 
-from tests.e2e.test_cloud_delivery import wait_delivered
-from tests.e2e.test_sandbox_sdk import SandboxProcess
-from tests.helpers import ROOT, RelayProcess, free_port
+from tests.helpers import ROOT, RelayProcess, SandboxProcess, free_port, wait_delivered
 
 pytestmark = pytest.mark.e2e
 WRITE_KEY = "wk-mappings"

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,50 +28,9 @@ from hubspot.events.send import (
     BehavioralEventHttpCompletionRequest,
 )
 
-from tests.helpers import ROOT, free_port
+from tests.helpers import SandboxProcess
 
 pytestmark = pytest.mark.e2e
-
-
-class SandboxProcess:
-    def __init__(self, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hubspot_relay",
-                "sandbox",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                *args,
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.url}/_sandbox/portals", timeout=1).raise_for_status()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("sandbox did not start")
-
-    def client(self, token: str = "sandbox-token") -> HubSpot:
-        return HubSpot(access_token=token, host=self.url, base_url=self.url)
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=10)
-        return out.decode()
 
 
 @pytest.fixture(scope="module")
