@@ -66,3 +66,43 @@ async def test_retries_past_their_maximum_age_are_dead_letters_with_the_reason()
     )
     assert ("dead", [1], "gave up after 7 attempts: HubSpot answered 503") in q.calls
     assert [c[1] for c in q.calls if c[0] == "retry"] == [[2]]
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "problem"),
+    [
+        (429, "retry", None),
+        (500, "retry", None),
+        (503, "retry", None),
+        (400, "dead", None),
+        (404, "dead", None),
+        (409, "dead", None),
+        (401, "dead", "http_401"),
+        (403, "dead", "http_403"),
+    ],
+)
+def test_the_one_table_of_what_a_refusal_means(status: int, outcome: str, problem: str | None) -> None:
+    from hubspot_relay.delivery.settlement import refuse
+    from hubspot_relay.hubspot.errors import HubSpotError
+
+    reported: list[tuple[str, str]] = []
+    s = Settlement()
+    error = HubSpotError.from_response(status, b'{"message": "no"}', {})
+    refuse(error, [1, 2], s, report=lambda name, reason: reported.append((name, reason)))
+    assert (sorted(s.retry) if outcome == "retry" else sorted(s.dead)) == [1, 2]
+    assert not (s.dead if outcome == "retry" else s.retry)
+    assert [name for name, _ in reported] == ([problem] if problem else [])
+    if status == 401:
+        assert "access token or API key is refused" in s.dead[1]
+
+
+def test_planning_verdicts_are_taken_into_the_batch() -> None:
+    batch, planned = Settlement(), Settlement()
+    planned.fail([1], "waiting for an email", retry_in=0.0)
+    planned.fail([2], "cannot translate")
+    planned.skipped.add(3)
+    planned.waiting.add(4)
+    planned.carried.add(5)
+    batch.absorb(planned)
+    assert (batch.retry[1][1], batch.dead[2]) == ("waiting for an email", "cannot translate")
+    assert (batch.skipped, batch.waiting, batch.carried) == ({3}, {4}, {5})

@@ -1,0 +1,77 @@
+"""The commands as a person meets them (typer's runner, no relay running): the help's order,
+the version, and each refusal worded, with its exit status and no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hubspot_relay import __version__
+from hubspot_relay.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def no_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "HUBSPOT_RELAY_CONFIG",
+        "HUBSPOT_RELAY_URL",
+        "HUBSPOT_ACCESS_TOKEN",
+        "HUBSPOT_RELAY_QUEUE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HUBSPOT_RELAY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HUBSPOT_RELAY_PORT", "1")  # nothing answers there
+
+
+def test_help_lists_the_everyday_commands_first() -> None:
+    result = runner.invoke(app, ["--help"])
+    names = [line.split()[1] for line in result.output.splitlines() if line.startswith("│ ") and "  " in line]
+    commands = [
+        n
+        for n in names
+        if n in {"serve", "status", "replay", "import", "preview", "send", "sandbox", "version"}
+    ]
+    assert commands == ["serve", "status", "replay", "import", "preview", "send", "sandbox", "version"]
+
+
+def test_version() -> None:
+    assert runner.invoke(app, ["--version"]).output.strip() == f"hubspot-relay {__version__}"
+    assert runner.invoke(app, ["version"]).output.strip() == __version__
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["status"], 1, "no relay answers at http://127.0.0.1:1 and there is no queue at"),
+        (["replay"], 1, "no queue at"),
+        (["import", "missing.jsonl"], 2, "no file at missing.jsonl"),
+        (["status", "--config", "nowhere.toml"], 2, "configuration error"),
+    ],
+)
+def test_refusals(args: list[str], code: int, says: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, result.output
+    assert says in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_preview_of_a_file_that_is_not_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (the command sends logs to the runner's stderr, which closes after it: not for other tests)
+    monkeypatch.setattr("hubspot_relay.cli.preview.configure_logs", lambda *a: None)
+    bad = tmp_path / "m.json"
+    bad.write_text("{not json")
+    result = runner.invoke(app, ["preview", str(bad)])
+    assert result.exit_code == 2
+    assert "is not JSON" in result.output
+
+
+def test_import_names_the_sources_it_knows(tmp_path: Path) -> None:
+    lines = tmp_path / "a.jsonl"
+    lines.write_text("{}\n")
+    result = runner.invoke(app, ["import", str(lines), "--source", "nope"])
+    assert result.exit_code == 2
+    assert "no source named nope" in result.output
