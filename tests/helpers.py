@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,34 +144,6 @@ def stored_messages(queue_path: Path, source: str | None = None) -> list[dict[st
         return [stamped(*row) for row in conn.execute(sql + " ORDER BY id", params)]
     finally:
         conn.close()
-
-
-class MemoryIdentities:
-    """The identity view planning asks for (`delivery.planner.IdentityView`), held in dicts: the
-    planner's tests run with no store at all."""
-
-    def __init__(self, ties: dict[tuple[str, str], str] | None = None) -> None:
-        self.ties: dict[tuple[str, str], str] = dict(ties or {})
-        self.pending: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def email_for(self, source: str, ids: Sequence[str]) -> str | None:
-        return next((self.ties[(source, i)] for i in ids if (source, i) in self.ties), None)
-
-    def link(self, source: str, ids: Sequence[str], email: str | None) -> tuple[str | None, dict[str, Any]]:
-        email = email or self.email_for(source, ids)
-        if email is None:
-            return None, {}
-        taken: dict[str, Any] = {}
-        for i in ids:
-            if self.ties.get((source, i)) != email:
-                self.ties[(source, i)] = email
-                taken.update(self.pending.pop((source, i), {}))
-        return email, taken
-
-    def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None:
-        for i in ids:
-            self.pending[(source, i)] = {**self.pending.get((source, i), {}), **traits}
-        return None
 
 
 class StillClock:

@@ -21,6 +21,7 @@ import msgspec
 import orjson
 
 from .config import Account, Config
+from .delivery.identities import Known
 from .delivery.loop import Delivery
 from .delivery.settlement import Settlement
 from .hubspot.client import HubSpotClient
@@ -98,6 +99,15 @@ class DryIdentities:
 
     def prefetch(self, keys: set[tuple[str, str]]) -> None:
         pass
+
+    def snapshot(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Known]:
+        """Read one id at a time from the real map (a shared map's batch read would start a
+        batch of the running delivery's), this dry run's own ties first."""
+        out: dict[tuple[str, str], Known] = {}
+        for source, id_ in keys:
+            email = self.email_for(source, [id_])
+            out[(source, id_)] = Known(email, self.pending.get((source, id_)))
+        return out
 
     def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]:
         return {}

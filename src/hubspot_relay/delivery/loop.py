@@ -32,6 +32,7 @@ from .contacts import ContactSender
 from .context import Context
 from .events import EventSender
 from .gate import CallGate
+from .identities import replay
 from .objects import ObjectSender
 from .planner import Plan, Planner
 from .settlement import Settlement, settle
@@ -369,17 +370,18 @@ class Delivery:
 
     def plan(self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()) -> Plan:
         """Plan a batch (in a worker thread: it reads and writes the identity map). What the map
-        knows about everyone in the batch is read at once before planning, and the ties made are
-        written after it (a shared map would otherwise cost a round trip a message)."""
+        knows of everyone in the batch is read at once (a shared map would otherwise cost a round
+        trip a message); the planner works on that snapshot alone, and the ties and kept traits
+        it returns are written after it, in order."""
         verdicts = Settlement(more_waiting=s.more_waiting)
         batch = self.planner.translate(leased, verdicts)
-        self.identity.prefetch(self.planner.ids_of(batch))
+        snapshot = self.identity.snapshot(self.planner.ids_of(batch))
         try:
-            plan = self.planner.plan_translated(batch, self.identity, held, verdicts)
+            plan = self.planner.plan_translated(batch, snapshot, held, verdicts)
+            plan.add_late(replay(self.identity, plan.identity))
         except BaseException:
-            self.identity.flush(take=False)  # the ties made stand; nothing waiting is taken
+            self.identity.flush(take=False)  # what was written stands; nothing waiting is taken
             raise
-        plan.add_late_traits(self.identity.flush())
         s.absorb(plan.verdicts)
         return plan
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -19,6 +19,7 @@ from ..segment.messages import stamped
 from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, translate
 from ..translate.mappings import Association, MappedRecord, Mapping, records
 from ..translate.segment import message_ids
+from .identities import Late, Overlay, Snapshot, Update
 from .settlement import Settlement
 
 log = structlog.get_logger("hubspot_relay.deliver")
@@ -63,18 +64,6 @@ class ObjectPending:
         return (self.object, self.id)
 
 
-class IdentityView(Protocol):
-    """What planning asks of the identity map: who an id is, ties made by identify and alias, and
-    traits kept until an email is known. Delivery reads the batch's ids first (`prefetch`) and
-    writes what planning tied afterwards (`flush`): the I/O is at the edges, not here."""
-
-    def email_for(self, source: str, ids: Sequence[str]) -> str | None: ...
-    def link(
-        self, source: str, ids: Sequence[str], email: str | None
-    ) -> tuple[str | None, dict[str, Any]]: ...
-    def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None: ...
-
-
 @dataclass
 class Translated:
     """A leased batch translated: each message with its operations, and mapped records by id."""
@@ -94,7 +83,7 @@ class Plan:
     objects: dict[tuple[str, str], ObjectPending] = field(default_factory=dict)  # mapped records
     writes: set[str] = field(default_factory=set)  # contacts and companies the calls write
     verdicts: Settlement = field(default_factory=Settlement)  # skipped, waiting, failed, handed back
-    linked_by: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # id -> (email, msg)
+    identity: list[Update] = field(default_factory=list)  # ties and kept traits, for the map
 
     @property
     def calls(self) -> bool:
@@ -108,14 +97,18 @@ class Plan:
         if user_id is not None:  # the contact's key when the account has a user_id_property
             pending.extra["user_id"] = user_id
 
-    def add_late_traits(self, late: dict[tuple[str, str], dict[str, Any]]) -> None:
-        """Traits another process left waiting while this batch tied their ids: sent now, older
-        than anything this batch sets for the contact."""
-        for key, traits in late.items():
-            email, mid = self.linked_by[key]
-            pending = self.contacts.setdefault(email.lower(), Pending(email, {}))
-            pending.properties = {**traits, **pending.properties}
-            pending.ids.append(mid)
+    def add_late(self, late: Sequence[Late]) -> None:
+        """What writing the plan's `identity` found (see `identities.replay`): traits another
+        process kept for an id this batch tied go under what the batch sets for the contact;
+        this batch's own kept traits, for an id tied meanwhile, go with it after all."""
+        for found in late:
+            if found.under:
+                pending = self.contacts.setdefault(found.email.lower(), Pending(found.email, {}))
+                pending.properties = {**found.traits, **pending.properties}
+                pending.ids.append(found.message)
+            else:
+                self.upsert(found.email, dict(found.traits), found.message)
+                self.verdicts.waiting.discard(found.message)
 
 
 def _ids_of(op: Any) -> tuple[str, ...]:
@@ -173,12 +166,16 @@ class Planner:
     @staticmethod
     def ids_of(batch: Translated) -> set[tuple[str, str]]:
         """Every (source, id) the batch is about: what to read from the identity map first."""
-        return {(m.source, i) for m, ops in batch.messages for op in ops for i in _ids_of(op)}
+        keys = {(m.source, i) for m, ops in batch.messages for op in ops for i in _ids_of(op)}
+        for m, _ in batch.messages:  # a mapped record's buyer may be known by the message's ids only
+            if m.id in batch.mapped:
+                keys |= {(m.source, i) for i in message_ids(batch.mapped[m.id][1])}
+        return keys
 
     def plan(
         self,
         leased: list[Leased],
-        identities: IdentityView,
+        snapshot: Snapshot,
         held: frozenset[str] = frozenset(),
         *,
         more_waiting: bool = False,
@@ -188,17 +185,19 @@ class Planner:
         by a batch still in flight is handed back for later (`verdicts.carried`), and so is every
         later one about the same, so that order is kept. Makes no call and opens no store."""
         verdicts = Settlement(more_waiting=more_waiting)
-        return self.plan_translated(self.translate(leased, verdicts), identities, held, verdicts)
+        return self.plan_translated(self.translate(leased, verdicts), snapshot, held, verdicts)
 
     def plan_translated(
         self,
         batch: Translated,
-        identities: IdentityView,
+        snapshot: Snapshot,
         held: frozenset[str],
         s: Settlement,
     ) -> Plan:
-        """`plan`, once the batch is translated (and its ids read, see `ids_of`)."""
-        plan = Plan(verdicts=s)
+        """`plan`, once the batch is translated and what the map knows of its ids read (see
+        `ids_of`). The ties and kept traits it makes are in `Plan.identity`, for delivery to write."""
+        identities = Overlay(snapshot)
+        plan = Plan(verdicts=s, identity=identities.updates)
         translated, mapped = batch.messages, batch.mapped
         now = self.clock()
         tail = self._partial_tail(identities, translated, s, now, held)
@@ -216,11 +215,9 @@ class Planner:
             # Identities first, so that this batch's identify resolves this batch's earlier tracks.
             for op in ops:
                 if isinstance(op, Link):
-                    email, waiting = identities.link(m.source, op.ids, op.email)
+                    email, waiting = identities.link(m.source, op.ids, op.email, m.id)
                     if email and waiting:
                         plan.upsert(email, waiting, m.id)
-                    if email:
-                        plan.linked_by.update({(m.source, i): (email, m.id) for i in op.ids})
             # The seed's legacy mode sets a track's contact properties with the event itself (its
             # "Setting Contact Properties on Track"), saving the contact call.
             on_event = self.legacy and any(isinstance(op, Event) for op in ops)
@@ -231,7 +228,7 @@ class Planner:
         return plan
 
     def _operation(
-        self, identities: IdentityView, m: Leased, op: Any, plan: Plan, *, on_event: bool, now: float
+        self, identities: Overlay, m: Leased, op: Any, plan: Plan, *, on_event: bool, now: float
     ) -> None:
         """One operation of a message into the plan (a `Link` is applied before, see `plan`)."""
         s = plan.verdicts
@@ -239,11 +236,10 @@ class Planner:
             plan.event_traits.setdefault(m.id, {}).update(op.properties)
         elif isinstance(op, ContactUpdate):
             email = op.ref.email or identities.email_for(m.source, op.ref.ids)
-            if not email:  # kept until an email is known (unless one just was)
-                email = identities.remember(m.source, op.ref.ids, op.properties)
-                if not email:
-                    s.waiting.add(m.id)
-            if email:
+            if not email:  # kept until an email is known
+                identities.keep(m.source, op.ref.ids, op.properties, m.id)
+                s.waiting.add(m.id)
+            else:
                 plan.upsert(email, op.properties, m.id, op.ref.user_id)
         elif isinstance(op, CompanyUpdate) and self.legacy:
             s.skipped.add(m.id)
@@ -275,7 +271,7 @@ class Planner:
 
     def _map(
         self,
-        identities: IdentityView,
+        identities: Overlay,
         m: Leased,
         ops: list[Any],
         made: tuple[list[MappedRecord], dict[str, Any]],
@@ -318,7 +314,7 @@ class Planner:
 
     def _partial_tail(
         self,
-        identities: IdentityView,
+        identities: Overlay,
         translated: list[tuple[Leased, list[Any]]],
         s: Settlement,
         now: float,
@@ -359,7 +355,7 @@ class Planner:
         return len(translated)
 
     def _keys_of(
-        self, identities: IdentityView, source: str, ops: Sequence[Any]
+        self, identities: Overlay, source: str, ops: Sequence[Any]
     ) -> tuple[set[str], set[str]]:
         """(the contacts and companies a message's operations write, the contacts its events are
         about), read without changing anything; an email not known yet is not a key (that

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..delivery.identities import Known
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ids (source TEXT, id TEXT, email TEXT NOT NULL, updated_at REAL,
                                 PRIMARY KEY (source, id));
@@ -53,6 +55,7 @@ class Identities(Protocol):
     def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None: ...
     def take_pending(self, source: str, ids: Sequence[str]) -> dict[str, Any]: ...
     def prefetch(self, keys: set[tuple[str, str]]) -> None: ...
+    def snapshot(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Known]: ...
     def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]: ...
     def contact(self, account: str, email: str) -> tuple[str | None, str | None]: ...
     def save_contacts(self, account: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None: ...
@@ -166,6 +169,19 @@ class IdentityMap:
 
     def prefetch(self, keys: set[tuple[str, str]]) -> None:
         """Nothing to do: this file is local (the shared map reads a batch's ties at once)."""
+
+    def snapshot(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Known]:
+        """What the map knows of each id: its email, or the traits kept for it (an id that has an
+        email has none waiting)."""
+        out: dict[tuple[str, str], Known] = {}
+        for source, id_ in keys:
+            email = self.email_for(source, [id_])
+            waiting = None
+            if email is None:
+                row = self._one("SELECT traits FROM pending WHERE source = ? AND id = ?", (source, id_))
+                waiting = orjson.loads(row[0]) if row else None
+            out[(source, id_)] = Known(email, waiting)
+        return out
 
     def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]:
         """Nothing is buffered here: ties are written as they are made."""

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 import redis
 
+from ..delivery.identities import Known
+
 KNOWN_TTL_S = 30.0
 KNOWN_MAX = 200_000
 _SEP = "\x1f"
@@ -121,11 +123,15 @@ class RedisIdentityMap:
     # ---- people ---------------------------------------------------------------------------
 
     def prefetch(self, keys: set[tuple[str, str]]) -> None:
+        self.snapshot(keys)
+
+    def snapshot(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Known]:
         """Read the ties and waiting traits of everyone in a batch at once (two commands a
-        source); the ties the batch makes are written by `flush`, at the end of its plan."""
+        source), and start the batch: the ties it makes are written by `flush`, at its end."""
         if self._buffer:
             self.flush(take=False)  # a plan that failed half-way: its ties stand
         self._batching = True
+        out: dict[tuple[str, str], Known] = {}
         by_source: dict[str, list[str]] = {}
         for source, id_ in keys:
             by_source.setdefault(source, []).append(id_)
@@ -143,6 +149,8 @@ class RedisIdentityMap:
                         self._absent.add((source, id_))
                     if traits is not None:
                         self._waiting.add((source, id_))
+                    out[(source, id_)] = Known(email, _merged([traits]) if traits is not None else None)
+        return out
 
     def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]:
         """Write the ties buffered since `prefetch`; returns traits another process left waiting

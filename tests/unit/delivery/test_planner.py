@@ -1,6 +1,6 @@
-"""Planning as tables, with no store at all: a leased batch and what the identity map knows ->
-the calls (`Plan`) and what becomes of the messages that make none. The identity view is
-`tests.helpers.MemoryIdentities` (dicts)."""
+"""Planning as tables, with no store at all: a leased batch and what the identity map knew of its
+ids (a snapshot, a dict) -> the calls (`Plan`), what becomes of the messages that make none, and
+the ties and kept traits for delivery to write."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+from hubspot_relay.delivery.identities import Keep, Known, Tie
 from hubspot_relay.delivery.planner import Plan, Planner
 from hubspot_relay.options import DeliveryOptions
 from hubspot_relay.queue.protocol import Leased
-from tests.helpers import MemoryIdentities
 
 NOW = time.time()
 OLD = 60.0  # seconds: older than any wait for a fuller call
@@ -128,23 +128,32 @@ def test_plan(
 ) -> None:
     planner = Planner("acct", DeliveryOptions(batch_wait_ms=0), clock=lambda: NOW, disabled=["off"])
     leased = batch(*messages, age=how.get("age", OLD), source=how.get("source", "web"))
-    plan = planner.plan(leased, MemoryIdentities(ties), how.get("held", frozenset()))
+    snapshot = {key: Known(email) for key, email in ties.items()}
+    plan = planner.plan(leased, snapshot, how.get("held", frozenset()))
     assert summary(plan) == {**NOTHING, **expected}
 
 
-def test_ties_and_kept_traits_are_the_views_to_write() -> None:
-    """Planning changes only the view it is given: the ties an identify makes, the traits kept
-    (delivery writes them to the map afterwards)."""
-    ids = MemoryIdentities()
+def test_the_ties_and_kept_traits_are_returned_for_delivery_to_write() -> None:
+    """Traits kept for an anonymous id, then an alias that gives its email in the same batch: the
+    contact gets them now, and the plan says what to write to the map, in order."""
     leased = batch(
         {"type": "identify", "anonymousId": "a1", "traits": {"plan": "pro"}},
         {"type": "alias", "userId": "ann@x.com", "previousId": "a1"},
     )
-    plan = Planner("acct", DeliveryOptions(batch_wait_ms=0), clock=lambda: NOW).plan(leased, ids)
-    assert ids.ties == {("web", "ann@x.com"): "ann@x.com", ("web", "a1"): "ann@x.com"}
-    assert ids.pending == {}  # taken: the alias gave the email
+    plan = Planner("acct", DeliveryOptions(batch_wait_ms=0), clock=lambda: NOW).plan(leased, {})
+    assert plan.identity == [
+        Keep("web", ("a1",), {"plan": "pro"}, 1),
+        Tie("web", ("ann@x.com", "a1"), "ann@x.com", 2),
+    ]
     assert plan.contacts["ann@x.com"].properties == {"plan": "pro"}
     assert plan.verdicts.waiting == {1}
+
+
+def test_traits_the_map_kept_are_taken_by_the_tie() -> None:
+    leased = batch({"type": "identify", "userId": "u1", "traits": {"email": "ann@x.com", "firstName": "Ann"}})
+    snapshot = {("web", "u1"): Known(None, {"plan": "pro", "firstname": "Old"})}
+    plan = Planner("acct", DeliveryOptions(batch_wait_ms=0), clock=lambda: NOW).plan(leased, snapshot)
+    assert plan.contacts["ann@x.com"].properties == {"plan": "pro", "firstname": "Ann", "email": "ann@x.com"}
 
 
 def test_legacy_tracks_carry_their_contact_properties() -> None:
@@ -152,6 +161,6 @@ def test_legacy_tracks_carry_their_contact_properties() -> None:
         {"type": "track", "userId": "u1", "event": "Bought", "context": {"traits": {"plan": "pro"}}}
     )
     planner = Planner("acct", DeliveryOptions(batch_wait_ms=0), legacy=True, clock=lambda: NOW)
-    plan = planner.plan(leased, MemoryIdentities({("web", "u1"): "ann@x.com"}))
+    plan = planner.plan(leased, {("web", "u1"): Known("ann@x.com")})
     assert plan.event_traits == {1: {"plan": "pro"}}
     assert plan.contacts == {}

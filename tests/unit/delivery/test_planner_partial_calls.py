@@ -17,7 +17,6 @@ from hubspot_relay.delivery.planner import Planner
 from hubspot_relay.options import DeliveryOptions
 from hubspot_relay.queue.protocol import Leased
 from hubspot_relay.segment.messages import InvalidMessage, accept
-from tests.helpers import MemoryIdentities
 from tests.strategies import messages
 
 NOW = time.time()
@@ -46,7 +45,7 @@ def test_a_partial_upsert_call(
 ) -> None:
     planner = Planner("acct", DeliveryOptions(contact_batch=5, batch_wait_ms=1000), clock=lambda: NOW)
     busy = frozenset(f"u{i}@x.com" for i in range(held))
-    plan = planner.plan([identify(i, age) for i in range(n)], MemoryIdentities(), busy, more_waiting=full)
+    plan = planner.plan([identify(i, age) for i in range(n)], {}, busy, more_waiting=full)
     s = plan.verdicts
     assert (len(plan.contacts), len(s.deferred)) == expected
     assert len(s.carried) == held + expected[1]  # the held ones wait for their call in flight
@@ -76,7 +75,7 @@ def test_any_batch_is_planned_with_only_a_tail_left_to_wait(
             continue
         leased.append(Leased(i, "web", accepted.message_id, accepted.type, accepted.body, NOW - age, None, 1))
     planner = Planner("acct", DeliveryOptions(contact_batch=2, batch_wait_ms=1000), clock=lambda: NOW)
-    s = planner.plan(leased, MemoryIdentities(), frozenset(held), more_waiting=full).verdicts
+    s = planner.plan(leased, {}, frozenset(held), more_waiting=full).verdicts
     ids = [m.id for m in leased]
     if s.deferred:
         first = min(ids.index(i) for i in s.deferred)

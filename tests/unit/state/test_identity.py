@@ -93,17 +93,24 @@ def test_delivery_sends_traits_another_process_left_waiting(path: Path) -> None:
     their id: they are upserted with the contact, under what the batch itself sets."""
     import time as _time
 
+    from hubspot_relay.delivery.identities import replay
     from hubspot_relay.delivery.planner import Planner
     from hubspot_relay.options import DeliveryOptions
     from hubspot_relay.queue.protocol import Leased
 
+    class Raced(IdentityMap):
+        def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, object]]:
+            return {("web", "u1"): {"plan": "pro", "firstname": "Old"}}
+
     body = b'{"type":"identify","userId":"u1","messageId":"m1","traits":{"email":"a@x.io","firstName":"New"}}'
     # received a minute ago: not a partial upsert call that waits for more (`batch_wait_ms`)
     leased = [Leased(7, "web", "m1", "identify", body, _time.time() - 60, None, 1)]
-    identity = IdentityMap(path)
-    plan = Planner("acct", DeliveryOptions()).plan(leased, identity)
-    plan.add_late_traits({("web", "u1"): {"plan": "pro", "firstname": "Old"}})
+    identity = Raced(path)
+    planner = Planner("acct", DeliveryOptions())
+    plan = planner.plan(leased, identity.snapshot({("web", "u1")}))
+    plan.add_late(replay(identity, plan.identity))
     pending = plan.contacts["a@x.io"]
     assert pending.properties["plan"] == "pro"
     assert pending.properties["firstname"] == "New"  # the batch's own value wins over the older one
     assert 7 in pending.ids
+    assert identity.email_for("web", ["u1"]) == "a@x.io"  # the tie is written
