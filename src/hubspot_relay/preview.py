@@ -94,12 +94,6 @@ class DryIdentities:
             self.pending[(source, id_)] = {**self.pending.get((source, id_), {}), **traits}
         return None
 
-    def take_pending(self, source: str, ids: Sequence[str]) -> dict[str, Any]:
-        return {}
-
-    def prefetch(self, keys: set[tuple[str, str]]) -> None:
-        pass
-
     def snapshot(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Known]:
         """Read one id at a time from the real map (a shared map's batch read would start a
         batch of the running delivery's), this dry run's own ties first."""

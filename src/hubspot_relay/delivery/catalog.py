@@ -12,7 +12,7 @@ import structlog
 
 from ..hubspot.errors import HubSpotError, Kind
 from ..translate import PropertyInfo, prepare
-from .context import Context, retrying
+from .context import Context, Part
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
@@ -21,26 +21,16 @@ async def _dumped(read: Any) -> bytes:
     return orjson.dumps(await read())
 
 
-class Catalogs:
+class Catalogs(Part):
     def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.account = ctx.account
-        self.options = ctx.options
-        self.client = ctx.client
-        self.clock = ctx.clock
-        self.legacy = ctx.legacy
-        self.cache = ctx.cache
-        self.setup_lock = ctx.setup_lock
+        super().__init__(ctx)
         self.catalogs: dict[str, tuple[float, dict[str, PropertyInfo]]] = {}
-
-    async def call(self, fn: Any) -> Any:
-        return await retrying(fn)
 
     async def catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
         cached = self.catalogs.get(object_type)
         if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
             return cached[1]
-        async with self.setup_lock:  # batches in flight side by side read the catalog once
+        async with self.ctx.setup_lock:  # batches in flight side by side read the catalog once
             cached = self.catalogs.get(object_type)
             if cached and not refresh and self.clock() - cached[0] < self.options.catalog_ttl_s:
                 return cached[1]
@@ -55,14 +45,14 @@ class Catalogs:
             return list(await self.call(lambda: self.client.properties(object_type)))
 
         key = f"catalog:{self.account.hub_id}:{'legacy' if self.legacy else 'v3'}:{object_type}"
-        if self.cache is None:
+        if self.ctx.cache is None:
             props = await read()
         elif refresh:
             props = await read()
-            await self.cache.set(key, orjson.dumps(props), self.options.catalog_ttl_s)
+            await self.ctx.cache.set(key, orjson.dumps(props), self.options.catalog_ttl_s)
         else:
             props = orjson.loads(
-                await self.cache.once(key, self.options.catalog_ttl_s, lambda: _dumped(read))
+                await self.ctx.cache.once(key, self.options.catalog_ttl_s, lambda: _dumped(read))
             )
         catalog = {p["name"]: PropertyInfo.from_hubspot(p) for p in props}
         self.catalogs[object_type] = (self.clock(), catalog)
@@ -99,7 +89,7 @@ class Catalogs:
             await self._create_missing(object_type, missing)
             clean, dropped = prepare(props, await self.catalog(object_type))
         if dropped:
-            self.ctx.identity.count_dropped(self.account.name, object_type, dropped)
+            self.identity.count_dropped(self.account.name, object_type, dropped)
             log.info(
                 "keys dropped",
                 account=self.account.name,

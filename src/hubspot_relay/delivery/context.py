@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from ..config import Account
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError, Kind
@@ -16,7 +18,9 @@ from ..options import DeliveryOptions
 from ..state.identity import Identities
 from ..state.shared_cache import SharedCache
 from .gate import CallGate
-from .settlement import Settlement
+from .settlement import Settlement, refuse
+
+log = structlog.get_logger("hubspot_relay.deliver")
 
 INLINE_RETRIES = 3
 
@@ -40,6 +44,48 @@ class Context:
     @property
     def legacy(self) -> bool:
         return self.account.api_mode == "legacy"
+
+    def refused(self, e: HubSpotError, ids: Sequence[int], s: Settlement) -> None:
+        """A refusal, settled as `settlement.VERDICTS` says; one that is the account's (a refused
+        token, a missing scope) is also reported, once, as its problem."""
+        refuse(e, ids, s, report=self._report)
+
+    def _report(self, name: str, reason: str) -> None:
+        self.identity.set_problem(self.account.name, name, reason)
+        log.error("HubSpot refuses the account's calls", account=self.account.name, error=reason)
+
+
+class Part:
+    """A part of one account's delivery (the catalogs, each sender): the context's fields by name."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @property
+    def account(self) -> Account:
+        return self.ctx.account
+
+    @property
+    def options(self) -> DeliveryOptions:
+        return self.ctx.options
+
+    @property
+    def identity(self) -> Identities:
+        return self.ctx.identity
+
+    @property
+    def client(self) -> HubSpotClient:
+        return self.ctx.client
+
+    @property
+    def legacy(self) -> bool:
+        return self.ctx.legacy
+
+    def clock(self) -> float:
+        return self.ctx.clock()
+
+    async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        return await retrying(fn)
 
 
 async def retrying(fn: Callable[[], Awaitable[Any]]) -> Any:

@@ -28,8 +28,6 @@ FOLLOWED_WAIT_S = 10.0
 class EventSender(Sender):
     def __init__(self, ctx: Context, catalogs: Catalogs) -> None:
         super().__init__(ctx, catalogs)
-        self.cache = ctx.cache
-        self.setup_lock = ctx.setup_lock
         self.definitions: dict[str, set[str]] | None = None  # fully qualified name -> property names
         self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
 
@@ -77,19 +75,19 @@ class EventSender(Sender):
             return orjson.dumps({k: sorted(v) for k, v in (await read()).items()})
 
         if self.definitions is None or refresh:
-            if self.cache is None or refresh:
+            if self.ctx.cache is None or refresh:
                 self.definitions = await read()
                 await self._share_definitions()
             else:
-                shared = await self.cache.once(
+                shared = await self.ctx.cache.once(
                     self._definitions_key(), self.options.catalog_ttl_s, read_dumped
                 )
                 self.definitions = {k: set(v) for k, v in orjson.loads(shared).items()}
         return self.definitions
 
     async def _share_definitions(self) -> None:
-        if self.cache is not None and self.definitions is not None:
-            await self.cache.set(
+        if self.ctx.cache is not None and self.definitions is not None:
+            await self.ctx.cache.set(
                 self._definitions_key(),
                 orjson.dumps({k: sorted(v) for k, v in self.definitions.items()}),
                 self.options.catalog_ttl_s,
@@ -98,7 +96,7 @@ class EventSender(Sender):
     async def ensure_definitions(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> set[str]:
         """Definitions (and their properties) for these events; returns the names that are usable.
         One batch at a time: two batches in flight must not both create the same definition."""
-        async with self.setup_lock:
+        async with self.ctx.setup_lock:
             return await self._ensure_definitions_now(events, s)
 
     async def _ensure_definitions_now(
@@ -172,17 +170,17 @@ class EventSender(Sender):
                     raise
                 return definitions[fqn]
 
-        if self.cache is None:
+        if self.ctx.cache is None:
             return await create()
 
         async def create_once() -> bytes:
-            shared = await self.cache.get(self._definitions_key()) if self.cache is not None else None
+            shared = await self.ctx.cache.get(self._definitions_key()) if self.ctx.cache is not None else None
             if shared is not None and fqn in (known := orjson.loads(shared)):
                 return orjson.dumps(known[fqn])  # made by another process before we asked
             return orjson.dumps(sorted(await create()))
 
         key = f"definition:{self.account.hub_id}:{fqn}"
-        return set(orjson.loads(await self.cache.once(key, self.options.catalog_ttl_s, create_once)))
+        return set(orjson.loads(await self.ctx.cache.once(key, self.options.catalog_ttl_s, create_once)))
 
     def events_refused_now(self) -> bool:
         return bool(self.events_refused and self.clock() - self.events_refused[0] < EVENTS_RECHECK_S)

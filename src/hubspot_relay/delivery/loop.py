@@ -204,7 +204,7 @@ class Delivery:
                 await self.events.read_definitions()
         except HubSpotError as e:
             if e.kind is Kind.PERMANENT and e.status == 401:
-                self.contacts.failed(e, [], Settlement())  # reported as the account's problem
+                self.ctx.refused(e, [], Settlement())  # reported as the account's problem
             else:
                 log.info(
                     "nothing read ahead: the first batch reads it",
@@ -407,7 +407,7 @@ class Delivery:
         try:
             await self.deliver(leased, settlement)
         except HubSpotError as e:  # a call outside the batches (the catalog, definitions) failed
-            self.contacts.failed(e, settlement.unfinished([m.id for m in leased]), settlement)
+            self.ctx.refused(e, settlement.unfinished([m.id for m in leased]), settlement)
         except DailyLimitReached as e:
             self.paused_until = e.resets_at
             self.identity.set_problem(self.account.name, "daily_limit", str(e))

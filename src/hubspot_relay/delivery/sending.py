@@ -13,43 +13,28 @@ from ..activity import carrying
 from ..hubspot.errors import HubSpotError
 from ..translate import PropertyInfo
 from .catalog import Catalogs
-from .context import Context, retrying
+from .context import Context, Part
 from .planner import Pending
-from .settlement import Settlement, refuse, verdict
+from .settlement import Settlement, verdict
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
 
-class Sender:
+class Sender(Part):
     """The calls every sender makes the same way: retried in place, side by side within the
     budget, a refused batch halved to its offender. A refusal is settled by `refuse` (the one
     table of what each kind of refusal means)."""
 
     def __init__(self, ctx: Context, catalogs: Catalogs) -> None:
-        self.ctx = ctx
+        super().__init__(ctx)
         self.catalogs = catalogs
-        self.account = ctx.account
-        self.options = ctx.options
-        self.identity = ctx.identity
-        self.client = ctx.client
-        self.clock = ctx.clock
-        self.legacy = ctx.legacy
 
     async def ack_finished(self, s: Settlement, ids: Sequence[int]) -> None:
         if self.ctx.on_paid is not None:
             await self.ctx.on_paid(s, ids)
 
     def failed(self, e: HubSpotError, ids: Sequence[int], s: Settlement) -> None:
-        """A refusal, settled as `settlement.VERDICTS` says; one that is the account's (a refused
-        token, a missing scope) is reported as its problem."""
-        refuse(e, ids, s, report=self.report_problem)
-
-    def report_problem(self, name: str, reason: str) -> None:
-        self.identity.set_problem(self.account.name, name, reason)
-        log.error("HubSpot refuses the account's calls", account=self.account.name, error=reason)
-
-    async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        return await retrying(fn)
+        self.ctx.refused(e, ids, s)
 
     async def catalog(self, object_type: str, *, refresh: bool = False) -> dict[str, PropertyInfo]:
         return await self.catalogs.catalog(object_type, refresh=refresh)

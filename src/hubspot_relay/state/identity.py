@@ -53,8 +53,6 @@ class Identities(Protocol):
         self, source: str, ids: Sequence[str], email: str | None
     ) -> tuple[str | None, dict[str, Any]]: ...
     def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None: ...
-    def take_pending(self, source: str, ids: Sequence[str]) -> dict[str, Any]: ...
-    def prefetch(self, keys: set[tuple[str, str]]) -> None: ...
     def snapshot(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Known]: ...
     def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]: ...
     def contact(self, account: str, email: str) -> tuple[str | None, str | None]: ...
@@ -167,9 +165,6 @@ class IdentityMap:
             self._tx("DELETE FROM pending WHERE source = ? AND id = ?", found)
         return merged
 
-    def prefetch(self, keys: set[tuple[str, str]]) -> None:
-        """Nothing to do: this file is local (the shared map reads a batch's ties at once)."""
-
     def snapshot(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Known]:
         """What the map knows of each id: its email, or the traits kept for it (an id that has an
         email has none waiting)."""
@@ -184,7 +179,8 @@ class IdentityMap:
         return out
 
     def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]:
-        """Nothing is buffered here: ties are written as they are made."""
+        """Nothing is buffered here: ties are written as they are made (the shared map writes a
+        batch's ties at once)."""
         return {}
 
     # ---- HubSpot ids ----------------------------------------------------------------------

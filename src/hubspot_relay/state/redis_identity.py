@@ -97,11 +97,11 @@ class RedisIdentityMap:
         self._link_many = self._r.register_script(_LINK_MANY)
         self._remember = self._r.register_script(_REMEMBER)
         self._known: dict[tuple[str, str], tuple[str, float]] = {}
-        # One plan's state (see `prefetch`): ties to write, ids known to have none, ids with traits waiting.
+        # One plan's state (see `snapshot`): ties to write, ids known to have none, ids with traits waiting.
         self._buffer: dict[tuple[str, str], str] = {}
         self._absent: set[tuple[str, str]] = set()
         self._waiting: set[tuple[str, str]] = set()
-        self._batching = False  # between `prefetch` and `flush`
+        self._batching = False  # between `snapshot` and `flush`
 
     def close(self) -> None:
         self._r.close()
@@ -121,9 +121,6 @@ class RedisIdentityMap:
         return hit[0]
 
     # ---- people ---------------------------------------------------------------------------
-
-    def prefetch(self, keys: set[tuple[str, str]]) -> None:
-        self.snapshot(keys)
 
     def snapshot(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Known]:
         """Read the ties and waiting traits of everyone in a batch at once (two commands a
@@ -153,7 +150,7 @@ class RedisIdentityMap:
         return out
 
     def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]:
-        """Write the ties buffered since `prefetch`; returns traits another process left waiting
+        """Write the ties buffered since `snapshot`; returns traits another process left waiting
         for those ids meanwhile (taken, unless `take` is False)."""
         buffered, self._buffer = self._buffer, {}
         self._batching = False

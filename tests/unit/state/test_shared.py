@@ -293,7 +293,8 @@ def test_a_plans_ties_are_read_and_written_at_once_and_traits_left_meanwhile_are
 ) -> None:
     a, b = maps
     b.link("web", ["u-known"], "known@x.io")
-    a.prefetch({("web", "u-known"), ("web", "u-new"), ("web", "u-raced")})
+    known = a.snapshot({("web", "u-known"), ("web", "u-new"), ("web", "u-raced")})
+    assert known[("web", "u-known")].email == "known@x.io" and known[("web", "u-new")].email is None
     assert a.email_for("web", ["u-known"]) == "known@x.io"
     assert a.email_for("web", ["u-new"]) is None  # known absent: no round trip
     assert a.link("web", ["u-new"], "new@x.io") == ("new@x.io", {})
