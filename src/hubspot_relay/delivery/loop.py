@@ -35,7 +35,7 @@ from .gate import CallGate
 from .identities import replay
 from .objects import ObjectSender
 from .planner import Plan, Planner
-from .settlement import Settlement, settle
+from .settlement import Settlement, ack_paid, hand_back, hand_back_carried, settle
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
@@ -227,7 +227,7 @@ class Delivery:
 
     async def lease(self, limit: int | None = None) -> list[Leased]:
         if self.stranded:  # raises while the store is still down: nothing new is leased before
-            await self.queue.release(sorted(self.stranded))
+            await hand_back(self.queue, list(self.stranded))
             log.info("handed back what a store failure had left leased", count=len(self.stranded))
             self.stranded.clear()
         if self.cache is not None and self.clock() - self._pause_checked > PAUSE_RECHECK_S:
@@ -253,7 +253,7 @@ class Delivery:
         except asyncio.CancelledError:
             ours = self._still_ours(leased, settlement)
             try:
-                await asyncio.shield(self.queue.release(ours))
+                await asyncio.shield(hand_back(self.queue, ours))
             except self.machine_failures:
                 self.stranded.update(ours)
             raise
@@ -295,19 +295,7 @@ class Delivery:
         return [m.id for m in leased if m.id not in s.released and m.id not in s.acked]
 
     async def ack_finished(self, s: Settlement, ids: Sequence[int]) -> None:
-        finished = [
-            i
-            for i in ids
-            if s.paid[i] >= s.owed[i] and i not in s.retry and i not in s.dead and i not in s.acked
-        ]
-        if not finished:
-            return
-        try:
-            await self.queue.ack(finished)
-        except Exception:  # an optimisation only: the batch's settlement acks them (or says why not)
-            log.warning("acking delivered messages early failed", account=self.account.name, exc_info=True)
-            return
-        s.acked.update(finished)
+        await ack_paid(self.queue, self.account.name, s, ids)
 
     async def give_back(self, leased: list[Leased], reason: str) -> None:
         """Retry with backoff; a message that keeps failing past its maximum age is a dead letter."""
@@ -432,10 +420,7 @@ class Delivery:
                 plan = await asyncio.to_thread(self.plan, leased, s, held)
                 writes = plan.writes
                 self.hold_keys(s, writes)
-                if s.carried:  # back in line now, ahead of whatever the next lease takes
-                    await self.queue.release(sorted(s.carried))
-                    s.released |= s.carried
-                    s.carried = set()
+                await hand_back_carried(self.queue, s)
         finally:
             if s.planned is not None:
                 s.planned.set()

@@ -128,6 +128,38 @@ def refuse(
     return v
 
 
+async def ack_paid(queue: Queue, account: str, s: Settlement, ids: Sequence[int]) -> None:
+    """Ack at once the messages among `ids` whose every call has gone through: a crash then
+    redoes only what was not delivered, and a partition changes hands sooner. An optimisation
+    only: if it fails, the batch's settlement acks them (or says why not)."""
+    finished = [
+        i for i in ids if s.paid[i] >= s.owed[i] and i not in s.retry and i not in s.dead and i not in s.acked
+    ]
+    if not finished:
+        return
+    try:
+        await queue.ack(finished)
+    except Exception:
+        log.warning("acking delivered messages early failed", account=account, exc_info=True)
+        return
+    s.acked.update(finished)
+
+
+async def hand_back(queue: Queue, ids: Sequence[int]) -> None:
+    """Leased messages back in line, visible at once, the attempt not counted: what must wait for
+    a batch in flight, a stop, or what a store failure left leased."""
+    if ids:
+        await queue.release(sorted(ids))
+
+
+async def hand_back_carried(queue: Queue, s: Settlement) -> None:
+    """What planning handed back, in line again now (ahead of whatever the next lease takes)."""
+    if s.carried:
+        await hand_back(queue, list(s.carried))
+        s.released |= s.carried
+        s.carried = set()
+
+
 def backoff(attempts: int, jitter: float | None = None) -> float:
     """Exponential, with jitter: 1 s, 2 s, 4 s ... up to an hour (`jitter` in [0, 1), drawn
     when not given)."""
@@ -142,8 +174,7 @@ async def settle(
     leased message as `s` says. The messages of one batch that failed alike come back together
     (one jitter per batch: jitter spreads batches apart, not the messages of one), so that they
     fill a call again, in one write each."""
-    if s.carried:
-        await queue.release(sorted(s.carried))
+    await hand_back(queue, list(s.carried))
     done = s.carried | s.released | s.acked
     ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead and m.id not in done]
     by_outcome: dict[str, list[int]] = {}
