@@ -13,12 +13,12 @@ import structlog
 
 from ..config import Account
 from ..hubspot.client import HubSpotClient
-from ..hubspot.errors import HubSpotError, Kind
+from ..hubspot.errors import HubSpotError
 from ..options import DeliveryOptions
 from ..state.identity import Identities
 from ..state.shared_cache import SharedCache
 from .gate import CallGate
-from .settlement import Settlement, refuse
+from .settlement import Settlement, refuse, verdict
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
@@ -94,7 +94,7 @@ async def retrying(fn: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await fn()
         except HubSpotError as e:
-            if e.kind is not Kind.RETRYABLE or attempt == INLINE_RETRIES - 1:
+            if not verdict(e).retry or attempt == INLINE_RETRIES - 1:
                 raise
             await asyncio.sleep(0.25 * 2**attempt * (1 + random.random()))
     raise AssertionError("unreachable")

@@ -234,7 +234,7 @@ class EventSender(Sender):
             try:
                 await self.client.send_events([p.properties for p in chunk])
             except HubSpotError as e:
-                if e.kind is Kind.PERMANENT and e.status != 401:
+                if verdict(e).account and e.status != 401:  # the portal refuses custom events
                     self._refuse_events(e)
                 raise
 

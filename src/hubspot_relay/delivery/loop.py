@@ -21,7 +21,7 @@ import structlog
 from ..config import Account
 from ..errors import MACHINE_FAILURES, DailyLimitReached
 from ..hubspot.client import HubSpotClient
-from ..hubspot.errors import HubSpotError, Kind
+from ..hubspot.errors import HubSpotError
 from ..options import DeliveryOptions
 from ..queue.protocol import Leased, Queue
 from ..state.identity import Identities
@@ -35,7 +35,7 @@ from .gate import CallGate
 from .identities import replay
 from .objects import ObjectSender
 from .planner import Plan, Planner
-from .settlement import Settlement, ack_paid, hand_back, hand_back_carried, settle
+from .settlement import Settlement, ack_paid, hand_back, hand_back_carried, settle, verdict
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
@@ -203,7 +203,7 @@ class Delivery:
             if not self.legacy:
                 await self.events.read_definitions()
         except HubSpotError as e:
-            if e.kind is Kind.PERMANENT and e.status == 401:
+            if verdict(e).account and e.status == 401:
                 self.ctx.refused(e, [], Settlement())  # reported as the account's problem
             else:
                 log.info(

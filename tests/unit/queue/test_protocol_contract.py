@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hubspot_relay.queue.protocol import Envelope, ReplayFilter
+from hubspot_relay.queue.protocol import Envelope, Queue, ReplayFilter
 from hubspot_relay.queue.redis_streams import RedisQueue
 from hubspot_relay.queue.sqlite import SQLiteQueue
 from tests.helpers import StillClock as Clock
@@ -26,22 +26,23 @@ def env(mid: str, source: str = "web", user: str = "u1", received_at: float = 1.
     return Envelope(source, mid, "track", f'{{"messageId":"{mid}"}}'.encode(), received_at, None, user)
 
 
-Opener = Callable[..., Awaitable[Any]]
+Opener = Callable[..., Awaitable[Queue]]
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 async def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
     """Opens a queue of the backend under test; the same arguments reopen the same queue."""
-    opened: list[Any] = []
+    opened: list[Queue] = []
     prefix = f"t-{uuid.uuid4().hex[:10]}"
 
-    async def open_queue(clock: Clock, **kw: Any) -> Any:
+    async def open_queue(clock: Clock, *, appends: bool = True, **kw: Any) -> Queue:
+        q: Queue
         if request.param == "sqlite":
-            q: Any = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock, **kw)
+            q = SQLiteQueue(tmp_path / "q.sqlite3", clock=clock, **kw)
         else:
             server = request.getfixturevalue("redis_server")
             q = RedisQueue(server.url, prefix=prefix, clock=clock, **kw)
-        await q.open()
+        await q.open(appends=appends)
         opened.append(q)
         return q
 
@@ -56,11 +57,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def queue(make_queue: Opener, clock: Clock) -> Any:
+async def queue(make_queue: Opener, clock: Clock) -> Queue:
     return await make_queue(clock)
 
 
-async def test_append_is_idempotent_per_source_and_message_id(queue: Any) -> None:
+async def test_append_is_idempotent_per_source_and_message_id(queue: Queue) -> None:
     assert await queue.append([env("a"), env("b")]) == 2
     assert await queue.append([env("b"), env("c")]) == 1  # a client retry repeats "b"
     assert await queue.append([env("a", source="other")]) == 1  # same id, other source: distinct
@@ -68,7 +69,7 @@ async def test_append_is_idempotent_per_source_and_message_id(queue: Any) -> Non
     assert (counts["web"].queued, counts["other"].queued) == (3, 1)
 
 
-async def test_one_users_messages_lease_in_order(queue: Any) -> None:
+async def test_one_users_messages_lease_in_order(queue: Queue) -> None:
     await queue.append([env(f"m{i}") for i in range(5)])
     first = await queue.lease(3, lease_seconds=30)
     assert [m.message_id for m in first] == ["m0", "m1", "m2"]
@@ -82,7 +83,7 @@ async def test_one_users_messages_lease_in_order(queue: Any) -> None:
     assert (await queue.counts())["web"].delivered == 3
 
 
-async def test_many_users_are_all_leased_each_in_order(queue: Any) -> None:
+async def test_many_users_are_all_leased_each_in_order(queue: Queue) -> None:
     await queue.append([env(f"m{i}", user=f"u{i % 7}") for i in range(70)])
     leased = []
     while batch := await queue.lease(9, 30):
@@ -93,7 +94,7 @@ async def test_many_users_are_all_leased_each_in_order(queue: Any) -> None:
         assert mine == sorted(mine)
 
 
-async def test_a_handed_back_message_keeps_its_place(queue: Any) -> None:
+async def test_a_handed_back_message_keeps_its_place(queue: Queue) -> None:
     await queue.append([env(f"m{i}") for i in range(3)])
     leased = await queue.lease(2, 30)
     await queue.release([leased[0].id])  # m0 waits for a batch in flight; m1 is still leased
@@ -102,7 +103,7 @@ async def test_a_handed_back_message_keeps_its_place(queue: Any) -> None:
     assert [m.message_id for m in await queue.lease(10, 30)] == ["m0", "m2", "m3"]
 
 
-async def test_release_hands_a_lease_back_without_counting_the_attempt(queue: Any) -> None:
+async def test_release_hands_a_lease_back_without_counting_the_attempt(queue: Queue) -> None:
     await queue.append([env("a"), env("b")])
     leased = await queue.lease(10, 60)
     await queue.release([m.id for m in leased])
@@ -111,7 +112,7 @@ async def test_release_hands_a_lease_back_without_counting_the_attempt(queue: An
     assert (await queue.counts())["web"].in_flight == 2
 
 
-async def test_expired_lease_is_visible_again(queue: Any, clock: Clock) -> None:
+async def test_expired_lease_is_visible_again(queue: Queue, clock: Clock) -> None:
     await queue.append([env("m")])
     (leased,) = await queue.lease(1, lease_seconds=30)
     assert await queue.lease(1, lease_seconds=30) == []
@@ -120,7 +121,7 @@ async def test_expired_lease_is_visible_again(queue: Any, clock: Clock) -> None:
     assert (again.id, again.attempts) == (leased.id, 2)
 
 
-async def test_retry_waits_then_returns(queue: Any, clock: Clock) -> None:
+async def test_retry_waits_then_returns(queue: Queue, clock: Clock) -> None:
     await queue.append([env("m")])
     (leased,) = await queue.lease(1, 30)
     await queue.retry([leased.id], delay_seconds=60, error="HubSpot 502")
@@ -133,12 +134,12 @@ async def test_retry_waits_then_returns(queue: Any, clock: Clock) -> None:
     assert (await queue.counts())["web"].retrying == 0
 
 
-async def test_lease_filters_by_source(queue: Any) -> None:
+async def test_lease_filters_by_source(queue: Queue) -> None:
     await queue.append([env("a", "web"), env("b", "server"), env("c", "web")])
     assert [m.message_id for m in await queue.lease(10, 30, sources=["server"])] == ["b"]
 
 
-async def test_dead_letters_and_replay(queue: Any) -> None:
+async def test_dead_letters_and_replay(queue: Queue) -> None:
     await queue.append([env("a"), env("b"), env("c", source="server")])
     leased = await queue.lease(10, 30)
     by_id = {m.message_id: m.id for m in leased}
@@ -158,7 +159,7 @@ async def test_dead_letters_and_replay(queue: Any) -> None:
     assert (await queue.counts())["web"].dead == 0
 
 
-async def test_concurrent_appends_all_stored_once(queue: Any) -> None:
+async def test_concurrent_appends_all_stored_once(queue: Queue) -> None:
     results = await asyncio.gather(*(queue.append([env(f"m{i}"), env("same")]) for i in range(100)))
     assert sum(results) == 101
     assert (await queue.counts())["web"].queued == 101
@@ -179,7 +180,7 @@ async def test_dedupe_is_bounded(make_queue: Opener, clock: Clock) -> None:
     assert await q.append([env("m0")]) == 1  # past the window: stored again
 
 
-async def test_pending_counts_and_oldest_queued(queue: Any) -> None:
+async def test_pending_counts_and_oldest_queued(queue: Queue) -> None:
     await queue.append([env("a", received_at=5.0), env("b", received_at=7.0), env("c", source="app")])
     (m, *_) = await queue.lease(1, 60, sources=["web"])  # "a": one user's messages come in order
     await queue.ack([m.id])
@@ -188,7 +189,7 @@ async def test_pending_counts_and_oldest_queued(queue: Any) -> None:
     assert counts["web"].oldest_queued_at == 7.0
 
 
-async def test_recent_shows_the_newest_with_their_state(queue: Any) -> None:
+async def test_recent_shows_the_newest_with_their_state(queue: Queue) -> None:
     await queue.append([env("a"), env("b"), env("c")])
     leased = await queue.lease(2, 60)
     await queue.dead_letter([leased[0].id], "refused")
@@ -218,3 +219,31 @@ async def test_acks_are_counted_by_outcome_and_survive_reopen(make_queue: Opener
     counts = (await again.counts())["web"]
     assert (counts.delivered, counts.skipped, counts.waiting) == (3, 2, 1)
     assert await again.append([env("m0", user="u0")]) == 0  # still a duplicate, whatever its outcome
+
+
+async def test_prune_forgets_only_old_delivered_messages(queue: Queue, clock: Clock) -> None:
+    await queue.append([env("a", user="u1"), env("b", user="u2"), env("c", user="u3"), env("d", user="u4")])
+    leased = {m.message_id: m for m in await queue.lease(10, lease_seconds=60)}
+    await queue.ack([leased["a"].id, leased["b"].id])
+    await queue.dead_letter([leased["c"].id], "refused")
+    await queue.release([leased["d"].id])
+    assert await queue.prune_delivered(3600) == 0  # nothing delivered that long ago
+    clock.now += 7200
+    assert 0 <= await queue.prune_delivered(3600) <= 2  # (Redis forgets a message as it is acked)
+    counts = (await queue.counts())["web"]
+    assert (counts.delivered, counts.dead, counts.queued) == (2, 1, 1)
+    assert [m.message_id for m in await queue.lease(10, lease_seconds=60)] == ["d"]
+    assert [d.message_id for d in await queue.dead_letters()] == ["c"]
+
+
+async def test_a_reader_opens_without_appending(make_queue: Opener, clock: Clock) -> None:
+    """What the CLI does with no relay running: read and replay, no writer started."""
+    writer = await make_queue(clock)
+    await writer.append([env("a")])
+    (m,) = await writer.lease(10, lease_seconds=60)
+    await writer.dead_letter([m.id], "refused")
+    await writer.close()
+    reader = await make_queue(clock, appends=False)
+    assert (await reader.counts())["web"].dead == 1
+    assert await reader.replay() == 1
+    assert await reader.pending_counts() == {"web": 1}
