@@ -5,6 +5,8 @@ a partition is decided by rendezvous hashing over the live members, so a process
 leaves moves only its share. Holding is a key with a time to live, renewed by the holder:
 - a partition that should be ours and is free is taken; if its last holder did not hand it over
   (it died), its leases are made visible again at once (`RedisQueue.reclaim`);
+- after Redis failed or lost a hold (a restart), leases in our partitions that this process does
+  not hold (a reply lost with the connection) are made visible again before the next lease;
 - a partition we hold that should now be another's is no longer leased from, and is handed over
   once every message we leased there is settled, so one user's messages are never delivered by
   two processes at once;
@@ -103,12 +105,16 @@ class Ownership:
             )
         wanted = {p for p in range(self.queue.partitions) if owner_of(p, self.members) == self.name}
         for p in sorted(self.held):
-            # A hold that lapsed (this process stalled past the time to live) is taken back if
-            # free, without reclaiming our own leases; left alone if another process has it now.
+            # A hold that lapsed (this process stalled past the time to live, or Redis restarted
+            # without it) is taken back if free; left alone if another process has it now. Either
+            # way Redis may have lost or kept what we cannot tell: leases there that this process
+            # does not hold are made visible again before the next lease (`RedisQueue.suspect`).
             renewed = await r.eval(_RENEW, 1, self._key("own", p), self.name, ttl_ms)
-            if not renewed and not await r.set(self._key("own", p), self.name, nx=True, px=ttl_ms):
-                self.held.discard(p)
-                log.warning("partition lost to another process", partition=p)
+            if not renewed:
+                self.queue.suspect()
+                if not await r.set(self._key("own", p), self.name, nx=True, px=ttl_ms):
+                    self.held.discard(p)
+                    log.warning("partition lost to another process", partition=p)
         taken = []
         for p in sorted(wanted - self.held):
             if await r.set(self._key("own", p), self.name, nx=True, px=ttl_ms):
@@ -149,8 +155,9 @@ class Ownership:
         while not stop.is_set():
             try:
                 await self.beat()
-            except Exception:
-                log.exception("partition heartbeat failed")
+            except Exception as e:
+                self.queue.suspect()
+                log.warning("partition heartbeat failed", error=f"{type(e).__name__}: {e}"[:300])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.beat_s)
 

@@ -365,23 +365,28 @@ return moved
 """
 )
 
-# ARGV: P, then (si, p) pairs: a partition this process has just taken over. The leases there
-# belong to a process that gave it up or died: visible again at once (its attempts stand).
+# ARGV: P, n, then n (si, p) pairs, then the ids to keep. Leases in those streams that this
+# process does not hold (a process that gave the partition up or died; or a lease whose reply this
+# process lost with its connection) are visible again at once, first in line (attempts stand).
 RECLAIM = (
     _COMMON
     + r"""
+local pairs_n = tonumber(ARGV[2])
+local keep = {}
+for i = 3 + 2 * pairs_n, #ARGV do keep[ARGV[i] .. '-0'] = true end
 local moved = 0
-for i = 2, #ARGV, 2 do
+for i = 3, 2 + 2 * pairs_n, 2 do
   local tail = ARGV[i] .. ':' .. ARGV[i + 1]
   local L, W = P .. ':L:' .. tail, P .. ':W:' .. tail
-  local ids = redis.call('ZRANGE', L, 0, -1)
-  for _, id in ipairs(ids) do
-    redis.call('ZADD', W, 0, id)
-    count(ARGV[i], 'in_flight', -1)
-    count(ARGV[i], 'queued', 1)
+  for _, id in ipairs(redis.call('ZRANGE', L, 0, -1)) do
+    if not keep[id] then
+      redis.call('ZREM', L, id)
+      redis.call('ZADD', W, 0, id)  -- first in line: ahead of anything newer in its stream
+      count(ARGV[i], 'in_flight', -1)
+      count(ARGV[i], 'queued', 1)
+      moved = moved + 1
+    end
   end
-  redis.call('DEL', L)
-  moved = moved + #ids
 end
 return moved
 """

@@ -15,13 +15,14 @@ messages are deleted from their stream at once; the dedupe window is a count, as
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import socket
 import time
 import uuid
 import zlib
-from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import redis
@@ -81,7 +82,12 @@ class RedisQueue:
         self._scripts: dict[str, Any] = {}
         self._source_index: dict[str, int] = {}
         self._source_name: dict[int, str] = {}
-        self._leased_by_partition: Tally[int] = Tally()  # leased here and not settled yet
+        self._leased: dict[int, set[int]] = {}  # partition -> ids leased here and not settled yet
+        # A call failed on the connection: Redis may have run it and the reply was lost (a lease
+        # this process never saw). Before the next lease, leases in our partitions that this
+        # process does not hold are made visible again (`reclaim_orphans`).
+        self.unsure = False
+        self._leasing = asyncio.Lock()  # a lease's reply and a reclaim never cross
         self._rotation = 0
 
     @property
@@ -194,11 +200,17 @@ class RedisQueue:
             return []
         self._rotation = (self._rotation + 1) % len(streams)
         streams = streams[self._rotation :] + streams[: self._rotation]
-        now = self._clock()
-        args: list[Any] = [self.prefix, _ms(now), _ms(now + lease_seconds), limit, self.consumer]
-        for si, p in streams:
-            args += [si, p]
-        flat = await self._scripts["LEASE"](args=args)
+        async with self._leasing:
+            if self.unsure:
+                await self._reclaim_orphans()
+            now = self._clock()
+            args: list[Any] = [self.prefix, _ms(now), _ms(now + lease_seconds), limit, self.consumer]
+            for si, p in streams:
+                args += [si, p]
+            async with self._watch():
+                flat = await self._scripts["LEASE"](args=args)
+            for n in flat[0::8]:
+                self._leased.setdefault(int(n) % 64, set()).add(int(n))
         if any(int(si) not in self._source_name for si in flat[1::8]):
             await self._load_sources()
         names = self._source_name
@@ -206,7 +218,6 @@ class RedisQueue:
         for i in range(0, len(flat), 8):
             id_, si, mid, mtype, body, received_at, sent_at, attempts = flat[i : i + 8]
             n = int(id_)
-            self._leased_by_partition[n % 64] += 1
             out.append(
                 Leased(
                     n,
@@ -224,46 +235,80 @@ class RedisQueue:
 
     def _settled(self, ids: Iterable[int]) -> None:
         for n in ids:
-            p = n % 64
-            if self._leased_by_partition[p] > 0:
-                self._leased_by_partition[p] -= 1
+            held = self._leased.get(n % 64)
+            if held is not None:
+                held.discard(n)
 
     def leased_here(self, partition: int) -> int:
         """Messages of `partition` this process leased and has not settled (a partition is handed
         over only once this is 0, so that order holds across processes)."""
-        return self._leased_by_partition[partition]
+        return len(self._leased.get(partition, ()))
+
+    @contextlib.asynccontextmanager
+    async def _watch(self) -> AsyncIterator[None]:
+        """A call that fails on the connection leaves us unsure what Redis did (see `unsure`)."""
+        try:
+            yield
+        except (redis.RedisError, OSError):
+            self.unsure = True
+            raise
 
     async def ack(self, ids: Sequence[int], outcome: Outcome = "delivered") -> None:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         for chunk in _chunks(ids):
-            await self._scripts["ACK"](args=[self.prefix, _ms(self._clock()), outcome, *chunk])
+            async with self._watch():
+                await self._scripts["ACK"](args=[self.prefix, _ms(self._clock()), outcome, *chunk])
             self._settled(chunk)
 
     async def release(self, ids: Sequence[int]) -> None:
         for chunk in _chunks(ids):
-            await self._scripts["RELEASE"](args=[self.prefix, *chunk])
+            async with self._watch():
+                await self._scripts["RELEASE"](args=[self.prefix, *chunk])
             self._settled(chunk)
 
     async def retry(self, ids: Sequence[int], delay_seconds: float, error: str) -> None:
         at = _ms(self._clock() + delay_seconds)
         for chunk in _chunks(ids):
-            await self._scripts["RETRY"](args=[self.prefix, at, error, *chunk])
+            async with self._watch():
+                await self._scripts["RETRY"](args=[self.prefix, at, error, *chunk])
             self._settled(chunk)
 
     async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
         for chunk in _chunks(ids):
-            await self._scripts["DEAD"](args=[self.prefix, repr(self._clock()), reason, *chunk])
+            async with self._watch():
+                await self._scripts["DEAD"](args=[self.prefix, repr(self._clock()), reason, *chunk])
             self._settled(chunk)
 
     async def reclaim(self, partitions: Iterable[int]) -> int:
-        """Leases left in `partitions` by the process that held them before: visible again."""
+        """Leases in `partitions` that this process does not hold (the process that held them
+        before gave them up or died; or their reply was lost): visible again at once."""
+        async with self._leasing:
+            return await self._reclaim(list(partitions))
+
+    def suspect(self) -> None:
+        """Something (the heartbeat) saw Redis fail or lose state: reclaim orphans before leasing."""
+        self.unsure = True
+
+    async def _reclaim_orphans(self) -> None:
+        partitions = sorted(self.owned) if self.owned is not None else list(range(self.partitions))
+        moved = await self._reclaim(partitions)
+        self.unsure = False
+        if moved:
+            log.warning(
+                "leases this process no longer held are visible again (a reply lost with Redis)",
+                count=moved,
+            )
+
+    async def _reclaim(self, partitions: list[int]) -> int:
         await self._load_sources()  # a process that just started knows no source yet
-        args: list[Any] = [self.prefix]
-        for si in sorted(self._source_name):
-            for p in partitions:
-                args += [si, p]
-        return int(await self._scripts["RECLAIM"](args=args)) if len(args) > 1 else 0
+        pairs = [(si, p) for si in sorted(self._source_name) for p in partitions]
+        if not pairs:
+            return 0
+        keep = [n for p in partitions for n in self._leased.get(p, ())]
+        args: list[Any] = [self.prefix, len(pairs), *(x for pair in pairs for x in pair), *keep]
+        async with self._watch():
+            return int(await self._scripts["RECLAIM"](args=args))
 
     # ---- dead letters ---------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from hubspot_relay.errors import MACHINE_FAILURES
 from tests.conftest import require_tool
@@ -101,7 +102,25 @@ async def check_everything_delivered_once(h: Harness, sent: int, newest: int) ->
         assert contact["firstname"] == f"r{newest}-1", f"u{i}@x.com"
 
 
-@pytest.mark.parametrize("moment", ["never", "before a lease", "during calls", "during settlement"])
+def lose_lease_reply(queue: Any, kill: Callable[[], None], killed: list[str]) -> None:
+    """Redis runs the first lease, then dies before its reply reaches the relay: messages leased
+    in Redis that this process never saw."""
+    real = queue._scripts["LEASE"]
+
+    async def lease(*a: Any, **kw: Any) -> Any:
+        if killed:
+            return await real(*a, **kw)
+        await real(*a, **kw)
+        kill()
+        raise redis.ConnectionError("Connection closed by server.")
+
+    queue._scripts["LEASE"] = lease
+
+
+MOMENTS = ["never", "before a lease", "a lease's reply lost", "during calls", "during settlement"]
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
 async def test_redis_killed_and_restarted_mid_delivery(tmp_path: Path, moment: str) -> None:
     from hubspot_relay.queue.redis_streams import RedisQueue
 
@@ -125,6 +144,8 @@ async def test_redis_killed_and_restarted_mid_delivery(tmp_path: Path, moment: s
             kill_before(h.queue, "lease", kill, killed)
         elif moment == "never":
             killed.append(moment)
+        elif moment == "a lease's reply lost":
+            lose_lease_reply(h.queue, kill, killed)
         elif moment == "during calls":
             h.transport.inner = KillOnce(h.transport.inner, kill)
         else:

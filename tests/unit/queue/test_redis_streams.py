@@ -93,6 +93,50 @@ async def test_only_owned_partitions_are_leased_and_a_takeover_reclaims_leases(
         await b.close()
 
 
+async def test_a_lease_whose_reply_was_lost_is_leased_again_first(redis_server: RedisServer) -> None:
+    """Redis ran the lease, the connection died before its reply: this process never saw those
+    messages. The next lease makes them visible again first (not after the 900 s lease), and
+    keeps what this process does hold."""
+    q = await opened(redis_server.url, f"t-{uuid.uuid4().hex}", partitions=1)
+    try:
+        await q.append([env(f"m{i}") for i in range(30)])
+        held = await q.lease(5, 900)
+        real = q._scripts["LEASE"]
+
+        async def lost(*a: Any, **kw: Any) -> Any:
+            await real(*a, **kw)
+            raise sync_redis.ConnectionError("Connection closed by server.")
+
+        q._scripts["LEASE"] = lost
+        with pytest.raises(sync_redis.ConnectionError):
+            await q.lease(10, 900)
+        assert q.unsure
+        q._scripts["LEASE"] = real
+        again = await q.lease(10, 900)
+        assert [m.message_id for m in again] == [f"m{i}" for i in range(5, 15)]  # order kept
+        assert not q.unsure
+        assert q.leased_here(0) == 15
+        counts = (await q.counts())["web"]
+        assert (counts.queued, counts.in_flight) == (15, 15)
+        await q.ack([m.id for m in held + again])
+        assert q.leased_here(0) == 0
+    finally:
+        await q.close()
+
+
+async def test_reclaim_keeps_what_this_process_holds(redis_server: RedisServer) -> None:
+    q = await opened(redis_server.url, f"t-{uuid.uuid4().hex}", partitions=1)
+    try:
+        await q.append([env(f"m{i}") for i in range(10)])
+        mine = await q.lease(4, 900)
+        assert await q.reclaim([0]) == 0
+        q._leased[0].discard(mine[0].id)  # as if its lease reply had been lost
+        assert await q.reclaim([0]) == 1
+        assert [m.message_id for m in await q.lease(1, 900)] == ["m0"]
+    finally:
+        await q.close()
+
+
 async def test_what_redis_acknowledged_survives_kill_9_of_redis(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis", require_tool("redis-server", "the Redis queue")).start()
     try:
