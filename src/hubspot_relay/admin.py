@@ -27,6 +27,7 @@ from .access import Access
 from .activity import ACTIVITY, TRACE
 from .config import Config
 from .delivery.loop import Delivery
+from .health import StoreHealth
 from .hubspot.errors import HubSpotError
 from .preview import PreviewError, preview
 from .queue.protocol import Envelope, Queue, ReplayFilter, SourceCounts, State
@@ -55,13 +56,20 @@ class AdminState:
         self.deliveries: Sequence[Delivery] = ()
         self.identity: Identities | None = None
         self.backpressure: Backpressure | None = None
+        self.health: StoreHealth | None = None
 
 
 async def status_report(
     config: Config, queue: Queue, state: AdminState, clock: Callable[[], float] = time.time
 ) -> dict[str, Any]:
     now = clock()
-    counts = await queue.counts()
+    health = state.health
+    try:
+        counts = await queue.counts()
+    except Exception as e:  # the store is down: say so, with what is known without it
+        if health is None or not health.failed(e):
+            raise
+        counts = {}
     sources = {}
     for src in config.sources:
         c = counts.get(src.name)
@@ -71,7 +79,12 @@ async def status_report(
         row["account"] = src.account
         row["enabled"] = src.enabled
         sources[src.name] = row
-    problems = state.identity.problems() if state.identity else []
+    try:
+        problems = state.identity.problems() if state.identity else []
+    except Exception as e:  # kept in the same store (Redis) as the queue
+        if health is None or not health.failed(e):
+            raise
+        problems = []
     by_account = {d.account.name: d for d in state.deliveries}
     accounts = {}
     for acc in config.accounts:
@@ -98,8 +111,10 @@ async def status_report(
             "problems": [{"kind": k, "message": m, "since": t} for a, k, m, t in problems if a == acc.name],
         }
     reasons = state.backpressure.reasons() if state.backpressure else []
+    store = health.report() if health is not None else None
     return {
-        "status": "degraded" if reasons else "ok",
+        "status": "unavailable" if store and not store["up"] else "degraded" if reasons else "ok",
+        "store": store,
         "degraded": reasons,
         "sources": sources,
         "accounts": accounts,

@@ -51,7 +51,7 @@ def holder(host: str, port: int) -> str:
         if r.status_code == 200 and r.headers.get("content-type", "").startswith("application/json"):
             return "the HubSpot sandbox (hubspot-relay sandbox)"
         r = httpx.get(f"{base}/health", timeout=1)
-        if r.status_code == 200 and r.text.startswith('{"status":'):
+        if r.status_code in (200, 503) and r.text.startswith('{"status":'):
             return "another hubspot-relay (its /health answers)"
     except (httpx.HTTPError, UnicodeDecodeError):
         pass

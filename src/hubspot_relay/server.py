@@ -31,6 +31,7 @@ from .backends import Backend, backend_for
 from .config import Config
 from .console import console_routes
 from .delivery.loop import Delivery
+from .health import StoreHealth
 from .hubspot.client import HubSpotClient
 from .queue.protocol import Queue, State
 from .segment.device import device_routes
@@ -155,7 +156,10 @@ def metrics_endpoint(config: Config, access: Access) -> Any:
 
 
 def build_deliveries(
-    backend: Backend, identity: Identities, processes: Callable[[], int] = lambda: 1
+    backend: Backend,
+    identity: Identities,
+    processes: Callable[[], int] = lambda: 1,
+    health: StoreHealth | None = None,
 ) -> list[Delivery]:
     """One delivery loop per HubSpot account that has sources routed to it; with a shared
     backend, each account's budget, catalogs and definitions are shared with the other processes."""
@@ -185,6 +189,7 @@ def build_deliveries(
                 cache=cache,
                 processes=processes,
                 machine_failures=backend.machine_failures,
+                health=health,
             )
         )
     return deliveries
@@ -203,8 +208,10 @@ def create_app(
     q = backend.queue
     access = Access(config.admin_token, config.trusted_proxies, config.public_url)
     backpressure = backend.backpressure()
+    health = StoreHealth(backend.where, backend.machine_failures)
     admin = AdminState()
     admin.backpressure = backpressure
+    admin.health = health
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -214,6 +221,7 @@ def create_app(
         helpers = [
             asyncio.create_task(_prune_forever(q), name="prune"),
             asyncio.create_task(backpressure.watch(q.pending_counts, stop), name="backpressure"),
+            asyncio.create_task(health.watch(q.check, stop), name="store-health"),
         ]
         if config.summary_every_s:
             helpers.append(
@@ -228,7 +236,7 @@ def create_app(
             helpers.append(asyncio.create_task(ownership.run(stop), name="partitions"))
         identity = backend.identity() if deliver else None
         members = (lambda: len(ownership.members)) if ownership is not None else (lambda: 1)
-        deliveries = build_deliveries(backend, identity, members) if identity else []
+        deliveries = build_deliveries(backend, identity, members, health) if identity else []
         admin.deliveries, admin.identity = deliveries, identity
         tasks = [asyncio.create_task(d.run(stop), name=f"deliver-{d.account.name}") for d in deliveries]
         try:
@@ -255,7 +263,9 @@ def create_app(
         *admin_routes(config, q, access, admin),
         *device_routes(config, analytics_js_dir=analytics_js_dir, recent=recent, access=access),
     ]
-    app = create_ingest_app(config, q, routes=routes, lifespan=lifespan, backpressure=backpressure)
+    app = create_ingest_app(
+        config, q, routes=routes, lifespan=lifespan, backpressure=backpressure, health=health
+    )
     app.state.queue = q
     app.state.config = config
     app.state.admin = admin

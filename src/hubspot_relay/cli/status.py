@@ -161,6 +161,14 @@ def _print_status(report: dict[str, Any]) -> None:
             line += f", {used:,} of {budget['per_day']:,} calls today"
         out.print(line, highlight=False)
         problems += [{"account": name, **p} for p in acc.get("problems", [])]
+    store = report.get("store") or {}
+    if store and not store.get("up", True):
+        out.print(
+            f"[bold red]store down[/] {escape(str(store.get('name')))} has not taken writes since "
+            f"{store.get('since')} ({store.get('down_for_s')} s): {escape(str(store.get('error')))}; "
+            "ingest answers 503 and delivery waits",
+            highlight=False,
+        )
     for reason in report.get("degraded", []):
         out.print(f"[bold red]degraded[/] {escape(reason)}", highlight=False)
     for p in problems:

@@ -20,6 +20,7 @@ import structlog
 
 from ..config import Account
 from ..errors import MACHINE_FAILURES, DailyLimitReached
+from ..health import StoreHealth
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError
 from ..options import DeliveryOptions
@@ -70,6 +71,7 @@ class Delivery:
         cache: SharedCache | None = None,
         processes: Callable[[], int] = lambda: 1,
         machine_failures: tuple[type[BaseException], ...] = MACHINE_FAILURES,
+        health: StoreHealth | None = None,
     ) -> None:
         self.account = account
         self.options = options
@@ -86,6 +88,7 @@ class Delivery:
         # delivered before any later message about the same contact, and not after the lease).
         self.stranded: set[int] = set()
         self.store_failures = 0  # in a row: the loop waits longer each time (up to a few seconds)
+        self.health = health  # what /health says of the store: delivery reports what it sees
         self.paused_until = 0.0
         self.operator_paused = identity.is_paused(account.name)
         # Contacts (by email) and companies ("company:" + groupId) that a batch still in flight
@@ -156,7 +159,7 @@ class Delivery:
                     if not isinstance(e, self.machine_failures):
                         log.exception("leasing failed", account=self.account.name)
                     else:  # the store is down: nothing is leased, nothing lost; try again soon
-                        self.store_failures += 1
+                        self.store_failed(e)
                         log.warning(
                             "the queue's store cannot be reached: delivery waits for it",
                             account=self.account.name,
@@ -237,7 +240,15 @@ class Delivery:
         if self.paused_until > self.clock() or self.operator_paused:
             return []
         limit = limit or self.options.lease_batch
-        return await self.queue.lease(limit, lease_seconds=900, sources=self.sources)
+        leased = await self.queue.lease(limit, lease_seconds=900, sources=self.sources)
+        if self.health is not None:
+            self.health.answered()  # a lease is a write on either store
+        return leased
+
+    def store_failed(self, error: BaseException) -> None:
+        self.store_failures += 1
+        if self.health is not None:
+            self.health.failed(error)
 
     async def process(
         self, leased: list[Leased], more_waiting: bool = False, planned: asyncio.Event | None = None
@@ -262,6 +273,7 @@ class Delivery:
             if isinstance(e, self.machine_failures):
                 # Settling needs the store that just failed: hand the messages back once it
                 # answers (see `lease`), the attempt not counted; never a dead letter for it.
+                self.store_failed(e)
                 self.stranded.update(ours)
                 log.warning(
                     "the queue's store failed while settling a batch: its messages are handed back "
@@ -314,7 +326,7 @@ class Delivery:
                 account=self.account.name,
                 error=f"{type(e).__name__}: {e}"[:300],
             )
-            self.store_failures += 1
+            self.store_failed(e)
             self.release_keys(settlement)
             mine = set(self._still_ours(leased, settlement))
             leased, settlement = [m for m in leased if m.id in mine], Settlement(planned=settlement.planned)

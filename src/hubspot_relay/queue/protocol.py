@@ -104,6 +104,11 @@ class Queue(Protocol):
 
     async def close(self) -> None: ...
 
+    async def check(self) -> None:
+        """Write one tiny value: raises what the store raises when it cannot take writes (Redis
+        unreachable or refusing writes, a disk failing), so that /health can tell."""
+        ...
+
     async def append(self, envelopes: Sequence[Envelope]) -> int:
         """Store messages durably; returns how many were new (a repeated messageId is not)."""
         ...

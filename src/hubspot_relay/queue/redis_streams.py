@@ -170,6 +170,9 @@ class RedisQueue:
             await self._load_sources()
         return self._source_name.get(index, f"#{index}")
 
+    async def check(self) -> None:
+        await self.redis.set(self._key("checked_at"), repr(self._clock()))
+
     # ---- append ---------------------------------------------------------------------------
 
     async def append(self, envelopes: Sequence[Envelope]) -> int:

@@ -308,6 +308,14 @@ class SQLiteQueue:
 
     # ---- leasing and outcomes -------------------------------------------------------------
 
+    async def check(self) -> None:
+        def write() -> None:  # autocommit: one statement, one transaction
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('checked_at', ?)", (repr(self._clock()),)
+            )
+
+        await self._run(write)
+
     async def lease(
         self, limit: int, lease_seconds: float, sources: Sequence[str] | None = None
     ) -> list[Leased]:

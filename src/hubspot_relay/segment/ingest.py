@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..activity import ACTIVITY
 from ..config import Config, Source
+from ..health import StoreHealth
 from ..queue.protocol import Envelope, Queue
 from .backpressure import Backpressure
 from .messages import (
@@ -330,11 +331,13 @@ class IngestEndpoint:
         queue: Queue,
         clock: Callable[[], float] = time.time,
         backpressure: Backpressure | None = None,
+        health: StoreHealth | None = None,
     ) -> None:
         self.config = config
         self.queue = queue
         self.clock = clock
         self.backpressure = backpressure
+        self.health = health
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope["headers"])
@@ -407,11 +410,9 @@ class IngestEndpoint:
                     },
                     [],
                 )
-        try:
-            added = await self.queue.append(accepted)
-        except Exception:
+        added = await self.store(source.name, accepted)
+        if added is None:
             INGEST_REQUESTS.labels("503").inc()
-            log.exception("queue append failed", source=source.name, count=len(accepted))
             return (
                 503,
                 {
@@ -428,6 +429,25 @@ class IngestEndpoint:
         if rejected:
             return 200, {"success": True, "accepted": len(accepted), **rejection_report(rejected)}, []
         return 200, _SUCCESS, []
+
+    async def store(self, source: str, accepted: list[Envelope]) -> int | None:
+        """Append to the queue; None when it failed (the store's failure is what /health says)."""
+        try:
+            added = await self.queue.append(accepted)
+        except Exception as e:
+            if self.health is not None and self.health.failed(e):
+                log.warning(
+                    "the queue's store refused messages",
+                    source=source,
+                    count=len(accepted),
+                    error=self.health.error,
+                )
+            else:
+                log.exception("queue append failed", source=source, count=len(accepted))
+            return None
+        if self.health is not None:
+            self.health.answered()
+        return added
 
 
 _SUCCESS: dict[str, Any] = {"success": True}
@@ -483,10 +503,19 @@ def create_ingest_app(
     routes: Sequence[Route] = (),
     lifespan: Any = None,
     backpressure: Backpressure | None = None,
+    health: StoreHealth | None = None,
 ) -> RelayApp:
     """The ingest ASGI app; `routes` lets the caller mount more (settings, assets, admin)."""
 
-    async def health(request: Request) -> Response:
+    async def health_endpoint(request: Request) -> Response:
+        if health is not None and not health.up:  # 503: a load balancer takes this relay out
+            body: dict[str, Any] = {"status": "unavailable", "store": health.report()}
+            return Response(
+                orjson.dumps(body),
+                503,
+                media_type="application/json",
+                headers={"Cache-Control": "no-store", "Retry-After": "1"},
+            )
         reasons = backpressure.reasons() if backpressure is not None else []
         if reasons:  # still 200: the relay is up and answering, it is refusing new messages
             body = {"status": "degraded", "reasons": reasons}
@@ -498,7 +527,7 @@ def create_ingest_app(
         )
 
     rest = Starlette(
-        routes=[Route("/health", health, methods=["GET"]), *routes],
+        routes=[Route("/health", health_endpoint, methods=["GET"]), *routes],
         middleware=[
             Middleware(
                 ScopedCORS,
@@ -510,4 +539,4 @@ def create_ingest_app(
         ],
         lifespan=lifespan,
     )
-    return RelayApp(IngestEndpoint(config, queue, clock, backpressure), rest)
+    return RelayApp(IngestEndpoint(config, queue, clock, backpressure, health), rest)

@@ -98,9 +98,12 @@ async function overview() {
   const [status, activity] = await Promise.all([api("/admin/api/status"), api("/admin/api/activity")]);
   lastStatus = status;
   const health = $("#health");
-  health.textContent = status.status === "ok" ? "healthy" : "degraded";
+  health.textContent = { ok: "healthy", unavailable: "store down" }[status.status] || "degraded";
   health.className = status.status === "ok" ? "pill" : "pill bad";
-  $("#degraded").replaceChildren(...(status.degraded || []).map((r) => el("p", { class: "problem" }, `Ingest is refusing messages: ${r}`)));
+  const store = status.store && !status.store.up
+    ? [el("p", { class: "problem" }, `The queue's store (${status.store.name}) has not taken writes since ${new Date(status.store.since).toLocaleString()}: ingest answers 503 and delivery waits. ${status.store.error || ""}`)]
+    : [];
+  $("#degraded").replaceChildren(...store, ...(status.degraded || []).map((r) => el("p", { class: "problem" }, `Ingest is refusing messages: ${r}`)));
 
   const accounts = Object.entries(status.accounts || {}).map(([name, a]) => {
     const budget = a.budget || {};
