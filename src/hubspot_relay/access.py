@@ -4,13 +4,19 @@ Every endpoint that shows data (the operations API, the console, the demo's mess
 `/metrics` unless made public) asks `Access.admin`: a request passes with `Authorization: Bearer
 <admin token>` (compared in constant time) or the console's session cookie, or, when no admin
 token is configured, only from a loopback peer.
+
+Forwarded headers (`Forwarded`, `X-Forwarded-For`, `-Proto`, `-Host`) are believed only from a
+peer in `trusted_proxies`, here and nowhere else (uvicorn's own proxy handling is off, see
+`connections.uvicorn_options`): from anyone else they would let one request choose the address
+every visitor's settings name, or pass for another client.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -45,6 +51,38 @@ def bearer(request: Request) -> str | None:
 
 
 SESSION_COOKIE = "hubspot_relay_session"
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """What a trusted proxy says of the request it passed on (None where it says nothing)."""
+
+    proto: str | None = None
+    host: str | None = None
+
+
+def _first(value: str) -> str:
+    return value.split(",")[0].strip()
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+
+
+def parse_forwarded(headers: Mapping[str, str]) -> Forwarded:
+    """The protocol and host the client used, as the proxy in front reports them: `Forwarded`
+    (RFC 7239, its first element: the proxy nearest the client) wins over `X-Forwarded-Proto`
+    and `-Host`; a protocol other than http or https is no protocol."""
+    if "forwarded" in headers:
+        element = headers["forwarded"].split(",")[0]
+        pairs = {k.strip().lower(): _unquote(v) for k, _, v in (p.partition("=") for p in element.split(";"))}
+        proto, host = pairs.get("proto"), pairs.get("host")
+    else:
+        proto = _first(headers.get("x-forwarded-proto", ""))
+        host = _first(headers.get("x-forwarded-host", ""))
+    proto = proto.lower() if proto and proto.lower() in ("http", "https") else None
+    return Forwarded(proto, host or None)
 
 
 class Access:
@@ -87,7 +125,19 @@ class Access:
         return origin.split("://", 1)[-1] in (request.headers.get("host", ""), self._public_host)
 
     def peer(self, request: Request) -> str | None:
+        """The address the connection comes from (never a header)."""
         return request.client.host if request.client else None
+
+    def forwarded(self, request: Request) -> Forwarded | None:
+        """What the proxy in front says, when it is a trusted one; None otherwise."""
+        if not self.trusted_proxy(request):
+            return None
+        return parse_forwarded(request.headers)
+
+    def scheme(self, request: Request) -> str:
+        """`https` when the connection is, or a trusted proxy says the client's was."""
+        fwd = self.forwarded(request)
+        return fwd.proto if fwd is not None and fwd.proto else request.url.scheme
 
     def admin(self, request: Request) -> Response | None:
         """None when the request may read operational data; otherwise the refusal to send."""

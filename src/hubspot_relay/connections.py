@@ -116,4 +116,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
 
 def uvicorn_options(limits: ConnectionLimits) -> dict[str, Any]:
-    return {"http": guarded_protocol(limits), "timeout_keep_alive": 5}
+    """uvicorn's settings for the relay. Its own proxy-header handling is off: it believes
+    `X-Forwarded-*` from loopback by default, before the relay can check `trusted_proxies`
+    (see `access.py`, which reads them from trusted proxies only)."""
+    return {"http": guarded_protocol(limits), "timeout_keep_alive": 5, "proxy_headers": False}

@@ -78,7 +78,7 @@ def console_routes(access: Access) -> list[Route]:
             access.session,
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https",
+            secure=access.scheme(request) == "https",
             path="/admin",
             max_age=12 * 3600,
         )

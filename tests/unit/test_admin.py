@@ -203,5 +203,9 @@ def test_forwarded_headers_only_from_a_trusted_proxy(tmp_path: Path) -> None:
             settings(c, forwarded).json()["remotePlugins"][0]["url"]
             == "https://relay.example/plugins/hubspot.js"
         )
+        rfc7239 = {"Host": "internal:8088", "Forwarded": 'for=198.51.100.4;proto=https;host="relay.example"'}
+        assert (
+            settings(c, rfc7239).json()["remotePlugins"][0]["url"] == "https://relay.example/plugins/hubspot.js"
+        )
     with TestClient(app, client=REMOTE) as c:
         assert settings(c, forwarded).status_code == 503

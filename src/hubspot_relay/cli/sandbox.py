@@ -85,4 +85,5 @@ def sandbox(
         access_log=False,
         log_level=log_level.lower(),
         server_header=False,
+        proxy_headers=False,
     )

@@ -49,11 +49,9 @@ def relay_base(request: Request, config: Config, access: Access) -> tuple[str, s
         scheme, _, host = config.public_url.partition("://")
         return scheme, host, True
     peer = access.peer(request)
-    if access.trusted_proxy(request):
-        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-        host = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
-        scheme = proto if proto in ("http", "https") else request.url.scheme
-        host = host or request.headers.get("host", "")
+    if (fwd := access.forwarded(request)) is not None:
+        scheme = fwd.proto or request.url.scheme
+        host = fwd.host or request.headers.get("host", "")
     elif is_loopback(peer):
         scheme, host = request.url.scheme, request.headers.get("host", "")
     else:
