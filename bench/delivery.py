@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from subprocess import DEVNULL
 from typing import Any
 
 import httpx
@@ -128,12 +129,12 @@ account = "bench"
                 "--config",
                 str(config),
                 "--log-level",
-                "warning",
+                os.environ.get("BENCH_RELAY_LOG", "warning"),
             ],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=(tmp / "relay.log").open("wb") if os.environ.get("BENCH_RELAY_LOG") else DEVNULL,
         )
         try:
             wait_http(f"{self.relay_url}/health", self.relay, "relay")

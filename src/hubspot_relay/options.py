@@ -38,6 +38,7 @@ class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     unresolved_event_wait_s: float = 3600.0  # a track with no known email waits this long for one
     retry_max_age_s: float = 86_400.0  # retryable failures (5xx, timeouts) give up after this
     request_timeout_s: float = 30.0  # a call's answer (batch calls can take seconds)
+    hung_call_s: float = 10.0  # a call out this long is hung: it holds up only what it carries
     connect_timeout_s: float = 5.0  # a connection to HubSpot
 
 
@@ -59,6 +60,8 @@ def parse_options(raw: dict[str, object], key: str) -> DeliveryOptions:
         )
     if opts.user_id_property in ("email", "hs_object_id"):
         raise ConfigError(f"{key}.user_id_property: a property of its own, like segment_user_id")
+    if not 0.5 <= opts.hung_call_s <= 600:
+        raise ConfigError(f"{key}.hung_call_s: 0.5 to 600 seconds")
     if not 1 <= opts.pipeline_depth <= 8:
         raise ConfigError(f"{key}.pipeline_depth: 1 to 8 batches at once")
     return opts

@@ -38,7 +38,9 @@ def server() -> Iterator[tuple[int, threading.Event]]:
     app = Starlette(routes=[Route("/slow", slow), Route("/ok", ok)])
     port = free_port()
     limits = ConnectionLimits(header_timeout=30, max_connections=4, max_per_peer=100)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(limits))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, log_level="warning", **uvicorn_options(limits)
+    )  # log_config=None: the test process's logging is left as other tests set it
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

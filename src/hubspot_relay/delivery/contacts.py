@@ -8,12 +8,14 @@ from typing import Any
 from ..hubspot.errors import HubSpotError, Kind
 from ..hubspot.lifecycle import LIFECYCLE_STAGES, is_backwards
 from .planner import Pending
-from .sending import Sender, log
+from .sending import Sender, Straggler, log
 from .settlement import Settlement
 
 
 class ContactSender(Sender):
-    async def send_contacts(self, items: list[Pending], s: Settlement) -> None:
+    async def send_contacts(self, items: list[Pending], s: Settlement) -> list[Straggler]:
+        """Upsert `items`; returns the calls left to finish on their own (hung: see
+        `Sender.send_chunks`), which the batch awaits before what depends on their contacts."""
         for item in items:
             raw = item.properties
             item.extra["raw"] = raw
@@ -21,7 +23,7 @@ class ContactSender(Sender):
             item.properties.pop("email", None)  # the upsert's id
         if self.legacy:
             await self._send_legacy_contacts(items, s)
-            return
+            return []
         uid_property = self.options.user_id_property
         if uid_property:
             await self._ensure_user_id_property(uid_property)
@@ -49,7 +51,7 @@ class ContactSender(Sender):
                 rows.append((p.key, r["id"] if r else None, p.properties.get("lifecyclestage")))
             self.identity.save_contacts(self.account.name, rows)
 
-        await self.send_batches("contacts", items, send, s)
+        return await self.send_batches("contacts", items, send, s, leave_behind=True)
 
     async def _ensure_user_id_property(self, name: str) -> None:
         """The account's `user_id_property`, created (unique) the first time it is missing."""

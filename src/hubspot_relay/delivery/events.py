@@ -254,7 +254,7 @@ class EventSender(Sender):
             followed = bool(s.deferred) and age < FOLLOWED_WAIT_S
             if young or followed or (s.more_waiting and len(chunks) > 1):
                 s.carried.update(i for p in chunks.pop() for i in p.ids)
-        await self.in_parallel([lambda chunk=chunk: self.split_send(chunk, send, s) for chunk in chunks])
+        await self.send_chunks(chunks, send, s)
 
     def _refuse_events(self, e: HubSpotError) -> None:
         reason = e.describe()

@@ -36,6 +36,7 @@ from .gate import CallGate
 from .identities import replay
 from .objects import ObjectSender
 from .planner import Plan, Planner
+from .sending import Straggler, finish
 from .settlement import Settlement, ack_paid, hand_back, hand_back_carried, settle, verdict
 
 log = structlog.get_logger("hubspot_relay.deliver")
@@ -98,6 +99,8 @@ class Delivery:
         self._planning = asyncio.Lock()
         self._last_planned: asyncio.Event | None = None  # set once the batch leased last is planned
         self._freed = asyncio.Event()  # set whenever a batch frees what it held
+        self.lingering = 0  # batches waiting only for hung calls (not counted in pipeline_depth)
+        self._slot_freed = asyncio.Event()  # set when a batch starts lingering
         self.legacy = account.api_mode == "legacy"
         self.cache = cache  # shared with other relay processes (Redis): catalogs, definitions
         gate = CallGate(self.in_flight_share)
@@ -137,8 +140,11 @@ class Delivery:
         await self.warm_up()
         try:
             while not stop.is_set():
-                if len(running) >= self.options.pipeline_depth:
-                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                if len(running) - self.lingering >= self.options.pipeline_depth:
+                    self._slot_freed.clear()
+                    freed = asyncio.create_task(self._slot_freed.wait())
+                    await asyncio.wait({*running, freed}, return_when=asyncio.FIRST_COMPLETED)
+                    freed.cancel()
                     continue
                 # With nothing in flight, a smaller batch gets calls going sooner; the next, full
                 # one is planned while its calls are out.
@@ -294,6 +300,16 @@ class Delivery:
         finally:
             if planned is not None:
                 planned.set()
+
+    async def linger(self, stragglers: list[Straggler]) -> None:
+        """Wait for calls left behind, this batch no longer counted in `pipeline_depth`: the
+        loop leases the next batch meanwhile (what it holds keeps its order, see `busy`)."""
+        self.lingering += 1
+        self._slot_freed.set()
+        try:
+            await finish(stragglers)
+        finally:
+            self.lingering -= 1
 
     def in_flight_share(self) -> int:
         """Processes that share a budget share `max_in_flight` too (at least 8 each): together
@@ -459,21 +475,39 @@ class Delivery:
         definitions = None
         if events and not self.legacy and not self.events.events_refused_now():
             definitions = asyncio.create_task(self.events.ensure_definitions(events, s))
+        stragglers: list[Straggler] = []  # contacts' calls that hang: left to finish on their own
         try:
             if contacts:
-                await self.contacts.send_contacts(list(contacts.values()), s)
+                stragglers = await self.contacts.send_contacts(list(contacts.values()), s)
+            if stragglers and (companies or objects):  # those are associated with the contacts
+                await self.linger(stragglers)
+                stragglers = []
             if companies:
                 await self.companies.send_companies(list(companies.values()), s)
             if objects:  # after contacts and companies: the records are associated with them
                 await self.objects.send_objects(list(objects.values()), s)
             # Upserts done: later batches may write these contacts, and send their events, already
-            # (what this batch handed back is in the queue again, ahead of them).
-            self.release_keys(s, writes)
-            if events and self.legacy:
-                await self.events.send_legacy_events(events, plan.event_traits, s)
-            elif events:
-                await self.events.send_events(events, s, definitions)
+            # (what this batch handed back is in the queue again, ahead of them). The contacts of
+            # a hung call stay held, and their events wait for it: nothing else does.
+            hung = {key.lower() for st in stragglers for key in st.keys}
+            self.release_keys(s, {k for k in writes if k.lower() not in hung})
+            after = [e for e in events if e[2].lower() in hung] if hung else []
+            now = [e for e in events if e[2].lower() not in hung] if hung else events
+            if now and self.legacy:
+                await self.events.send_legacy_events(now, plan.event_traits, s)
+            elif now:
+                await self.events.send_events(now, s, definitions)
+            if stragglers:
+                await self.linger(stragglers)
+                stragglers = []
+                self.release_keys(s, writes)
+                if after:
+                    await self.events.send_events(after, s, definitions)
         finally:
+            if stragglers:  # the batch failed before them: they go no further
+                for st in stragglers:
+                    st.task.cancel()
+                await asyncio.gather(*(st.task for st in stragglers), return_exceptions=True)
             if definitions is not None and not definitions.done():
                 definitions.cancel()  # the batch stopped before its events
             elif definitions is not None and not definitions.cancelled():

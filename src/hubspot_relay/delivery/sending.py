@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -14,10 +15,34 @@ from ..hubspot.errors import HubSpotError
 from ..translate import PropertyInfo
 from .catalog import Catalogs
 from .context import Context, Part
+from .gate import Slot
 from .planner import Pending
 from .settlement import Settlement, verdict
 
 log = structlog.get_logger("hubspot_relay.deliver")
+
+HUNG_CHECK_S = 0.25  # how often calls in flight are checked for one past `hung_call_s`
+
+
+@dataclass
+class Straggler:
+    """A call left to finish on its own (see `Sender.send_chunks`), and the records it carries."""
+
+    task: asyncio.Task[None]
+    keys: set[str]
+
+
+async def finish(stragglers: Sequence[Straggler]) -> None:
+    """Wait for calls left behind; an unexpected error in one cancels the others and is raised."""
+    tasks = [st.task for st in stragglers]
+    try:
+        for task in tasks:
+            await task
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class Sender(Part):
@@ -42,28 +67,59 @@ class Sender(Part):
     async def prepared(self, object_type: str, props: dict[str, Any]) -> dict[str, str]:
         return await self.catalogs.prepared(object_type, props)
 
-    async def in_parallel(self, jobs: Sequence[Callable[[], Awaitable[Any]]]) -> None:
-        """Run independent calls side by side, at most `max_in_flight` out at once for the account
-        (this process's share), every batch in flight counted (the limiter still spaces them): at
-        HubSpot's real latency one call at a time leaves most of the budget unused, and a process
-        that dies takes no more than its share of calls down with it. The first unexpected error
-        (a daily limit, a bug) cancels the others and is raised."""
+    async def send_chunks(
+        self,
+        chunks: Sequence[list[Pending]],
+        send: Callable[[list[Pending]], Awaitable[Any]],
+        s: Settlement,
+        *,
+        on_validation: Callable[[HubSpotError, list[Pending]], Awaitable[bool]] | None = None,
+        leave_behind: bool = False,
+    ) -> list[Straggler]:
+        """Each chunk a call (halved when HubSpot refuses it for its content), side by side, at
+        most `max_in_flight` out at once for the account (this process's share; every batch in
+        flight counted, the limiter still spacing them): at HubSpot's real latency one call at a
+        time leaves most of the budget unused. The first unexpected error (a daily limit, a bug)
+        cancels the others and is raised.
 
-        async def run(job: Callable[[], Awaitable[Any]]) -> None:
-            async with self.ctx.gate:
-                await job()
+        A chunk still out after `hung_call_s` gives its place at the gate up (a hung call is not
+        using HubSpot); with `leave_behind` it is also left to finish on its own and returned,
+        so that the stage goes on without it and only what it carries waits for it."""
+        loop = asyncio.get_running_loop()
+        began: dict[asyncio.Task[None], tuple[float, Slot]] = {}
 
-        if len(jobs) <= 1:
-            for job in jobs:
-                await run(job)
-            return
+        async def run(chunk: list[Pending]) -> None:
+            async with self.ctx.gate.slot() as slot:
+                task = asyncio.current_task()
+                assert task is not None
+                began[task] = (loop.time(), slot)
+                await self.split_send(chunk, send, s, on_validation=on_validation)
 
+        tasks = {asyncio.create_task(run(chunk)): chunk for chunk in chunks}
+        pending = set(tasks)
+        left: list[Straggler] = []
         try:
-            async with asyncio.TaskGroup() as group:
-                for job in jobs:
-                    group.create_task(run(job))
-        except BaseExceptionGroup as errors:
-            raise errors.exceptions[0] from None
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending, timeout=HUNG_CHECK_S, return_when=asyncio.FIRST_EXCEPTION
+                )
+                for task in done:
+                    task.result()
+                now = loop.time()
+                for task in list(pending):
+                    start, slot = began.get(task, (now, None))
+                    if slot is None or now - start <= self.options.hung_call_s:
+                        continue
+                    slot.give_up()
+                    if leave_behind:
+                        pending.discard(task)
+                        left.append(Straggler(task, {p.key for p in tasks[task]}))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return left
 
     async def send_batches(
         self,
@@ -71,9 +127,12 @@ class Sender(Part):
         items: list[Pending],
         send: Callable[[list[Pending]], Awaitable[Any]],
         s: Settlement,
-    ) -> None:
-        """`items` `contact_batch` (100) a call, the calls side by side; a property HubSpot says
-        does not exist (the catalog was stale) is read again, dropped, and the call made once more."""
+        *,
+        leave_behind: bool = False,
+    ) -> list[Straggler]:
+        """`items` `contact_batch` (100) a call, the calls side by side (see `send_chunks`); a
+        property HubSpot says does not exist (the catalog was stale) is read again, dropped, and
+        the call made once more."""
 
         async def stale_catalog(e: HubSpotError, chunk: list[Pending]) -> bool:
             missing = e.missing_properties()
@@ -86,13 +145,9 @@ class Sender(Part):
             return True
 
         size = self.options.contact_batch
-        await self.in_parallel(
-            [
-                lambda chunk=items[start : start + size]: self.split_send(
-                    chunk, send, s, on_validation=stale_catalog
-                )
-                for start in range(0, len(items), size)
-            ]
+        chunks = [items[start : start + size] for start in range(0, len(items), size)]
+        return await self.send_chunks(
+            chunks, send, s, on_validation=stale_catalog, leave_behind=leave_behind
         )
 
     async def split_send(
