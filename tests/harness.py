@@ -17,6 +17,7 @@ import pytest
 from hubspot_relay.config import SANDBOX_API_KEY, RateLimits, sandbox_account
 from hubspot_relay.delivery.loop import Delivery
 from hubspot_relay.hubspot.client import HubSpotClient
+from hubspot_relay.hubspot.endpoints import find
 from hubspot_relay.hubspot.ratelimit import AccountLimiter
 from hubspot_relay.options import DeliveryOptions
 from hubspot_relay.queue.protocol import Envelope
@@ -50,6 +51,25 @@ class Swappable(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+class Published(httpx.AsyncBaseTransport):
+    """Delivery's calls, each held to the table of what HubSpot publishes (hubspot/endpoints.py)
+    for the account's API version: a call to any other path is noted (`drain` fails on it)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, version: str) -> None:
+        self.inner = inner
+        self.version = version
+        self.unpublished: list[str] = []
+        self.operations: set[str] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        row = find(request.method, request.url.path)
+        if row is None or row.version not in (self.version, "legacy"):
+            self.unpublished.append(f"{request.method} {request.url.path}")
+        else:
+            self.operations.add(row.operation)
+        return await self.inner.handle_async_request(request)
+
+
 @dataclass
 class Harness:
     sandbox: Sandbox
@@ -59,6 +79,7 @@ class Harness:
     http: httpx.AsyncClient  # the tests' own client of the sandbox
     clock: Clock
     transport: Swappable  # delivery's: a test may put a slower or hanging one in its place
+    published: Published  # every call delivery made, held to HubSpot's published paths
 
     async def send(self, *messages: dict[str, Any], source: str = "web") -> None:
         envelopes = []
@@ -77,6 +98,8 @@ class Harness:
             handled = await self.delivery.cycle()
             self.clock.now += self.delivery.options.flush_ms / 1000 or 0.1
             counts = (await self.queue.counts()).get("web")
+            unpublished = self.published.unpublished
+            assert not unpublished, f"not a path HubSpot publishes: {unpublished}"
             if counts and counts.queued + counts.in_flight + counts.retrying == 0:
                 return
             if not handled:
@@ -138,7 +161,8 @@ async def make(
         sleep=clock.sleep,
     )
     transport = Swappable(httpx.ASGITransport(app=sandbox))
-    client = HubSpotClient(account, limiter, transport=transport)
+    published = Published(transport, account.api_version)
+    client = HubSpotClient(account, limiter, transport=published)
     if queue_factory is not None:
         queue = queue_factory(clock)
     else:
@@ -146,7 +170,7 @@ async def make(
     await queue.open()
     identity = IdentityMap(tmp_path / "identity.sqlite3")
     delivery = Delivery(account, opts, ["web"], queue, identity, client, clock=clock)
-    return Harness(sandbox, queue, identity, delivery, http, clock, transport)
+    return Harness(sandbox, queue, identity, delivery, http, clock, transport, published)
 
 
 @pytest.fixture

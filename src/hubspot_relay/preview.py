@@ -25,15 +25,25 @@ from .delivery.identities import Known
 from .delivery.loop import Delivery
 from .delivery.settlement import Settlement
 from .hubspot.client import HubSpotClient
+from .hubspot.endpoints import find
 from .hubspot.errors import HubSpotError
 from .hubspot.ratelimit import AccountLimiter
 from .queue.protocol import Leased
 from .segment.messages import InvalidMessage, accept
 from .state.identity import Identities
 
-# Reads that decide what a request holds: answered by HubSpot (or the delivery's cache).
-_READS = ("/properties/", "/event-definitions", "/crm-object-schemas/", "/labels")  # (either family)
-_POST_READS = ("/search", "/batch/read")  # a company found by its domain, a contact's lifecycle stage
+# Reads that decide what a request holds: answered by HubSpot (or the delivery's cache); a
+# search and a batch read find a company by its domain, a contact's lifecycle stage.
+_READS = frozenset(
+    {
+        "properties.list",
+        "event_definitions.list",
+        "schemas.list",
+        "associations.labels",
+        "objects.search",
+        "objects.batch_read",
+    }
+)
 
 
 class PreviewError(Exception):
@@ -158,7 +168,7 @@ class _NoQueue:
         pass
 
 
-def _answer(method: str, path: str, body: Any, hub_id: str, counter: list[int]) -> httpx.Response:
+def _answer(operation: str, body: Any, hub_id: str, counter: list[int]) -> httpx.Response:
     """What HubSpot answers a write, enough for delivery to go on as it would."""
 
     def new_id() -> str:
@@ -166,7 +176,7 @@ def _answer(method: str, path: str, body: Any, hub_id: str, counter: list[int]) 
         return f"preview-{counter[0]}"
 
     inputs = body.get("inputs", []) if isinstance(body, dict) else []
-    if path.endswith("/batch/upsert") or path.endswith("/batch/create"):
+    if operation in ("objects.batch_upsert", "objects.batch_create"):
         results = []
         for item in inputs:
             props = dict(item.get("properties") or {})
@@ -174,13 +184,13 @@ def _answer(method: str, path: str, body: Any, hub_id: str, counter: list[int]) 
                 props[item["idProperty"]] = item["id"]
             results.append({"id": new_id(), "properties": props})
         return httpx.Response(200, json={"status": "COMPLETE", "results": results})
-    if path.endswith("/event-definitions") and method == "POST":
+    if operation == "event_definitions.create":
         props = [{"name": p["name"]} for p in body.get("propertyDefinitions", [])]
         return httpx.Response(
             201,
             json={**body, "fullyQualifiedName": f"pe{hub_id}_{body.get('name', '')}", "properties": props},
         )
-    if method == "POST" and "/properties/" in path and isinstance(body, dict):
+    if operation == "properties.create" and isinstance(body, dict):
         return httpx.Response(201, json=body)
     return httpx.Response(204)
 
@@ -266,10 +276,9 @@ class Recorder(httpx.AsyncBaseTransport):
         content = await request.aread()
         body = orjson.loads(content) if content else None
         # (a legacy event is a GET of /v1/event: a write, recorded below)
-        read = (request.method == "GET" and any(part in path for part in _READS)) or (
-            request.method == "POST" and path.endswith(_POST_READS)
-        )
-        if read:
+        row = find(request.method, path)
+        operation = row.operation if row is not None else ""
+        if operation in _READS:
             return await self._read(request.method, path, body)
         params = {k: v for k, v in request.url.params.items() if k != "hapikey"}
         entry: dict[str, Any] = {
@@ -282,7 +291,7 @@ class Recorder(httpx.AsyncBaseTransport):
         if body is not None:
             entry["body"] = body
         self.result.requests.append(entry)
-        return _answer(request.method, path, body, self.account.hub_id, self.counter)
+        return _answer(operation, body, self.account.hub_id, self.counter)
 
     async def _read(self, method: str, path: str, body: Any) -> httpx.Response:
         self.result.reads.append(f"{method} {path}")

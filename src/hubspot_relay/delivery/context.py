@@ -40,6 +40,9 @@ class Context:
     on_paid: Callable[[Settlement, Sequence[int]], Awaitable[None]] | None = None
     # One batch at a time reads a catalog or creates definitions.
     setup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The account's problems this process reported (and may clear); one left by an earlier run
+    # counts as reported, so the first success clears it.
+    reported: set[str] = field(default_factory=lambda: {"unserved_path"})
 
     @property
     def legacy(self) -> bool:
@@ -52,6 +55,7 @@ class Context:
 
     def _report(self, name: str, reason: str) -> None:
         self.identity.set_problem(self.account.name, name, reason)
+        self.reported.add(name)
         log.error("HubSpot refuses the account's calls", account=self.account.name, error=reason)
 
 

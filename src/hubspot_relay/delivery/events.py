@@ -69,6 +69,7 @@ class EventSender(Sender):
 
         async def read() -> dict[str, set[str]]:
             found = await self.call(self.client.event_definitions)
+            self.paths_answered()
             return {d["fullyQualifiedName"]: {p["name"] for p in d.get("properties", [])} for d in found}
 
         async def read_dumped() -> bytes:
@@ -152,6 +153,9 @@ class EventSender(Sender):
                             "label": (op.label or short)[:100],
                             "name": short,
                             "primaryObject": "CONTACT",
+                            # Required by HubSpot's published request schema (v3 and dated):
+                            # HubSpot's default event properties (page, device, location) too.
+                            "includeDefaultProperties": True,
                             "description": f'Segment event "{op.label or short}", from hubspot-relay',
                             "propertyDefinitions": [
                                 {"name": k, "label": k, "type": "string"} for k in sorted(keys)
@@ -200,7 +204,8 @@ class EventSender(Sender):
         try:
             usable = await (definitions if definitions is not None else self.ensure_definitions(events, s))
         except HubSpotError as e:
-            if e.status == 401:  # the token, not custom events, is what HubSpot refuses
+            # The token (not custom events) refused, or no published path served: they wait.
+            if e.status == 401 or e.kind is Kind.UNSERVED:
                 self.failed(e, ids, s)
                 return
             self._refuse_events(e)
@@ -229,12 +234,14 @@ class EventSender(Sender):
         if self.events_refused:
             self.events_refused = None
             self.identity.set_problem(self.account.name, "custom_events", None)
+        self.paths_answered()
 
         async def send(chunk: list[Pending]) -> None:
             try:
                 await self.client.send_events([p.properties for p in chunk])
             except HubSpotError as e:
-                if verdict(e).account and e.status != 401:  # the portal refuses custom events
+                # the portal refuses custom events (not the token; not a path it stopped serving)
+                if verdict(e).account and e.status != 401 and e.kind is not Kind.UNSERVED:
                     self._refuse_events(e)
                 raise
 
@@ -255,6 +262,12 @@ class EventSender(Sender):
             if young or followed or (s.more_waiting and len(chunks) > 1):
                 s.carried.update(i for p in chunks.pop() for i in p.ids)
         await self.send_chunks(chunks, send, s)
+
+    def paths_answered(self) -> None:
+        """The portal serves a published custom-events path again: its problem is cleared."""
+        if self.client.events.spelling is not None and "unserved_path" in self.ctx.reported:
+            self.ctx.reported.discard("unserved_path")
+            self.identity.set_problem(self.account.name, "unserved_path", None)
 
     def _refuse_events(self, e: HubSpotError) -> None:
         reason = e.describe()

@@ -22,7 +22,7 @@ from ..config import Account
 from ..errors import MACHINE_FAILURES, DailyLimitReached
 from ..health import StoreHealth
 from ..hubspot.client import HubSpotClient
-from ..hubspot.errors import HubSpotError
+from ..hubspot.errors import HubSpotError, Kind
 from ..options import DeliveryOptions
 from ..queue.protocol import Leased, Queue
 from ..state.identity import Identities
@@ -212,7 +212,7 @@ class Delivery:
             if not self.legacy:
                 await self.events.read_definitions()
         except HubSpotError as e:
-            if verdict(e).account and e.status == 401:
+            if verdict(e).account and (e.status == 401 or e.kind is Kind.UNSERVED):
                 self.ctx.refused(e, [], Settlement())  # reported as the account's problem
             else:
                 log.info(

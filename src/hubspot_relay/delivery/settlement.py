@@ -90,6 +90,7 @@ class Verdict(NamedTuple):
     retry: bool  # later, with backoff (else a dead letter with HubSpot's reason)
     isolate: bool = False  # about one record: halve the batch until the offender is alone
     account: bool = False  # about the account (a token, a scope): reported as its problem
+    patient: bool = False  # the retries do not age into dead letters (they wait for a fix)
 
 
 # The one table of what HubSpot's refusals mean. A rate limit is waited out in the client; one
@@ -101,6 +102,7 @@ VERDICTS: dict[Kind, Verdict] = {
     Kind.CONFLICT: Verdict(retry=False),
     Kind.NOT_FOUND: Verdict(retry=False),
     Kind.PERMANENT: Verdict(retry=False, account=True),
+    Kind.UNSERVED: Verdict(retry=True, account=True, patient=True),
 }
 
 
@@ -123,8 +125,8 @@ def refuse(
         if e.status == 401:
             reason = f"{reason} (the account's access token or API key is refused: fix it, then replay)"
         if report is not None:
-            report(f"http_{e.status}", reason)
-    s.fail(ids, reason, retry_in=0.0 if v.retry else None)
+            report("unserved_path" if e.kind is Kind.UNSERVED else f"http_{e.status}", reason)
+    s.fail(ids, reason, retry_in=0.0 if v.retry else None, patient=v.patient)
     return v
 
 

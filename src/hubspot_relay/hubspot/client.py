@@ -16,6 +16,7 @@ from prometheus_client import Counter
 from ..activity import record_call
 from ..config import Account
 from .errors import HubSpotError, Kind, transport_error
+from .event_paths import EventPaths
 from .paths import ApiPaths
 from .ratelimit import AccountLimiter
 
@@ -40,6 +41,7 @@ class HubSpotClient:
         network by default; tests mount the sandbox in-process, and the preview records."""
         self.account = account
         self.paths = ApiPaths(account.api_version)
+        self.events = EventPaths(self.paths)  # which published spelling the portal serves
         self.recorded = recorded  # counted in metrics and the console (not a preview's)
         self.limiter = limiter
         # A connection that cannot be made fails fast; a batch call may take seconds to answer.
@@ -114,29 +116,32 @@ class HubSpotClient:
             raise error
         raise HubSpotError(429, {"message": "still rate limited after many waits"}, kind=Kind.RETRYABLE)
 
-    # ---- the calls ------------------------------------------------------------------------
+    # ---- the calls (every path from `endpoints.py`, through `self.paths`) ------------------
 
     async def properties(self, object_type: str) -> list[dict[str, Any]]:
-        return list((await self.request("GET", self.paths.properties(object_type)))["results"])
+        path = self.paths.path("properties.list", objectType=object_type)
+        return list((await self.request("GET", path))["results"])
 
     async def create_property(self, object_type: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.request("POST", self.paths.properties(object_type), spec))
-
-    async def batch(self, object_type: str, action: str, inputs: list[dict[str, Any]], **extra: Any) -> Any:
-        return await self.request(
-            "POST", f"{self.paths.objects(object_type)}/batch/{action}", {"inputs": inputs, **extra}
+        return dict(
+            await self.request("POST", self.paths.path("properties.create", objectType=object_type), spec)
         )
 
+    async def batch(self, object_type: str, action: str, inputs: list[dict[str, Any]], **extra: Any) -> Any:
+        path = self.paths.path(f"objects.batch_{action}", objectType=object_type)
+        return await self.request("POST", path, {"inputs": inputs, **extra})
+
     async def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.request("POST", f"{self.paths.objects(object_type)}/search", body))
+        return dict(
+            await self.request("POST", self.paths.path("objects.search", objectType=object_type), body)
+        )
 
     async def associate(self, from_type: str, to_type: str, pairs: list[tuple[str, str]]) -> None:
         inputs = [{"from": {"id": a}, "to": {"id": b}} for a, b in pairs]
-        await self.request(
-            "POST",
-            f"{self.paths.associations(from_type, to_type)}/batch/associate/default",
-            {"inputs": inputs},
+        path = self.paths.path(
+            "associations.associate_default", fromObjectType=from_type, toObjectType=to_type
         )
+        await self.request("POST", path, {"inputs": inputs})
 
     async def associate_labelled(
         self, from_type: str, to_type: str, pairs: list[tuple[str, str]], type_id: int, category: str
@@ -144,43 +149,61 @@ class HubSpotClient:
         """Associations with a label (`batch/create` with its type)."""
         spec = [{"associationCategory": category, "associationTypeId": type_id}]
         inputs = [{"from": {"id": a}, "to": {"id": b}, "types": spec} for a, b in pairs]
-        await self.request(
-            "POST", f"{self.paths.associations(from_type, to_type)}/batch/create", {"inputs": inputs}
-        )
+        path = self.paths.path("associations.create", fromObjectType=from_type, toObjectType=to_type)
+        await self.request("POST", path, {"inputs": inputs})
 
     async def association_labels(self, from_type: str, to_type: str) -> list[dict[str, Any]]:
-        return list(
-            (await self.request("GET", f"{self.paths.associations(from_type, to_type)}/labels"))["results"]
-        )
+        path = self.paths.path("associations.labels", fromObjectType=from_type, toObjectType=to_type)
+        return list((await self.request("GET", path))["results"])
 
     async def schemas(self) -> list[dict[str, Any]]:
-        return list((await self.request("GET", self.paths.schemas()))["results"])
+        return list((await self.request("GET", self.paths.path("schemas.list")))["results"])
 
     async def event_definitions(self) -> list[dict[str, Any]]:
-        return list((await self.request("GET", self.paths.event_definitions()))["results"])
+        if self.events.spelling is None:
+            return await self.events.discover(self)
+        return list((await self._events_call("GET", "event_definitions.list"))["results"])
 
     async def create_event_definition(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.request("POST", self.paths.event_definitions(), body))
+        return dict(await self._events_call("POST", "event_definitions.create", body))
 
     async def add_event_property(self, name: str, spec: dict[str, Any]) -> None:
-        await self.request("POST", f"{self.paths.event_definitions()}/{name}/property", spec)
+        await self._events_call("POST", "event_definitions.add_property", spec, eventName=name)
 
     async def send_events(self, inputs: list[dict[str, Any]]) -> None:
-        await self.request("POST", self.paths.events_send_batch(), {"inputs": inputs})
+        await self._events_call("POST", "events.send_batch", {"inputs": inputs})
 
-    # ---- the seed's legacy dialect (API key) ------------------------------------------------
+    async def _events_call(self, method: str, operation: str, body: Any = None, **params: str) -> Any:
+        """A custom-event call at the spelling the portal serves (asked first, if not yet known).
+        A 404 where it answered before means the portal moved, not that a message is wrong."""
+        spelling = self.events.spelling
+        if spelling is None:
+            await self.events.discover(self)
+            spelling = self.events.spelling or ""
+        path = self.paths.path(operation, spelling=spelling, **params)
+        try:
+            return await self.request(method, path, body)
+        except HubSpotError as e:
+            if e.status != 404 or operation == "event_definitions.add_property":
+                raise  # (a 404 there is the definition's: created meanwhile elsewhere, or removed)
+            raise self.events.lost(path, e) from None
+
+    # ---- Segment's HubSpot integration's dialect (API key) ------------------------------------
 
     async def legacy_properties(self) -> list[dict[str, Any]]:
-        return list(await self.request("GET", "/properties/v1/contacts/properties"))
+        return list(await self.request("GET", self.paths.path("legacy.properties")))
 
     async def legacy_batch(self, contacts: list[dict[str, Any]]) -> None:
         """`POST /contacts/v1/contact/batch/`: create or update up to 100 contacts by email."""
-        await self.request("POST", "/contacts/v1/contact/batch/", contacts)
+        await self.request("POST", self.paths.path("legacy.contacts_batch"), contacts)
 
     async def legacy_event(self, params: dict[str, str]) -> None:
         """The events HTTP API: `GET {track host}/v1/event?_a={hubId}&_n={eventId}&email=...`."""
         await self.request(
-            "GET", "/v1/event", params={"_a": self.account.hub_id, **params}, base=self.account.track_base
+            "GET",
+            self.paths.path("legacy.event"),
+            params={"_a": self.account.hub_id, **params},
+            base=self.account.track_base,
         )
 
 

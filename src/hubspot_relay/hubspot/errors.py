@@ -15,6 +15,9 @@ class Kind(Enum):
     CONFLICT = "conflict"  # 409
     NOT_FOUND = "not_found"  # 404
     PERMANENT = "permanent"  # 401, 403: no retry helps until someone changes the account
+    # The portal serves none of the paths HubSpot publishes for an endpoint (or stopped serving
+    # the one it did): the account's setting to fix (`api_version`); the messages wait for it.
+    UNSERVED = "unserved"
 
 
 class HubSpotError(Exception):

@@ -1,21 +1,19 @@
-"""Where each HubSpot endpoint lives, in the path family an account speaks.
+"""Where each HubSpot endpoint lives, in the API version an account speaks.
 
 HubSpot moved from numbered paths (`/crm/v3/objects/contacts`, `/crm/v4/associations/...`) to
 date-versioned ones (`/crm/objects/2026-09/contacts`): a new version each March and September,
 the previous one served until its end of life. An account chooses `api_version`: a date version
 (the default, the current one) or `v3`, the numbered family, for gateways and proxies that speak
-only the old paths. Every call the relay makes is built here, so one setting moves all of them.
-
-Checked against HubSpot's API reference for 2026-03 (objects and batch upsert, properties,
-associations default and labelled, events send batch, event definitions list, object schemas);
-the 2026-09 paths follow the same pattern with the date changed; the add-a-property-to-an-event
--definition and association-labels paths are inferred from their v3/v4 equivalents.
+only the old paths. Every path comes from the table of what HubSpot publishes (`endpoints.py`);
+nothing here builds one from a pattern.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from .endpoints import event_spellings, spellings
 
 # The dated versions HubSpot has released (a new one each March and September); the last is the
 # default for new accounts.
@@ -37,29 +35,15 @@ class ApiPaths:
     def dated(self) -> bool:
         return self.version != "v3"
 
-    def objects(self, object_type: str) -> str:
-        if self.dated:
-            return f"/crm/objects/{self.version}/{object_type}"
-        return f"/crm/v3/objects/{object_type}"
+    def path(self, operation: str, *, spelling: str = "", **params: str) -> str:
+        """`operation`'s path in this version (in `spelling`, for one published several ways)."""
+        rows = spellings(operation, self.version)
+        if spelling:
+            rows = [r for r in rows if r.spelling == spelling]
+            if not rows:
+                raise LookupError(f"HubSpot publishes no {operation} spelled {spelling} in {self.version}")
+        return rows[0].build(**params)
 
-    def properties(self, object_type: str) -> str:
-        if self.dated:
-            return f"/crm/properties/{self.version}/{object_type}"
-        return f"/crm/v3/properties/{object_type}"
-
-    def associations(self, from_type: str, to_type: str) -> str:
-        """The batch association endpoints between two object types (v3's family uses v4's)."""
-        if self.dated:
-            return f"/crm/associations/{self.version}/{from_type}/{to_type}"
-        return f"/crm/v4/associations/{from_type}/{to_type}"
-
-    def event_definitions(self) -> str:
-        return f"/events/{self.version}/event-definitions" if self.dated else "/events/v3/event-definitions"
-
-    def events_send_batch(self) -> str:
-        return f"/events/{self.version}/send/batch" if self.dated else "/events/v3/send/batch"
-
-    def schemas(self) -> str:
-        return (
-            f"/crm-object-schemas/{self.version}/schemas" if self.dated else "/crm-object-schemas/v3/schemas"
-        )
+    def event_spellings(self) -> list[str]:
+        """The published prefixes of this version's custom-event endpoints, newest first."""
+        return event_spellings(self.version)

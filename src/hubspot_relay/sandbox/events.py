@@ -6,12 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..hubspot.endpoints import ENDPOINTS
 from . import errors
-from .http import EVENT_PREFIXES, inputs_of, json_response, now_ms, read_json, route
+from .http import EVENT_PREFIXES, Handler, inputs_of, json_response, now_ms, read_json, route
 from .state import PortalState
 
 EVENTS_BATCH_LIMIT = 500
@@ -19,18 +21,44 @@ EVENTS_BATCH_LIMIT = 500
 
 def routes() -> list[Route]:
     out = []
-    for events in EVENT_PREFIXES:
+    # Every spelling HubSpot has published for each version; a portal serves one per version
+    # (`PortalSettings.event_paths`), the others answer 404 as an unknown path does.
+    for version, prefix in published_spellings():
         out += [
-            route(events + "/send", events_send, ["POST"]),
-            route(events + "/send/batch", events_send_batch, ["POST"]),
-            route(events + "/event-definitions", definitions_list, ["GET"]),
-            route(events + "/event-definitions", definitions_create, ["POST"]),
-            route(events + "/event-definitions/{name}", definitions_get, ["GET"]),
-            route(events + "/event-definitions/{name}/property", definitions_add_property, ["POST"]),
+            route(prefix + "/send", served(version, prefix, events_send), ["POST"]),
+            route(prefix + "/send/batch", served(version, prefix, events_send_batch), ["POST"]),
+            route(prefix + "/event-definitions", served(version, prefix, definitions_list), ["GET"]),
+            route(prefix + "/event-definitions", served(version, prefix, definitions_create), ["POST"]),
+            route(prefix + "/event-definitions/{name}", served(version, prefix, definitions_get), ["GET"]),
+            route(
+                prefix + "/event-definitions/{name}/property",
+                served(version, prefix, definitions_add_property),
+                ["POST"],
+            ),
+        ]
+    for events in EVENT_PREFIXES:  # reading occurrences back (the sandbox's, for tests)
+        out += [
             route(events + "/events", events_list, ["GET"]),
             route(events + "/events/", events_list, ["GET"]),
         ]
     return out
+
+
+def published_spellings() -> list[tuple[str, str]]:
+    """(version, prefix) of every published spelling of the custom-event endpoints."""
+    return [(e.version, e.spelling) for e in ENDPOINTS if e.operation == "event_definitions.list"]
+
+
+def served(version: str, prefix: str, handler: Handler) -> Handler:
+    """`handler` where the portal serves this spelling of `version`'s paths; else HubSpot's 404
+    for a path it does not serve."""
+
+    async def endpoint(request: Request, portal: PortalState) -> Response:
+        if not portal.settings.serves_events_at(version, prefix):
+            raise HTTPException(404)
+        return await handler(request, portal)
+
+    return endpoint
 
 
 def events_allowed(portal: PortalState) -> None:

@@ -23,6 +23,9 @@ properties = [{ name = "pet_name" }, { name = "pet_id", hasUniqueValue = true }]
 from = "deals"
 to = "companies"
 label = "Reseller"
+
+[portals.event_paths]               # which published custom-events spelling it serves ("" none)
+"2026-09" = "/events/custom/2026-09"
 ```
 """
 
@@ -38,6 +41,8 @@ import msgspec
 
 from ..config import SANDBOX_API_KEY, SANDBOX_HUB_ID, SANDBOX_TOKEN
 from ..errors import ConfigError
+from ..hubspot.endpoints import event_spellings
+from ..hubspot.paths import API_VERSIONS
 from .errors import ApiError
 from .limits import Budget
 
@@ -74,11 +79,33 @@ class PortalSettings:
     custom_objects: tuple[dict[str, Any], ...] = ()
     # the portal's own association labels: {from, to, label}
     association_labels: tuple[dict[str, str], ...] = ()
+    # which published spelling of each API version's custom-event paths the portal serves ("" for
+    # none): the newest by default; HubSpot has published several (hubspot/endpoints.py)
+    event_paths: tuple[tuple[str, str], ...] = field(default_factory=lambda: default_event_paths())
+
+    def serves_events_at(self, version: str, prefix: str) -> bool:
+        return dict(self.event_paths).get(version) == prefix
 
     @property
     def custom_events(self) -> bool:
         """Custom behavioral events are an Enterprise feature (the seed says so)."""
         return self.tier == "enterprise"
+
+
+def default_event_paths(**chosen: str) -> tuple[tuple[str, str], ...]:
+    """Each version's newest published custom-events spelling, or the one `chosen` names
+    (`default_event_paths(**{"2026-09": "/events/custom/2026-09"})`; "" serves none)."""
+    out = []
+    for version in API_VERSIONS:
+        published = event_spellings(version)
+        prefix = chosen.get(version, published[0])
+        if prefix and prefix not in published:
+            raise ValueError(
+                f"event_paths.{version}: HubSpot publishes {', '.join(published)} (or \"\" for none), "
+                f"not {prefix}"
+            )
+        out.append((version, prefix))
+    return tuple(out)
 
 
 class _Limits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -122,6 +149,7 @@ class _Portal(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     default_properties: bool = True  # also add the default portal's custom properties
     objects: list[_Object] = msgspec.field(default_factory=list)
     association_labels: list[_Label] = msgspec.field(default_factory=list)
+    event_paths: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -149,6 +177,10 @@ def load_portals(path: Path, check: Callable[[PortalSettings], object] | None = 
             raise ConfigError(f"{key}.tier: one of {', '.join(TIERS)}")
         if not p.access_tokens and not p.api_key:
             raise ConfigError(f"{key}: give access_tokens or api_key, or both")
+        try:
+            event_paths = default_event_paths(**p.event_paths)
+        except ValueError as e:
+            raise ConfigError(f"{key}.{e}") from None
         customs = [("contacts", c) for c in DEFAULT_CUSTOM_PROPERTIES] if p.default_properties else []
         for prop in p.properties:
             customs.append((prop.object_type, _spec(prop)))
@@ -169,6 +201,7 @@ def load_portals(path: Path, check: Callable[[PortalSettings], object] | None = 
                 association_labels=tuple(
                     {"from": a.from_, "to": a.to, "label": a.label} for a in p.association_labels
                 ),
+                event_paths=event_paths,
             )
         )
         try:

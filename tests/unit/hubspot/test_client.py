@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 
 
 def client_with(
-    answer: Callable[[httpx.Request], httpx.Response], *, legacy: bool = False
+    answer: Callable[[httpx.Request], httpx.Response], *, legacy: bool = False, api_version: str = "2026-09"
 ) -> tuple[HubSpotClient, list[httpx.Request], AccountLimiter]:
     seen: list[httpx.Request] = []
 
@@ -30,7 +30,7 @@ def client_with(
         seen.append(request)
         return answer(request)
 
-    account = replace(sandbox_account(), api_base="https://api.example")
+    account = replace(sandbox_account(), api_base="https://api.example", api_version=api_version)
     if legacy:
         account = replace(account, access_token=None, api_key=Secret("k-123"), api_mode="legacy")
     clock = StillClock()
@@ -112,8 +112,7 @@ async def test_hubspots_headers_reach_the_limiter() -> None:
 
 
 async def test_paths_follow_the_accounts_api_version() -> None:
-    client, seen, _ = client_with(lambda r: httpx.Response(204))
-    client.paths = type(client.paths)("v3")
+    client, seen, _ = client_with(lambda r: httpx.Response(204), api_version="v3")
     await client.send_events([])
     assert seen[0].url.path == "/events/v3/send/batch"
     await client.aclose()
