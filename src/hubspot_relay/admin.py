@@ -101,6 +101,9 @@ async def status_report(
             "hub_id": acc.hub_id,
             "api_mode": acc.api_mode,
             "api_version": acc.api_version if acc.api_mode == "v3" else None,
+            "auth": acc.auth,
+            # which published spelling of its version's custom-event paths the portal serves
+            "paths": d.client.events.report() if d and acc.api_mode == "v3" else None,
             "sandbox": acc.sandbox,
             **totals,
             "oldest_queued_age_s": max(ages) if ages else None,

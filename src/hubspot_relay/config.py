@@ -93,6 +93,16 @@ class Account:
     mappings: tuple[mapping_rules.Mapping, ...] = ()  # Segment calls -> any HubSpot object
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
 
+    @property
+    def version(self) -> str:
+        """The API it speaks, as people name it: `legacy`, `v3` or a dated version."""
+        return "legacy" if self.api_mode == "legacy" else self.api_version
+
+    @property
+    def auth(self) -> str:
+        """How it authenticates, in words (never the credential)."""
+        return "API key" if self.api_mode == "legacy" else "private app token"
+
 
 @dataclass(frozen=True, slots=True)
 class Source:

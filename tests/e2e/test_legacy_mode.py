@@ -56,7 +56,7 @@ def test_the_seeds_python_examples(sandbox: SandboxProcess, data_dir: Path) -> N
             context={"traits": {"firstname": "Peter", "lastname": "Gibbons"}},
         )
         assert wait_delivered(relay, 3) == {"delivered": 3, "dead": 0, "other": 0}
-        assert "[legacy]" in relay.log()
+        assert "[API legacy, API key]" in relay.log()
         assert API_KEY not in relay.log()  # the key is masked wherever it would appear
 
     calls = httpx.get(f"{sandbox.url}/_sandbox/calls").json()

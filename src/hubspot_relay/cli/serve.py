@@ -33,7 +33,7 @@ def _banner(cfg: Config, host: str, port: int) -> None:
         state = "" if src.enabled else " (HubSpot off)"
         err.print(
             f"  source {src.name!r} -> account {acc.name!r} hub {acc.hub_id} "
-            f"\\[{acc.api_mode}] at {acc.api_base}{state}",
+            f"\\[API {acc.version}, {acc.auth}] at {acc.api_base}{state}",
             highlight=False,
         )
     if cfg.open_ingest:

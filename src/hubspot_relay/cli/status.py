@@ -156,7 +156,13 @@ def _print_status(report: dict[str, Any]) -> None:
         budget = acc.get("budget") or {}
         state = "[bold yellow]paused[/]" if acc.get("paused") else "delivering"
         used = budget.get("calls_today")
-        line = f"account {escape(name)} (hub {acc['hub_id']}): {state}"
+        about = [f"hub {acc['hub_id']}", f"API {acc.get('api_version') or 'legacy'}", acc.get("auth", "")]
+        events_at = (acc.get("paths") or {}).get("custom_events")
+        if events_at:
+            about.append(f"custom events at {events_at}")
+        elif acc.get("paths"):
+            about.append("custom events: no published path answered yet")
+        line = f"account {escape(name)} ({escape(', '.join(a for a in about if a))}): {state}"
         if used is not None:
             line += f", {used:,} of {budget['per_day']:,} calls today"
         out.print(line, highlight=False)

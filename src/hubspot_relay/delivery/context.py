@@ -41,8 +41,8 @@ class Context:
     # One batch at a time reads a catalog or creates definitions.
     setup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The account's problems this process reported (and may clear); one left by an earlier run
-    # counts as reported, so the first success clears it.
-    reported: set[str] = field(default_factory=lambda: {"unserved_path"})
+    # counts as reported, so the first success clears it. (name -> (reason, when))
+    reported: dict[str, tuple[str, float]] = field(default_factory=lambda: {"unserved_path": ("", 0.0)})
 
     @property
     def legacy(self) -> bool:
@@ -54,9 +54,15 @@ class Context:
         refuse(e, ids, s, report=self._report)
 
     def _report(self, name: str, reason: str) -> None:
+        last = self.reported.get(name)
+        if last is not None and last[0] == reason and self.clock() - last[1] < REPORT_AGAIN_S:
+            return  # reported already: once for every batch it refuses would drown the log
         self.identity.set_problem(self.account.name, name, reason)
-        self.reported.add(name)
+        self.reported[name] = (reason, self.clock())
         log.error("HubSpot refuses the account's calls", account=self.account.name, error=reason)
+
+
+REPORT_AGAIN_S = 60.0
 
 
 class Part:

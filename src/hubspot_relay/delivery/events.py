@@ -266,7 +266,7 @@ class EventSender(Sender):
     def paths_answered(self) -> None:
         """The portal serves a published custom-events path again: its problem is cleared."""
         if self.client.events.spelling is not None and "unserved_path" in self.ctx.reported:
-            self.ctx.reported.discard("unserved_path")
+            self.ctx.reported.pop("unserved_path", None)
             self.identity.set_problem(self.account.name, "unserved_path", None)
 
     def _refuse_events(self, e: HubSpotError) -> None:

@@ -41,7 +41,7 @@ class HubSpotClient:
         network by default; tests mount the sandbox in-process, and the preview records."""
         self.account = account
         self.paths = ApiPaths(account.api_version)
-        self.events = EventPaths(self.paths)  # which published spelling the portal serves
+        self.events = EventPaths(self.paths, limiter.clock)  # the spelling the portal serves
         self.recorded = recorded  # counted in metrics and the console (not a preview's)
         self.limiter = limiter
         # A connection that cannot be made fails fast; a batch call may take seconds to answer.

@@ -88,6 +88,9 @@ function chart(values, start) {
   return svg;
 }
 
+// Where the portal serves custom events (HubSpot has published several spellings; the relay asks).
+const eventsAt = (a) => (!a.paths ? "" : a.paths.custom_events ? ` · custom events at ${a.paths.custom_events}` : " · custom events: no published path answered yet");
+
 function bar(percent) {
   const fill = el("div");
   fill.style.width = `${percent.toFixed(2)}%`; // through the CSSOM: the page allows no inline styles
@@ -120,7 +123,7 @@ async function overview() {
       },
     }, a.paused ? "Resume" : "Pause");
     return el("div", { class: "card account", "data-account": name },
-      el("h3", {}, `${name} `, el("span", { class: "hint" }, `hub ${a.hub_id} · ${a.api_mode === "legacy" ? "legacy API key" : `API ${a.api_version}`}${a.sandbox ? " · local sandbox" : ""}`)),
+      el("h3", {}, `${name} `, el("span", { class: "hint" }, `hub ${a.hub_id} · ${a.api_mode === "legacy" ? "legacy API key" : `API ${a.api_version} · ${a.auth}`}${eventsAt(a)}${a.sandbox ? " · local sandbox" : ""}`)),
       el("div", {}, a.paused ? "paused " : a.delivering ? "delivering " : "not delivering here ", toggle),
       el("div", { class: "hint" }, `HubSpot calls today: ${number(budget.calls_today)} of ${number(budget.per_day)} (this process) · last 10 s: ${number(budget.calls_last_10s)} of ${number(budget.per_10s)}`),
       el("div", { class: "bar" }, bar(share)),
