@@ -34,6 +34,14 @@ def sandbox(
     ] = None,
     portals_file: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of portals.")] = None,
     state: Annotated[Path | None, typer.Option(help="Keep the sandbox's data in this SQLite file.")] = None,
+    event_paths: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event-paths",
+            help="VERSION=PREFIX: which published spelling of a version's custom-event paths the "
+            'portal serves (e.g. 2026-09=/events/custom/2026-09; "2026-09=" serves none). Repeatable.',
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Run the local HubSpot sandbox alone: HubSpot's API, limits and errors, offline."""
@@ -41,6 +49,7 @@ def sandbox(
 
     from ..sandbox import PortalSettings, create_sandbox_app, load_portals
     from ..sandbox.limits import Budget
+    from ..sandbox.settings import default_event_paths
 
     configure_logs("console", log_level)
     try:
@@ -50,6 +59,16 @@ def sandbox(
             validate_hub_id(hub_id, "--hub-id")
             if tier not in ("enterprise", "professional", "starter", "free"):
                 raise ConfigError("--tier: enterprise, professional, starter or free")
+            chosen = {}
+            for item in event_paths or []:
+                version, sep, prefix = item.partition("=")
+                if not sep:
+                    raise ConfigError(f"--event-paths {item}: VERSION=PREFIX, like 2026-09=/events/2026-09")
+                chosen[version.strip()] = prefix.strip()
+            try:
+                served = default_event_paths(**chosen)
+            except ValueError as e:
+                raise ConfigError(f"--{e}") from None
             portals = [
                 PortalSettings(
                     hub_id=hub_id,
@@ -57,6 +76,7 @@ def sandbox(
                     api_key=api_key,
                     tier=tier,
                     budget=Budget(per_10s=limit_10s, per_day=limit_daily, per_second=limit_1s),
+                    event_paths=served,
                 )
             ]
     except ConfigError as e:
@@ -73,6 +93,8 @@ def sandbox(
             f"api key {p.api_key or '-'}; limits {limits}",
             highlight=False,
         )
+        served_at = ", ".join(f"{v} at {prefix or 'none'}" for v, prefix in p.event_paths)
+        err.print(f"    custom events: {served_at}", highlight=False)
     err.print(
         f"  inspect: GET {base}/_sandbox/calls, POST {base}/_sandbox/reset, POST {base}/_sandbox/faults",
         highlight=False,

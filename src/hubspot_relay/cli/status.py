@@ -165,7 +165,7 @@ def _print_status(report: dict[str, Any]) -> None:
         line = f"account {escape(name)} ({escape(', '.join(a for a in about if a))}): {state}"
         if used is not None:
             line += f", {used:,} of {budget['per_day']:,} calls today"
-        out.print(line, highlight=False)
+        out.print(line, highlight=False, soft_wrap=True)
         problems += [{"account": name, **p} for p in acc.get("problems", [])]
     store = report.get("store") or {}
     if store and not store.get("up", True):
@@ -181,6 +181,7 @@ def _print_status(report: dict[str, Any]) -> None:
         out.print(
             f"[bold red]problem[/] {escape(p['account'])} {p['kind']}: {escape(p['message'])}",
             highlight=False,
+            soft_wrap=True,
         )
     reasons = report.get("dead_letter_reasons") or {}
     if reasons:

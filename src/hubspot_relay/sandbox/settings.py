@@ -95,6 +95,9 @@ class PortalSettings:
 def default_event_paths(**chosen: str) -> tuple[tuple[str, str], ...]:
     """Each version's newest published custom-events spelling, or the one `chosen` names
     (`default_event_paths(**{"2026-09": "/events/custom/2026-09"})`; "" serves none)."""
+    unknown = sorted(set(chosen) - set(API_VERSIONS))
+    if unknown:
+        raise ValueError(f"event_paths.{unknown[0]}: not an API version ({', '.join(API_VERSIONS)})")
     out = []
     for version in API_VERSIONS:
         published = event_spellings(version)
