@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import errors
+from . import errors, write_rules
 from .catalog import validate_properties
 from .http import (
     CRM_BATCH_LIMIT,
@@ -61,6 +61,7 @@ async def crm_create(request: Request, portal: PortalState) -> Response:
     values, failures = validated(portal, otype, string_properties(body.get("properties"), "input"))
     if failures:
         raise errors.validation_failed(failures)
+    held_to_rules(request, portal, otype, [(None, values)])
     record = portal.create(otype, values, now_ms(request))
     return json_response(portal.json(record, otype, list(values) or None), 201)
 
@@ -78,6 +79,7 @@ async def crm_update(request: Request, portal: PortalState) -> Response:
     values, failures = validated(portal, otype, string_properties(body.get("properties"), "input"))
     if failures:
         raise errors.validation_failed(failures)
+    held_to_rules(request, portal, otype, [(record, values)])
     portal.update(otype, record, values, now_ms(request))
     return json_response(portal.json(record, otype, list(values) or None))
 
@@ -162,6 +164,19 @@ def validated(portal: PortalState, otype: str, values: dict[str, str]) -> tuple[
     return validate_properties(portal.properties_of(otype), values)
 
 
+def held_to_rules(
+    request: Request, portal: PortalState, otype: str, writes: list[tuple[Record | None, dict[str, str]]]
+) -> None:
+    """The portal's write rules, from API version 2026-09 (`write_rules.py`): checked for every
+    record before any is written, so that one refused record fails the batch, as at HubSpot."""
+    rules = portal.settings.required_properties
+    if not rules or not write_rules.enforced(request.url.path):
+        return
+    for record, values in writes:
+        current = record.properties if record is not None else None
+        write_rules.check(rules, otype, portal.singular(otype), current, values)
+
+
 # ---- batch actions: one function each, chosen from a table ----------------------------------
 
 Prepared = list[tuple[dict[str, Any], dict[str, str]]]
@@ -196,6 +211,7 @@ async def batch_create(
     prepared = prepared_inputs(portal, otype, inputs_of(body, CRM_BATCH_LIMIT), "create")
     for _, values in prepared:
         portal.check_unique(otype, values)
+    held_to_rules(request, portal, otype, [(None, values) for _, values in prepared])
     at = now_ms(request)
     records = [portal.create(otype, values, at) for _, values in prepared]
     results = [portal.json(r, otype, list(v) or None) for r, (_, v) in zip(records, prepared, strict=True)]
@@ -216,6 +232,7 @@ async def batch_update(
                 context={"ids": [str(item.get("id"))]},
             )
         targets.append((record, values))
+    held_to_rules(request, portal, otype, list(targets))
     at = now_ms(request)
     for record, values in targets:
         portal.update(otype, record, values, at)
@@ -226,22 +243,26 @@ async def batch_update(
 async def batch_upsert(
     request: Request, portal: PortalState, otype: str, body: dict[str, Any], started: int
 ) -> Response:
-    """By a unique property; a missing record is created with that value."""
-    results = []
-    at = now_ms(request)
+    """By a unique property; a missing record is created with that value. Every input is found
+    and checked before any is written."""
+    writes: list[tuple[Record | None, dict[str, str]]] = []
     for item, values in prepared_inputs(portal, otype, inputs_of(body, CRM_BATCH_LIMIT), "upsert"):
         id_property = item.get("idProperty") or "hs_object_id"
         id_value = str(item.get("id", ""))
         if not id_value:
             raise errors.invalid_input("Each upsert input needs an id", id=["This property is required"])
         record = portal.find(otype, id_value, id_property)
+        if record is None and id_property == "hs_object_id":
+            missing = f"No {portal.singular(otype)} with ID {id_value} exists"
+            raise errors.error(400, "OBJECT_NOT_FOUND", missing)
+        writes.append((record, values))
+    held_to_rules(request, portal, otype, writes)
+    results = []
+    at = now_ms(request)
+    for record, values in writes:
         if record is None:
-            if id_property == "hs_object_id":
-                raise errors.error(
-                    400, "OBJECT_NOT_FOUND", f"No {portal.singular(otype)} with ID {id_value} exists"
-                )
-            record = portal.create(otype, values, at)
-            results.append(portal.json(record, otype, list(values) or None, new=True))
+            created = portal.create(otype, values, at)
+            results.append(portal.json(created, otype, list(values) or None, new=True))
         else:
             portal.update(otype, record, values, at)
             results.append(portal.json(record, otype, list(values) or None, new=False))

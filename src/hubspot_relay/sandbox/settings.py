@@ -26,6 +26,15 @@ label = "Reseller"
 
 [portals.event_paths]               # which published custom-events spelling it serves ("" none)
 "2026-09" = "/events/custom/2026-09"
+
+[[portals.required_properties]]     # write validation (2026-09 on): required on the create form
+object_type = "contacts"
+name = "company"
+
+[[portals.required_properties]]     # ... or required when another property has a value
+object_type = "deals"
+name = "closedate"
+when = { property = "dealstage", value = "closedwon" }
 ```
 """
 
@@ -43,6 +52,7 @@ from ..config import SANDBOX_API_KEY, SANDBOX_HUB_ID, SANDBOX_TOKEN
 from ..errors import ConfigError
 from ..hubspot.endpoints import event_spellings
 from ..hubspot.paths import API_VERSIONS
+from . import write_rules
 from .errors import ApiError
 from .limits import Budget
 
@@ -82,6 +92,9 @@ class PortalSettings:
     # which published spelling of each API version's custom-event paths the portal serves ("" for
     # none): the newest by default; HubSpot has published several (hubspot/endpoints.py)
     event_paths: tuple[tuple[str, str], ...] = field(default_factory=lambda: default_event_paths())
+    # write validation (enforced on API version 2026-09's writes, as at HubSpot): properties its
+    # admins require, {object_type, name} on creates, or {object_type, name, when: {property, value}}
+    required_properties: tuple[dict[str, Any], ...] = ()
 
     def serves_events_at(self, version: str, prefix: str) -> bool:
         return dict(self.event_paths).get(version) == prefix
@@ -153,6 +166,7 @@ class _Portal(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     objects: list[_Object] = msgspec.field(default_factory=list)
     association_labels: list[_Label] = msgspec.field(default_factory=list)
     event_paths: dict[str, str] = msgspec.field(default_factory=dict)
+    required_properties: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -184,6 +198,10 @@ def load_portals(path: Path, check: Callable[[PortalSettings], object] | None = 
             event_paths = default_event_paths(**p.event_paths)
         except ValueError as e:
             raise ConfigError(f"{key}.{e}") from None
+        for rule in p.required_properties:
+            problem = write_rules.rule_problem(rule)
+            if problem:
+                raise ConfigError(f"{key}.required_properties: {problem}")
         customs = [("contacts", c) for c in DEFAULT_CUSTOM_PROPERTIES] if p.default_properties else []
         for prop in p.properties:
             customs.append((prop.object_type, _spec(prop)))
@@ -205,6 +223,7 @@ def load_portals(path: Path, check: Callable[[PortalSettings], object] | None = 
                     {"from": a.from_, "to": a.to, "label": a.label} for a in p.association_labels
                 ),
                 event_paths=event_paths,
+                required_properties=tuple(p.required_properties),
             )
         )
         try:
