@@ -145,7 +145,8 @@ def plot(results: list[dict[str, Any]], path: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for r in results:
         t, n = zip(*r["timeline"], strict=True)
-        label = f"{'5% hung calls + ' if r['hangs'] else ''}storm: {r['messages_per_s']} msg/s"
+        label = r.get("label") or f"{'5% hung calls + ' if r['hangs'] else ''}storm"
+        label += f": {r['messages_per_s']} msg/s"
         ax.plot(t, n, label=label)
     ax.set_xlabel("seconds since the first message")
     ax.set_ylabel("messages delivered")

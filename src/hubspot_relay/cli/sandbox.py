@@ -49,7 +49,6 @@ def sandbox(
 
     from ..sandbox import PortalSettings, create_sandbox_app, load_portals
     from ..sandbox.limits import Budget
-    from ..sandbox.settings import default_event_paths
 
     configure_logs("console", log_level)
     try:
@@ -59,16 +58,7 @@ def sandbox(
             validate_hub_id(hub_id, "--hub-id")
             if tier not in ("enterprise", "professional", "starter", "free"):
                 raise ConfigError("--tier: enterprise, professional, starter or free")
-            chosen = {}
-            for item in event_paths or []:
-                version, sep, prefix = item.partition("=")
-                if not sep:
-                    raise ConfigError(f"--event-paths {item}: VERSION=PREFIX, like 2026-09=/events/2026-09")
-                chosen[version.strip()] = prefix.strip()
-            try:
-                served = default_event_paths(**chosen)
-            except ValueError as e:
-                raise ConfigError(f"--{e}") from None
+            served = _served_event_paths(event_paths or [])
             portals = [
                 PortalSettings(
                     hub_id=hub_id,
@@ -109,3 +99,19 @@ def sandbox(
         server_header=False,
         proxy_headers=False,
     )
+
+
+def _served_event_paths(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """`--event-paths VERSION=PREFIX` options as the portal's choice of published spellings."""
+    from ..sandbox.settings import default_event_paths
+
+    chosen = {}
+    for item in items:
+        version, sep, prefix = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--event-paths {item}: VERSION=PREFIX, like 2026-09=/events/2026-09")
+        chosen[version.strip()] = prefix.strip()
+    try:
+        return default_event_paths(**chosen)
+    except ValueError as e:
+        raise ConfigError(f"--{e}") from None

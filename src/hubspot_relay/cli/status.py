@@ -153,19 +153,7 @@ def _print_status(report: dict[str, Any]) -> None:
     )
     problems = list(report.get("problems", []))
     for name, acc in (report.get("accounts") or {}).items():
-        budget = acc.get("budget") or {}
-        state = "[bold yellow]paused[/]" if acc.get("paused") else "delivering"
-        used = budget.get("calls_today")
-        about = [f"hub {acc['hub_id']}", f"API {acc.get('api_version') or 'legacy'}", acc.get("auth", "")]
-        events_at = (acc.get("paths") or {}).get("custom_events")
-        if events_at:
-            about.append(f"custom events at {events_at}")
-        elif acc.get("paths"):
-            about.append("custom events: no published path answered yet")
-        line = f"account {escape(name)} ({escape(', '.join(a for a in about if a))}): {state}"
-        if used is not None:
-            line += f", {used:,} of {budget['per_day']:,} calls today"
-        out.print(line, highlight=False, soft_wrap=True)
+        out.print(_account_line(name, acc), highlight=False, soft_wrap=True)
         problems += [{"account": name, **p} for p in acc.get("problems", [])]
     store = report.get("store") or {}
     if store and not store.get("up", True):
@@ -236,3 +224,19 @@ def replay(
 
     n = asyncio.run(run())
     out.print(f"re-queued {n} dead-lettered message{'s' if n != 1 else ''}", highlight=False)
+
+
+def _account_line(name: str, acc: dict[str, Any]) -> str:
+    """One account: its portal, API version, how it authenticates, where its custom events go."""
+    budget = acc.get("budget") or {}
+    state = "[bold yellow]paused[/]" if acc.get("paused") else "delivering"
+    about = [f"hub {acc['hub_id']}", f"API {acc.get('api_version') or 'legacy'}", acc.get("auth", "")]
+    events_at = (acc.get("paths") or {}).get("custom_events")
+    if events_at:
+        about.append(f"custom events at {events_at}")
+    elif acc.get("paths"):
+        about.append("custom events: no published path answered yet")
+    line = f"account {escape(name)} ({escape(', '.join(a for a in about if a))}): {state}"
+    if budget.get("calls_today") is not None:
+        line += f", {budget['calls_today']:,} of {budget['per_day']:,} calls today"
+    return line

@@ -108,12 +108,6 @@ events.send_batch               POST /events/v3/2026-09/send/batch
 event_definitions.list          GET  /events/v3/2026-09/event-definitions
 event_definitions.create        POST /events/v3/2026-09/event-definitions
 event_definitions.add_property  POST /events/v3/2026-09/event-definitions/{eventName}/property
-@ v3 | Auth/Oauth/Rollouts/155908/v1/oauth.json | hubspot-api-client 12 | -
-oauth.token                     POST /oauth/v1/token
-@ 2026-03 | Auth/Oauth/Rollouts/279897/2026-03/oauth.json | hubspot-sdk 0.1.0a9 | -
-oauth.token                     POST /oauth/2026-03/token
-@ 2026-09 | Auth/Oauth/Rollouts/279897/2026-09/oauth.json | - | -
-oauth.token                     POST /oauth/2026-09/token
 @ legacy | HubSpot's Contact Properties API v1 (legacy) | - | -
 legacy.properties               GET  /properties/v1/contacts/properties
 @ legacy | HubSpot's Contacts API v1 (legacy): batch create or update | - | -

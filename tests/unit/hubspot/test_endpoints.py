@@ -12,7 +12,7 @@ import hubspot
 import hubspot_sdk
 import pytest
 
-from hubspot_relay.hubspot.endpoints import ENDPOINTS, event_spellings, find, spellings
+from hubspot_relay.hubspot.endpoints import ENDPOINTS, event_spellings, find, markdown, spellings
 from hubspot_relay.hubspot.paths import ApiPaths
 from tests.harness import make
 
@@ -67,8 +67,6 @@ def test_custom_events_spellings_newest_first(version: str, spellings_: list[str
             "/crm/v4/associations/contacts/companies/batch/associate/default",
         ),
         ("2026-09", "schemas.list", {}, "/crm-object-schemas/2026-09/schemas"),
-        ("2026-09", "oauth.token", {}, "/oauth/2026-09/token"),
-        ("v3", "oauth.token", {}, "/oauth/v1/token"),
         ("2026-09", "legacy.contacts_batch", {}, "/contacts/v1/contact/batch/"),
     ],
 )
@@ -126,3 +124,8 @@ async def test_delivery_calls_only_published_paths(tmp_path: Path, version: str)
     } <= h.published.operations
     await h.queue.close()
     h.identity.close()
+
+
+def test_the_readme_shows_the_table() -> None:
+    readme = (SRC.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert markdown() in readme
