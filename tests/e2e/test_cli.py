@@ -136,7 +136,8 @@ def test_status_asks_the_running_relay_from_any_folder_with_the_admin_token(
         assert report["from"] == relay.url and report["sources"]["default"]["account"] == "sandbox"
         assert "budget" in report["accounts"]["sandbox"]
         table = status(HUBSPOT_RELAY_ADMIN_TOKEN=token)
-        assert "account sandbox (hub 997086): delivering" in table.stdout, table.stdout
+        assert "account sandbox (hub 997086, API 2026-09, private app token" in table.stdout, table.stdout
+        assert "): delivering" in table.stdout
         refused = status(HUBSPOT_RELAY_ADMIN_TOKEN="wrong")
         assert refused.returncode == 2 and "refused" in refused.stderr and token not in refused.stderr
         nobody = status("--url", "http://127.0.0.1:9")

@@ -128,5 +128,6 @@ async def associations_list(request: Request, portal: PortalState) -> Response:
         for type_id in type_ids:
             _, label, category = portal.types.association_type(ft, tt, type_id)
             kinds.append({"category": category, "typeId": type_id, "label": label})
-        results.append({"toObjectId": to_id, "associationTypes": kinds})
+        # a string, as HubSpot's published schemas (v4 and dated) type it
+        results.append({"toObjectId": str(to_id), "associationTypes": kinds})
     return json_response({"results": results})

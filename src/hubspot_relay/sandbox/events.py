@@ -41,6 +41,8 @@ def routes() -> list[Route]:
             route(events + "/events", events_list, ["GET"]),
             route(events + "/events/", events_list, ["GET"]),
         ]
+    # ... and where HubSpot's 2026-03 files (and hubspot-sdk) read them
+    out.append(route("/events/event-occurrences/2026-03", events_list, ["GET"]))
     return out
 
 

@@ -288,7 +288,7 @@ def test_company_and_association(api: TestClient) -> None:
         "associationTypeId": 279,
     }
     listed = api.get(f"/crm/v4/objects/companies/{company}/associations/contacts", headers=AUTH).json()
-    assert listed["results"][0]["toObjectId"] == int(person)
+    assert listed["results"][0]["toObjectId"] == str(person)
     assert listed["results"][0]["associationTypes"][0]["typeId"] == 280
     missing = api.put(f"/crm/v4/objects/contact/{person}/associations/default/company/999999", headers=AUTH)
     assert missing.status_code == 404
@@ -609,7 +609,7 @@ def test_the_dated_paths_are_the_numbered_ones(api: TestClient, version: str) ->
     )
     assert r.status_code == 200
     listed = api.get(f"/crm/v4/objects/contacts/{contact_id}/associations/companies", headers=AUTH).json()
-    assert [a["toObjectId"] for a in listed["results"]] == [int(company["id"])]
+    assert [a["toObjectId"] for a in listed["results"]] == [company["id"]]
     definition = api.post(
         f"/events/{version}/event-definitions",
         json={"label": "Dated", "name": "dated", "primaryObject": "CONTACT", "propertyDefinitions": []},

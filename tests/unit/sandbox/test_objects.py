@@ -151,7 +151,7 @@ def test_line_items_associate_with_deals_and_pets_with_contacts(api: TestClient)
     listed = api.get(f"/crm/v4/objects/deals/{deal['id']}/associations/line_items", headers=AUTH).json()[
         "results"
     ]
-    assert [x["toObjectId"] for x in listed] == [int(item["id"])]
+    assert [x["toObjectId"] for x in listed] == [item["id"]]
     pet, contact = create(api, "pets", pet_name="Rex"), create(api, "contacts", email="o@x.com")
     r = api.put(
         f"/crm/v4/objects/pets/{pet['id']}/associations/default/contacts/{contact['id']}", headers=AUTH
