@@ -13,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hubspot_sdk import HubSpot as HubSpotSdk
 from segment.analytics import Client
 
+from hubspot_relay.hubspot.endpoints import find
 from tests.helpers import ROOT, RelayProcess, SandboxProcess, free_port, wait_delivered
 
 pytestmark = pytest.mark.e2e
@@ -264,3 +266,38 @@ def test_a_mapping_the_portal_cannot_take_stops_serve_before_it_starts(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "the mappings do not fit the HubSpot portal" in done.stderr and error in done.stderr
     assert "listening on" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_account_on_2026_03_read_back_with_hubspots_own_sdk(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    """identify, group, a mapped track and a custom event from segment-analytics-python on an
+    account on 2026-03, every call on 2026-03's published paths, read back with hubspot-sdk (the
+    client HubSpot generated from its 2026-03 files)."""
+    config = relay_config(tmp_path, sandbox, "2026-03")
+    with RelayProcess(tmp_path / "data", args=("--config", str(config))) as relay:
+        client = Client(WRITE_KEY, host=relay.url, sync_mode=True)
+        client.identify("buyer-2", {"email": "cy@example.com", "firstName": "Cy"})
+        client.group("buyer-2", "globex", {"name": "Globex", "website": "globex.example"})
+        client.track("buyer-2", "Order Completed", {"order_id": "o-200", "revenue": 42, "products": []})
+        client.track("buyer-2", "Pet Adopted", {"pet_id": "pet-3", "name": "Tom", "species": "CAT"})
+        client.flush()
+        assert wait_delivered(relay, 4) == {"delivered": 4, "dead": 0, "other": 0}
+    labels = httpx.get(f"{sandbox.url}/_sandbox/calls").json()["by_endpoint"]
+    assert all(find(*label.split(" ", 1)) is not None and "2026-03" in label for label in labels), labels
+    hs = HubSpotSdk(access_token="sandbox-token", base_url=sandbox.url, max_retries=0)
+    try:
+        contact = hs.crm.objects.contacts.get("cy@example.com", id_property="email", properties=["firstname"])
+        assert contact.properties["firstname"] == "Cy"
+        companies = hs.crm.associations.list("companies", object_type="contacts", object_id=contact.id)
+        (company_link,) = companies.results
+        company = hs.crm.objects.companies.get(company_link.to_object_id, properties=["name", "domain"])
+        assert (company.properties["name"], company.properties["domain"]) == ("Globex", "globex.example")
+        deals = hs.crm.objects.deals.list(properties=["dealname", "amount"]).results
+        assert [(d.properties["dealname"], d.properties["amount"]) for d in deals] == [("Order o-200", "42")]
+        pets = hs.crm.objects.generic_objects.list("p997086_pets", properties=["pet_name", "species"]).results
+        assert [(p.properties["pet_name"], p.properties["species"]) for p in pets] == [("Tom", "cat")]
+        events = hs.events.occurrences.list(object_type="contact", event_type="pe997086_order_completed")
+        assert [e.object_id for e in events.results] == [contact.id]
+    finally:
+        hs.close()
