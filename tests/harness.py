@@ -15,9 +15,11 @@ import orjson
 import pytest
 
 from hubspot_relay.config import SANDBOX_API_KEY, RateLimits, sandbox_account
+from hubspot_relay.credentials import OAuthApp
 from hubspot_relay.delivery.loop import Delivery
 from hubspot_relay.hubspot.client import HubSpotClient
 from hubspot_relay.hubspot.endpoints import find
+from hubspot_relay.hubspot.oauth import FileTokens
 from hubspot_relay.hubspot.ratelimit import AccountLimiter
 from hubspot_relay.options import DeliveryOptions
 from hubspot_relay.queue.protocol import Envelope
@@ -131,6 +133,7 @@ async def make(
     limits: RateLimits | None = None,
     queue_factory: Callable[[Clock], Any] | None = None,
     api_version: str | None = None,
+    oauth: OAuthApp | None = None,
     **options: Any,
 ) -> Harness:
     clock = Clock()
@@ -149,6 +152,8 @@ async def make(
         account = replace(account, limits=limits)
     if api_version is not None:
         account = replace(account, api_version=api_version)
+    if oauth is not None:  # an OAuth app instead of the private app token (its tokens in a file)
+        account = replace(account, access_token=None, oauth=oauth)
     # The harness's clock stands still: a partial batch call would wait for more for ever (the
     # tests of that wait ask for it).
     options.setdefault("batch_wait_ms", 0)
@@ -162,7 +167,8 @@ async def make(
     )
     transport = Swappable(httpx.ASGITransport(app=sandbox))
     published = Published(transport, account.api_version)
-    client = HubSpotClient(account, limiter, transport=published)
+    tokens = FileTokens(tmp_path / "oauth.json") if oauth is not None else None
+    client = HubSpotClient(account, limiter, transport=published, tokens=tokens, wall_clock=clock)
     if queue_factory is not None:
         queue = queue_factory(clock)
     else:

@@ -104,6 +104,7 @@ async def status_report(
             "auth": acc.auth,
             # which published spelling of its version's custom-event paths the portal serves
             "paths": d.client.events.report() if d and acc.api_mode == "v3" else None,
+            "oauth": d.client.oauth.report() if d and d.client.oauth else None,
             "sandbox": acc.sandbox,
             **totals,
             "oldest_queued_age_s": max(ages) if ages else None,

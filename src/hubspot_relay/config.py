@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from .config_schema import DEFAULT_API_BASE, DEFAULT_TRACK_BASE, ApiMode, _Account, _File, _Limits, _Relay
+from .credentials import OAUTH_PER_10S, OAuthApp, oauth_app, oauth_from_env
 from .errors import ConfigError
 from .hubspot.paths import API_VERSIONS, DEFAULT_API_VERSION, is_dated
 from .options import DeliveryOptions, parse_options
@@ -92,6 +93,7 @@ class Account:
     api_version: str = DEFAULT_API_VERSION  # the path family of every v3-mode call (see hubspot/paths.py)
     mappings: tuple[mapping_rules.Mapping, ...] = ()  # Segment calls -> any HubSpot object
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
+    oauth: OAuthApp | None = None  # an OAuth app instead of a private app token
 
     @property
     def version(self) -> str:
@@ -101,6 +103,8 @@ class Account:
     @property
     def auth(self) -> str:
         """How it authenticates, in words (never the credential)."""
+        if self.oauth is not None:
+            return f"OAuth app {self.oauth.client_id}"
         return "API key" if self.api_mode == "legacy" else "private app token"
 
 
@@ -224,10 +228,14 @@ def _validate_url(value: str, key: str) -> str:
     return value.rstrip("/")
 
 
-def _limits(raw: _Limits, mode: ApiMode, key: str, tier: str | None = None, increases: int = 0) -> RateLimits:
+def _limits(
+    raw: _Limits, mode: ApiMode, key: str, tier: str | None = None, increases: int = 0, *, oauth: bool = False
+) -> RateLimits:
     per_10s_default, per_day_default, per_second_default = DEFAULT_LIMITS[mode]
     if tier is not None:
         per_10s_default, per_day_default = TIER_LIMITS[tier]
+    if oauth:  # an OAuth app's budget is per app and portal, whatever the subscription
+        per_10s_default = OAUTH_PER_10S
     if not 0 <= increases <= 100:
         raise ConfigError(f"{key.rsplit('.', 1)[0]}.limit_increases: how many API limit increases, 0 to 100")
     if increases:
@@ -261,9 +269,12 @@ def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
     api_key_raw = _expand_env(raw.api_key, f"{key}.api_key", env)
     token = validate_access_token(token_raw, f"{key}.access_token") if token_raw else None
     api_key = validate_api_key(api_key_raw, f"{key}.api_key") if api_key_raw else None
-    mode: ApiMode = raw.api_mode or ("v3" if token or not api_key else "legacy")
-    if mode == "v3" and token is None:
-        raise ConfigError(f"{key}: api_mode v3 needs access_token (a private app token)")
+    oauth = oauth_app(raw.oauth, f"{key}.oauth", lambda v, k: _expand_env(v, k, env))
+    if oauth is not None and token is not None:
+        raise ConfigError(f"{key}: give access_token (a private app) or [oauth] (an OAuth app), not both")
+    mode: ApiMode = raw.api_mode or ("v3" if token or oauth or not api_key else "legacy")
+    if mode == "v3" and token is None and oauth is None:
+        raise ConfigError(f"{key}: api_mode v3 needs access_token (a private app token) or [oauth]")
     if mode == "legacy" and api_key is None:
         raise ConfigError(f"{key}: api_mode legacy needs api_key")
     return Account(
@@ -275,13 +286,19 @@ def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
         api_base=_validate_url(raw.api_base, f"{key}.api_base"),
         track_base=_validate_url(raw.track_base, f"{key}.track_base"),
         limits=_limits(
-            raw.limits, mode, f"{key}.limits", _tier(raw.tier, f"{key}.tier"), raw.limit_increases
+            raw.limits,
+            mode,
+            f"{key}.limits",
+            _tier(raw.tier, f"{key}.tier"),
+            raw.limit_increases,
+            oauth=oauth is not None,
         ),
         eu=raw.eu,
         options=dict(raw.options),
         delivery=parse_options(dict(raw.options), f"{key}.options"),
         api_version=validate_api_version(raw.api_version, f"{key}.api_version"),
         mappings=_mappings(raw.mappings, f"{key}.mappings", mode),
+        oauth=oauth,
     )
 
 
@@ -398,12 +415,15 @@ def load_env(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     token = env.get("HUBSPOT_ACCESS_TOKEN", "").strip()
     api_key = env.get("HUBSPOT_API_KEY", "").strip()
+    oauth = oauth_from_env(env)
+    if oauth is not None and token:
+        raise ConfigError("HUBSPOT_ACCESS_TOKEN and HUBSPOT_OAUTH_*: a private app or an OAuth app, not both")
     write_key = env.get("HUBSPOT_RELAY_WRITE_KEY", "").strip()
-    if token or api_key:
+    if token or api_key or oauth:
         if "HUBSPOT_HUB_ID" not in env:
             raise ConfigError("HUBSPOT_HUB_ID: needed with HubSpot credentials (like 997086)")
         hub_id = validate_hub_id(env["HUBSPOT_HUB_ID"], "HUBSPOT_HUB_ID")
-        mode: ApiMode = "v3" if token else "legacy"
+        mode: ApiMode = "v3" if token or oauth else "legacy"
         account = Account(
             name="default",
             hub_id=hub_id,
@@ -412,7 +432,14 @@ def load_env(env: Mapping[str, str] | None = None) -> Config:
             api_key=validate_api_key(api_key, "HUBSPOT_API_KEY") if api_key else None,
             api_base=_validate_url(env.get("HUBSPOT_API_BASE", DEFAULT_API_BASE), "HUBSPOT_API_BASE"),
             track_base=_validate_url(env.get("HUBSPOT_TRACK_BASE", DEFAULT_TRACK_BASE), "HUBSPOT_TRACK_BASE"),
-            limits=_limits(_Limits(), mode, "limits", _tier(env.get("HUBSPOT_TIER") or None, "HUBSPOT_TIER")),
+            limits=_limits(
+                _Limits(),
+                mode,
+                "limits",
+                _tier(env.get("HUBSPOT_TIER") or None, "HUBSPOT_TIER"),
+                oauth=oauth is not None,
+            ),
+            oauth=oauth,
             api_version=validate_api_version(
                 env.get("HUBSPOT_API_VERSION") or DEFAULT_API_VERSION, "HUBSPOT_API_VERSION"
             ),

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .credentials import RawOAuth
 from .hubspot.paths import DEFAULT_API_VERSION
 
 ApiMode = Literal["v3", "legacy"]
@@ -35,6 +36,7 @@ class _Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     limits: _Limits = msgspec.field(default_factory=_Limits)
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     mappings: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    oauth: RawOAuth | None = None  # an OAuth app's credentials (credentials.py)
 
 
 class _Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

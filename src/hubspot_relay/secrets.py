@@ -39,7 +39,9 @@ class Secret:
 _SENSITIVE_KEY = re.compile(
     r"(token|secret|password|api_?key|hapikey|authorization|write_?key|cookie)", re.IGNORECASE
 )
-_QUERY_SECRET = re.compile(r"(?i)\b(hapikey|access_token|api_key|token)=([^&\s]+)")
+_QUERY_SECRET = re.compile(
+    r"(?i)\b(hapikey|access_token|refresh_token|client_secret|api_key|token)=([^&\s]+)"
+)
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 
 

@@ -33,6 +33,7 @@ from .console import console_routes
 from .delivery.loop import Delivery
 from .health import StoreHealth
 from .hubspot.client import HubSpotClient
+from .hubspot.oauth import token_store
 from .queue.protocol import Queue, State
 from .segment.device import device_routes
 from .segment.ingest import RelayApp, create_ingest_app
@@ -176,6 +177,8 @@ def build_deliveries(
             backend.limiter(account),
             timeout=account.delivery.request_timeout_s,
             connect_timeout=account.delivery.connect_timeout_s,
+            # an OAuth app's tokens, shared by every process (Redis) or kept in the data folder
+            tokens=token_store(account, config.data_dir, cache) if account.oauth else None,
         )
         deliveries.append(
             Delivery(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,6 +42,17 @@ def sandbox(
             'portal serves (e.g. 2026-09=/events/custom/2026-09; "2026-09=" serves none). Repeatable.',
         ),
     ] = None,
+    oauth_app: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--oauth-app",
+            help="CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN: an OAuth app installed on the portal. Repeatable.",
+        ),
+    ] = None,
+    oauth_token_lifetime: Annotated[
+        float, typer.Option(help="Seconds an OAuth access token lives (HubSpot: 1800).")
+    ] = 1800.0,
+    oauth_rotate: Annotated[bool, typer.Option(help="A new refresh token with each refresh.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Run the local HubSpot sandbox alone: HubSpot's API, limits and errors, offline."""
@@ -67,29 +78,14 @@ def sandbox(
                     tier=tier,
                     budget=Budget(per_10s=limit_10s, per_day=limit_daily, per_second=limit_1s),
                     event_paths=served,
+                    oauth_apps=_oauth_apps(oauth_app or [], oauth_token_lifetime, oauth_rotate),
                 )
             ]
     except ConfigError as e:
         err.print(f"[bold red]configuration error:[/] {e}", highlight=False)
         raise typer.Exit(2) from None
     base = f"http://{host}:{port}"
-    err.print(f"[bold]HubSpot sandbox[/] on {base} (API and tracking host)", highlight=False)
-    for p in portals:
-        limits = f"{p.budget.per_10s}/10s, {p.budget.per_day}/day" + (
-            f", {p.budget.per_second}/s" if p.budget.per_second else ""
-        )
-        err.print(
-            f"  portal {p.hub_id} ({p.tier}): tokens {', '.join(p.access_tokens) or '-'}; "
-            f"api key {p.api_key or '-'}; limits {limits}",
-            highlight=False,
-        )
-        served_at = ", ".join(f"{v} at {prefix or 'none'}" for v, prefix in p.event_paths)
-        err.print(f"    custom events: {served_at}", highlight=False)
-    err.print(
-        f"  inspect: GET {base}/_sandbox/calls, POST {base}/_sandbox/reset, POST {base}/_sandbox/faults",
-        highlight=False,
-    )
-    err.print(f"  state: {state or 'in memory'}", highlight=False)
+    _describe(portals, base, state)
     uvicorn.run(
         create_sandbox_app(portals, state_path=state),
         host=host,
@@ -115,3 +111,50 @@ def _served_event_paths(items: list[str]) -> tuple[tuple[str, str], ...]:
         return default_event_paths(**chosen)
     except ValueError as e:
         raise ConfigError(f"--{e}") from None
+
+
+def _oauth_apps(items: list[str], lifetime: float, rotate: bool) -> tuple[dict[str, object], ...]:
+    apps = []
+    for item in items:
+        parts = item.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise ConfigError("--oauth-app: CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN")
+        if lifetime <= 0:
+            raise ConfigError("--oauth-token-lifetime: seconds, more than 0")
+        client_id, secret, refresh = parts
+        apps.append(
+            {
+                "client_id": client_id,
+                "client_secret": secret,
+                "refresh_tokens": [refresh],
+                "token_lifetime_s": lifetime,
+                "rotate_refresh_tokens": rotate,
+            }
+        )
+    return tuple(apps)
+
+
+def _describe(portals: list[Any], base: str, state: Path | None) -> None:
+    """What the sandbox serves, on stderr as it starts."""
+    err.print(f"[bold]HubSpot sandbox[/] on {base} (API and tracking host)", highlight=False)
+    for p in portals:
+        limits = f"{p.budget.per_10s}/10s, {p.budget.per_day}/day" + (
+            f", {p.budget.per_second}/s" if p.budget.per_second else ""
+        )
+        err.print(
+            f"  portal {p.hub_id} ({p.tier}): tokens {', '.join(p.access_tokens) or '-'}; "
+            f"api key {p.api_key or '-'}; limits {limits}",
+            highlight=False,
+        )
+        served_at = ", ".join(f"{v} at {prefix or 'none'}" for v, prefix in p.event_paths)
+        err.print(f"    custom events: {served_at}", highlight=False)
+        for oauth in p.oauth_apps:
+            err.print(
+                f"    OAuth app {oauth['client_id']}: tokens live {oauth.get('token_lifetime_s', 1800):g} s",
+                highlight=False,
+            )
+    err.print(
+        f"  inspect: GET {base}/_sandbox/calls, POST {base}/_sandbox/reset, POST {base}/_sandbox/faults",
+        highlight=False,
+    )
+    err.print(f"  state: {state or 'in memory'}", highlight=False)

@@ -103,7 +103,10 @@ VERDICTS: dict[Kind, Verdict] = {
     Kind.NOT_FOUND: Verdict(retry=False),
     Kind.PERMANENT: Verdict(retry=False, account=True),
     Kind.UNSERVED: Verdict(retry=True, account=True, patient=True),
+    Kind.CREDENTIALS: Verdict(retry=True, account=True, patient=True),
 }
+# The name an account's problem is shown under, by kind (else HubSpot's status).
+PROBLEMS = {Kind.UNSERVED: "unserved_path", Kind.CREDENTIALS: "oauth"}
 
 
 def verdict(e: HubSpotError) -> Verdict:
@@ -125,7 +128,7 @@ def refuse(
         if e.status == 401:
             reason = f"{reason} (the account's access token or API key is refused: fix it, then replay)"
         if report is not None:
-            report("unserved_path" if e.kind is Kind.UNSERVED else f"http_{e.status}", reason)
+            report(PROBLEMS.get(e.kind, f"http_{e.status}"), reason)
     s.fail(ids, reason, retry_in=0.0 if v.retry else None, patient=v.patient)
     return v
 

@@ -7,6 +7,8 @@ waited out and retried here (it is not the caller's problem); everything else go
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from ..activity import record_call
 from ..config import Account
 from .errors import HubSpotError, Kind, transport_error
 from .event_paths import EventPaths
+from .oauth import OAuthSession, TokenStore
 from .paths import ApiPaths
 from .ratelimit import AccountLimiter
 
@@ -36,6 +39,8 @@ class HubSpotClient:
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
         recorded: bool = True,
+        tokens: TokenStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`transport` is the one place calls leave the process (as in httpx): HubSpot over the
         network by default; tests mount the sandbox in-process, and the preview records."""
@@ -53,6 +58,8 @@ class HubSpotClient:
         token = account.access_token.reveal() if account.access_token else None
         self._headers = {"Content-Type": "application/json", "User-Agent": "hubspot-relay"}
         self._auth_params: dict[str, str] = {}
+        # An OAuth app's tokens change every 30 minutes: asked for on each call (oauth.py).
+        self.oauth = OAuthSession(account, self._http, tokens, wall_clock) if account.oauth else None
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         elif account.api_key:  # the seed's API key, as HubSpot's legacy APIs take it
@@ -75,11 +82,14 @@ class HubSpotClient:
         content = orjson.dumps(body) if body is not None else None
         if self._auth_params and base is None:
             params = {**(params or {}), **self._auth_params}
+        headers, bearer, renewed = await self._auth(), "", False
+        if self.oauth is not None:
+            bearer = headers["Authorization"].removeprefix("Bearer ")
         for _ in range(MAX_429_RETRIES):
             await self.limiter.acquire()
             try:
                 response = await self._http.request(
-                    method, url, content=content, params=params, headers=self._headers
+                    method, url, content=content, params=params, headers=headers
                 )
             except httpx.HTTPError as exc:
                 error = transport_error(exc)
@@ -109,12 +119,22 @@ class HubSpotClient:
                 return orjson.loads(response.content) if response.content and json_body else None
             if response.status_code == 207:
                 return orjson.loads(response.content)
+            if response.status_code == 401 and self.oauth is not None and not renewed:
+                renewed = True  # expired on the way, or revoked: one fresh token, once
+                bearer = await self.oauth.rejected(bearer)
+                headers = {**self._headers, "Authorization": f"Bearer {bearer}"}
+                continue
             error = HubSpotError.from_response(response.status_code, response.content, response.headers)
             if error.kind is Kind.RATE_LIMIT:
                 await self.limiter.after_429(error.policy, error.retry_after)
                 continue  # the limiter waits (or raises DailyLimitReached) on the next acquire
             raise error
         raise HubSpotError(429, {"message": "still rate limited after many waits"}, kind=Kind.RETRYABLE)
+
+    async def _auth(self) -> dict[str, str]:
+        if self.oauth is None:
+            return self._headers
+        return {**self._headers, "Authorization": f"Bearer {await self.oauth.token()}"}
 
     # ---- the calls (every path from `endpoints.py`, through `self.paths`) ------------------
 

@@ -108,6 +108,14 @@ events.send_batch               POST /events/v3/2026-09/send/batch
 event_definitions.list          GET  /events/v3/2026-09/event-definitions
 event_definitions.create        POST /events/v3/2026-09/event-definitions
 event_definitions.add_property  POST /events/v3/2026-09/event-definitions/{eventName}/property
+@ v3 | Auth/Oauth/Rollouts/279897/v3/oauth.json | - | /oauth/v3
+oauth.token                     POST /oauth/v3/token
+@ v3 | Auth/Oauth/Rollouts/155908/v1/oauth.json | hubspot-api-client 12 | /oauth/v1
+oauth.token                     POST /oauth/v1/token
+@ 2026-03 | Auth/Oauth/Rollouts/279897/2026-03/oauth.json | hubspot-sdk 0.1.0a9 | -
+oauth.token                     POST /oauth/2026-03/token
+@ 2026-09 | Auth/Oauth/Rollouts/279897/2026-09/oauth.json | - | -
+oauth.token                     POST /oauth/2026-09/token
 @ legacy | HubSpot's Contact Properties API v1 (legacy) | - | -
 legacy.properties               GET  /properties/v1/contacts/properties
 @ legacy | HubSpot's Contacts API v1 (legacy): batch create or update | - | -
@@ -125,7 +133,7 @@ class Endpoint:
     path: str  # HubSpot's template
     spec: str  # where HubSpot publishes it
     client: str  # the HubSpot-generated client that calls it too ("" for none)
-    spelling: str  # custom events: the published prefix this row belongs to ("" elsewhere)
+    spelling: str  # where a version's path is published several ways: this row's prefix ("" else)
 
     def build(self, **params: str) -> str:
         """The path with its parameters, each one path segment."""
@@ -164,7 +172,6 @@ def _parse(text: str) -> tuple[Endpoint, ...]:
 
 
 ENDPOINTS = _parse(PUBLISHED)
-EVENT_OPERATIONS = frozenset(e.operation for e in ENDPOINTS if e.spelling)
 
 
 def spellings(operation: str, version: str) -> list[Endpoint]:

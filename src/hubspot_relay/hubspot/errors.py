@@ -18,6 +18,9 @@ class Kind(Enum):
     # The portal serves none of the paths HubSpot publishes for an endpoint (or stopped serving
     # the one it did): the account's setting to fix (`api_version`); the messages wait for it.
     UNSERVED = "unserved"
+    # The account's credentials refused where a fix will do (an OAuth app's refresh refused):
+    # the account's problem; the messages wait for the fix.
+    CREDENTIALS = "credentials"
 
 
 class HubSpotError(Exception):

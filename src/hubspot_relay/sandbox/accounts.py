@@ -12,6 +12,7 @@ from starlette.requests import Request
 from . import errors
 from .faults import Faults
 from .limits import TokenLimiter
+from .oauth import OAuthServer
 from .settings import PortalSettings
 from .state import PortalState
 
@@ -28,6 +29,7 @@ class Accounts:
         self.tokens = {t: p.hub_id for p in self.settings for t in p.access_tokens}
         self.api_keys = {p.api_key.lower(): p.hub_id for p in self.settings if p.api_key}
         self.limiters: dict[str, TokenLimiter] = {}
+        self.oauth = OAuthServer(self.settings, self.clock)
         # (time, label, status, hub id, records in a batch call)
         self.calls: list[tuple[float, str, int, str, int]] = []
         self.faults = Faults()
@@ -38,10 +40,17 @@ class Accounts:
         auth = request.headers.get("authorization", "")
         if auth:
             scheme, _, token = auth.partition(" ")
-            hub_id = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+            token = token.strip()
+            hub_id = self.tokens.get(token) if scheme.lower() == "bearer" else None
+            if hub_id is None and scheme.lower() == "bearer":
+                app = self.oauth.authenticate(token)  # an OAuth app's: one budget per app and portal
+                if app is not None:
+                    credential, hub_id, budget = app
+                    self.limiters.setdefault(credential, TokenLimiter(budget))
+                    return credential, self.portals[hub_id]
             if hub_id is None:
                 raise errors.invalid_token()
-            return f"token:{token.strip()}", self.portals[hub_id]
+            return f"token:{token}", self.portals[hub_id]
         key = request.query_params.get("hapikey")
         if key:
             hub_id = self.api_keys.get(key.strip().lower())

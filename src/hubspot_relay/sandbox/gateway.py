@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from starlette.requests import Request
@@ -17,9 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import errors
 from .accounts import Accounts
 from .errors import ApiError
-from .http import error_response
+from .http import error_response, json_response
 from .legacy import TRACKING_PIXEL_PATH
 from .limits import TokenLimiter
+from .oauth import TOKEN_PATHS
 
 log = structlog.get_logger("hubspot_relay.sandbox")
 
@@ -40,6 +42,14 @@ class Gateway:
         rate_headers: dict[str, str] = {}
         hub_id = ""
         try:
+            if path in TOKEN_PATHS and method == "POST":  # OAuth: the client's secret is the credential
+                body = (await Request(scope, receive).body()).decode(errors="replace")
+                grant = accounts.oauth.grant(dict(parse_qsl(body, max_num_fields=20)))
+                response = json_response(grant)
+                accounts.dirty = True
+                accounts.calls.append((accounts.clock(), label(method, path), 200, "", 0))
+                await response(scope, receive, send)
+                return
             if path == TRACKING_PIXEL_PATH:  # the tracking host: a public pixel, no credentials
                 portal = accounts.portals.get(Request(scope).query_params.get("_a", ""))
                 hub_id = portal.hub_id if portal else ""

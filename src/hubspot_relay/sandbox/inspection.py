@@ -27,6 +27,9 @@ class Inspection:
             Route("/_sandbox/faults", self.faults, methods=["GET", "POST"]),
             Route("/_sandbox/portals", self.portals, methods=["GET"]),
             Route("/_sandbox/portals/{hub_id}/legacy-events", self.legacy_events, methods=["GET"]),
+            Route("/_sandbox/oauth", self.oauth, methods=["GET"]),
+            Route("/_sandbox/oauth/revoke", self.oauth_revoke, methods=["POST"]),
+            Route("/_sandbox/oauth/expire", self.oauth_expire, methods=["POST"]),
         ]
 
     async def calls(self, request: Request) -> Response:
@@ -95,3 +98,22 @@ class Inspection:
         if portal is None:
             return json_response({"status": "error", "message": "no such portal"}, 404)
         return json_response({"results": portal.legacy_events})
+
+    async def oauth(self, request: Request) -> Response:
+        """How many refreshes were granted, and how many access tokens are live now."""
+        server, now = self.accounts.oauth, self.accounts.clock()
+        live = sum(1 for _, _, expires_at in server.access_tokens.values() if expires_at > now)
+        summary = {"refreshes": server.refreshes, "live_tokens": live, "revoked": len(server.revoked)}
+        return json_response(summary)
+
+    async def oauth_revoke(self, request: Request) -> Response:
+        """An app uninstalled: `{"refresh_token": ...}` is refused from now on."""
+        body = await request.json()
+        token = str(body.get("refresh_token", "")) if isinstance(body, dict) else ""
+        if not self.accounts.oauth.revoke(token):
+            return json_response({"status": "error", "message": "no such refresh token"}, 404)
+        return json_response({"revoked": True})
+
+    async def oauth_expire(self, request: Request) -> Response:
+        """Every access token issued runs out now."""
+        return json_response({"expired": self.accounts.oauth.expire_all()})

@@ -27,6 +27,13 @@ label = "Reseller"
 [portals.event_paths]               # which published custom-events spelling it serves ("" none)
 "2026-09" = "/events/custom/2026-09"
 
+[[portals.oauth_apps]]              # an OAuth app installed here (tokens from /oauth/.../token)
+client_id = "app-1"
+client_secret = "app-secret"
+refresh_tokens = ["refresh-1"]
+token_lifetime_s = 1800             # HubSpot's 30 minutes; shorter for tests
+rotate_refresh_tokens = false
+
 [[portals.required_properties]]     # write validation (2026-09 on): required on the create form
 object_type = "contacts"
 name = "company"
@@ -95,6 +102,9 @@ class PortalSettings:
     # write validation (enforced on API version 2026-09's writes, as at HubSpot): properties its
     # admins require, {object_type, name} on creates, or {object_type, name, when: {property, value}}
     required_properties: tuple[dict[str, Any], ...] = ()
+    # OAuth apps installed here: {client_id, client_secret, refresh_tokens, token_lifetime_s (1800),
+    # rotate_refresh_tokens (false)}; their access tokens are issued by the token endpoint
+    oauth_apps: tuple[dict[str, Any], ...] = ()
 
     def serves_events_at(self, version: str, prefix: str) -> bool:
         return dict(self.event_paths).get(version) == prefix
@@ -155,6 +165,14 @@ class _Label(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, rename={"
     label: str
 
 
+class _OAuthApp(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    client_id: str
+    client_secret: str
+    refresh_tokens: list[str]
+    token_lifetime_s: float = 1800.0
+    rotate_refresh_tokens: bool = False
+
+
 class _Portal(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     hub_id: int | str
     access_tokens: list[str] = msgspec.field(default_factory=list)
@@ -167,6 +185,7 @@ class _Portal(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     association_labels: list[_Label] = msgspec.field(default_factory=list)
     event_paths: dict[str, str] = msgspec.field(default_factory=dict)
     required_properties: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    oauth_apps: list[_OAuthApp] = msgspec.field(default_factory=list)
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -192,8 +211,8 @@ def load_portals(path: Path, check: Callable[[PortalSettings], object] | None = 
             raise ConfigError(f"{key}.hub_id: a Hub ID is a series of digits, like 997086")
         if p.tier not in TIERS:
             raise ConfigError(f"{key}.tier: one of {', '.join(TIERS)}")
-        if not p.access_tokens and not p.api_key:
-            raise ConfigError(f"{key}: give access_tokens or api_key, or both")
+        if not p.access_tokens and not p.api_key and not p.oauth_apps:
+            raise ConfigError(f"{key}: give access_tokens, api_key or oauth_apps")
         try:
             event_paths = default_event_paths(**p.event_paths)
         except ValueError as e:
@@ -224,6 +243,7 @@ def load_portals(path: Path, check: Callable[[PortalSettings], object] | None = 
                 ),
                 event_paths=event_paths,
                 required_properties=tuple(p.required_properties),
+                oauth_apps=tuple(msgspec.to_builtins(a) for a in p.oauth_apps),
             )
         )
         try:

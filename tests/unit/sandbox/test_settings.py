@@ -60,7 +60,7 @@ def test_portals_file(tmp_path: Path) -> None:
     [
         ('hub_id = "123"', 'hub_id = "12x"', r"portals\[1\].hub_id: a Hub ID is a series of digits"),
         ('tier = "professional"', 'tier = "gold"', r"portals\[1\].tier: one of free"),
-        ('access_tokens = ["t3"]', "", r"portals\[1\]: give access_tokens or api_key"),
+        ('access_tokens = ["t3"]', "", r"portals\[1\]: give access_tokens, api_key or oauth_apps"),
         ('hub_id = "123"', 'hub_id = "997086"', "two portals share a hub_id"),
         ("default_properties = false", "colour = 1", "unknown field `colour`"),
     ],
