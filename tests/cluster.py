@@ -16,6 +16,7 @@ from hubspot_relay.delivery.loop import PAUSE_RECHECK_S
 from tests.helpers import ROOT, RelayProcess, free_port, wait_quiet
 
 WRITE_KEY = "cluster-write-key"
+OAUTH_APP = "app-1:app-secret:refresh-1"  # client id, client secret, refresh token
 
 
 class Cluster:
@@ -29,6 +30,7 @@ class Cluster:
         latency_ms: int = 300,
         deliver: bool = True,
         reserve: float | None = None,
+        oauth_lifetime_s: float | None = None,
     ) -> None:
         self.tmp = tmp
         self.reserve = reserve  # the share of the budget left to other integrations (default 10%)
@@ -37,6 +39,8 @@ class Cluster:
         self.per_10s = per_10s
         self.latency_ms = latency_ms
         self.deliver = deliver
+        # an OAuth app instead of the private app token, its access tokens living this long
+        self.oauth_lifetime_s = oauth_lifetime_s
         self.sandbox_port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.sandbox: subprocess.Popen[bytes] | None = None
@@ -50,6 +54,10 @@ class Cluster:
                 sys.executable, "-m", "hubspot_relay", "sandbox",
                 "--port", str(self.sandbox_port), "--log-level", "warning",
                 "--limit-10s", str(self.per_10s),
+                *(
+                    ("--oauth-app", OAUTH_APP, "--oauth-token-lifetime", str(self.oauth_lifetime_s))
+                    if self.oauth_lifetime_s else ()
+                ),
             ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -78,7 +86,7 @@ class Cluster:
 [[accounts]]
 name = "cluster"
 hub_id = 997086
-access_token = "sandbox-token"
+{self._credentials()}
 api_base = "{self.sandbox_url}"
 tier = "professional"
 {f"limits = {{ reserve = {self.reserve} }}" if self.reserve is not None else ""}
@@ -94,6 +102,13 @@ account = "cluster"
         for i in range(self.count):
             self.relays.append(RelayProcess(self.tmp / f"relay{i}", args=args).start())
         return self
+
+    def _credentials(self) -> str:
+        if not self.oauth_lifetime_s:
+            return 'access_token = "sandbox-token"'
+        client_id, secret, refresh = OAUTH_APP.split(":")
+        table = f'client_id = "{client_id}", client_secret = "{secret}", refresh_token = "{refresh}"'
+        return f"oauth = {{ {table} }}"
 
     def quiet(self) -> Cluster:
         """Once the relays' start-up reads are made (see `wait_quiet`)."""

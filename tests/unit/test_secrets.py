@@ -25,6 +25,10 @@ def test_secret_never_shows() -> None:
         ({"writeKey": "wk", "event": "ok"}, {"writeKey": "********", "event": "ok"}),
         ({"items": [Secret("x"), "Bearer zzz"]}, {"items": ["********", "Bearer ********"]}),
         ({"token": None}, {"token": None}),
+        (  # an OAuth refresh's form body, wherever it would be written
+            {"body": "grant_type=refresh_token&client_id=a&client_secret=s3&refresh_token=r9"},
+            {"body": "grant_type=refresh_token&client_id=a&client_secret=********&refresh_token=********"},
+        ),
     ],
 )
 def test_scrub(value: Any, expected: Any) -> None:

@@ -25,6 +25,13 @@ EVENTS_RECHECK_S = 600.0
 FOLLOWED_WAIT_S = 10.0
 
 
+def refuses_custom_events(e: HubSpotError) -> bool:
+    """HubSpot's 403 for custom events (an Enterprise feature and its scope): the portal's
+    refusal of them all, reported once. Anything else (a token refused or refreshed in vain, a
+    path the portal does not serve, a 5xx) is settled as the verdict table says."""
+    return e.kind is Kind.PERMANENT and e.status == 403
+
+
 class EventSender(Sender):
     def __init__(self, ctx: Context, catalogs: Catalogs) -> None:
         super().__init__(ctx, catalogs)
@@ -204,8 +211,7 @@ class EventSender(Sender):
         try:
             usable = await (definitions if definitions is not None else self.ensure_definitions(events, s))
         except HubSpotError as e:
-            # The token (not custom events) refused, or no published path served: they wait.
-            if e.status == 401 or e.kind is Kind.UNSERVED:
+            if not refuses_custom_events(e):  # the token, a path, the store: not custom events
                 self.failed(e, ids, s)
                 return
             self._refuse_events(e)
@@ -240,8 +246,7 @@ class EventSender(Sender):
             try:
                 await self.client.send_events([p.properties for p in chunk])
             except HubSpotError as e:
-                # the portal refuses custom events (not the token; not a path it stopped serving)
-                if verdict(e).account and e.status != 401 and e.kind is not Kind.UNSERVED:
+                if refuses_custom_events(e):
                     self._refuse_events(e)
                 raise
 

@@ -212,7 +212,7 @@ class Delivery:
             if not self.legacy:
                 await self.events.read_definitions()
         except HubSpotError as e:
-            if verdict(e).account and (e.status == 401 or e.kind is Kind.UNSERVED):
+            if verdict(e).account and (e.status == 401 or e.kind in (Kind.UNSERVED, Kind.CREDENTIALS)):
                 self.ctx.refused(e, [], Settlement())  # reported as the account's problem
             else:
                 log.info(

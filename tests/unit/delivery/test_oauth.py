@@ -113,10 +113,11 @@ async def test_a_revoked_install_is_the_accounts_problem_and_its_messages_wait(t
         await h.drain()
         h.sandbox.accounts.oauth.revoke("refresh-one")  # uninstalled
         h.clock.now += 61
-        await h.send(*identifies(1, 3))
+        tracks = [{"type": "track", "userId": f"u{i}", "event": "Signed Up"} for i in range(3)]
+        await h.send(*identifies(1, 3), *tracks)  # events too: not "custom events refused"
         await h.drain(max_cycles=5, step=600.0)
         counts = (await h.queue.counts())["web"]
-        assert (counts.delivered, counts.dead, counts.retrying) == (3, 0, 3)
+        assert (counts.delivered, counts.dead, counts.retrying) == (3, 0, 6)
         problems = {kind: message for _, kind, message, _ in h.identity.problems()}
         assert list(problems) == ["oauth"]
         assert "BAD_REFRESH_TOKEN" in problems["oauth"] and "install it again" in problems["oauth"]
@@ -125,6 +126,6 @@ async def test_a_revoked_install_is_the_accounts_problem_and_its_messages_wait(t
         h.clock.now += 4000
         await h.drain(step=3601.0)
         counts = (await h.queue.counts())["web"]
-        assert (counts.delivered, counts.dead) == (6, 0)
+        assert (counts.delivered, counts.dead) == (9, 0)
     finally:
         await close(h)
