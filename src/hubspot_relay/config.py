@@ -25,6 +25,7 @@ from .hubspot.paths import API_VERSIONS, DEFAULT_API_VERSION, is_dated
 from .options import DeliveryOptions, parse_options
 from .secrets import Secret
 from .translate import mappings as mapping_rules
+from .translate.consent import parse_categories
 
 DEFAULT_PORT = 8088
 SANDBOX_PORT = 8089
@@ -94,6 +95,7 @@ class Account:
     mappings: tuple[mapping_rules.Mapping, ...] = ()  # Segment calls -> any HubSpot object
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     oauth: OAuthApp | None = None  # an OAuth app instead of a private app token
+    consent_categories: tuple[str, ...] = ()  # the default of its sources
 
     @property
     def version(self) -> str:
@@ -116,6 +118,7 @@ class Source:
     write_key: Secret
     account: str
     enabled: bool = True
+    consent_categories: tuple[str, ...] = ()  # its own, or its account's (translate/consent.py)
 
 
 @dataclass(frozen=True)
@@ -299,6 +302,7 @@ def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
         api_version=validate_api_version(raw.api_version, f"{key}.api_version"),
         mappings=_mappings(raw.mappings, f"{key}.mappings", mode),
         oauth=oauth,
+        consent_categories=parse_categories(raw.consent_categories, f"{key}.consent_categories"),
     )
 
 
@@ -386,9 +390,10 @@ def load_file(path: Path, env: Mapping[str, str] | None = None) -> Config:
             wk = _expand_env(s.write_key, f"sources[{i}].write_key", env) or ""
             if not wk.strip():
                 raise ConfigError(f"sources[{i}].write_key: must not be empty")
-            sources.append(
-                Source(name=s.name, write_key=Secret(wk.strip()), account=s.account, enabled=s.enabled)
-            )
+            own = parse_categories(s.consent_categories, f"sources[{i}].consent_categories")
+            default = next((a.consent_categories for a in accounts if a.name == s.account), ())
+            consent = own if s.consent_categories is not None else default
+            sources.append(Source(s.name, Secret(wk.strip()), s.account, s.enabled, consent))
         if not sources:
             raise ConfigError("sources: at least one [[sources]] entry is needed")
         _check_routes(accounts, tuple(sources))

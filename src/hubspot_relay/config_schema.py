@@ -37,6 +37,7 @@ class _Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     mappings: list[dict[str, Any]] = msgspec.field(default_factory=list)
     oauth: RawOAuth | None = None  # an OAuth app's credentials (credentials.py)
+    consent_categories: list[str] | None = None  # its sources' default (translate/consent.py)
 
 
 class _Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -44,6 +45,7 @@ class _Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     write_key: str
     account: str
     enabled: bool = True
+    consent_categories: list[str] | None = None  # the consent categories HubSpot is mapped to
 
 
 class _Relay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -193,6 +193,7 @@ def build_deliveries(
                 processes=processes,
                 machine_failures=backend.machine_failures,
                 health=health,
+                consent={s.name: s.consent_categories for s in config.sources if s.account == account.name},
             )
         )
     return deliveries

@@ -320,3 +320,35 @@ def test_api_version_from_the_environment(env: dict[str, str], expected: str) ->
     assert load_env(with_token).accounts[0].api_version == expected
     with pytest.raises(ConfigError, match="HUBSPOT_API_VERSION"):
         load_env({**env, "HUBSPOT_API_VERSION": "latest"})
+
+
+def test_consent_categories_per_source_with_the_accounts_default(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text(
+        """
+[[accounts]]
+name = "acme"
+hub_id = 1
+access_token = "pat-1"
+consent_categories = ["Marketing"]
+
+[[sources]]
+name = "web"
+write_key = "wk1"
+account = "acme"
+
+[[sources]]
+name = "server"
+write_key = "wk2"
+account = "acme"
+consent_categories = ["Marketing", "Advertising"]
+
+[[sources]]
+name = "internal"
+write_key = "wk3"
+account = "acme"
+consent_categories = []
+"""
+    )
+    sources = {s.name: s.consent_categories for s in load_file(path, env={}).sources}
+    assert sources == {"web": ("Marketing",), "server": ("Marketing", "Advertising"), "internal": ()}

@@ -73,6 +73,7 @@ class Delivery:
         processes: Callable[[], int] = lambda: 1,
         machine_failures: tuple[type[BaseException], ...] = MACHINE_FAILURES,
         health: StoreHealth | None = None,
+        consent: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.account = account
         self.options = options
@@ -117,6 +118,7 @@ class Delivery:
             disabled=disabled_sources,
             clock=clock,
             mappings=account.mappings,
+            consent=consent,  # source -> the consent categories HubSpot is mapped to
         )
 
     def pause(self, paused: bool) -> None:

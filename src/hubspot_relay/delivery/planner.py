@@ -16,7 +16,7 @@ from ..errors import MappingError
 from ..options import DeliveryOptions
 from ..queue.protocol import Leased
 from ..segment.messages import stamped
-from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, translate
+from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, consent, translate
 from ..translate.mappings import Association, MappedRecord, Mapping, records
 from ..translate.segment import message_ids
 from .identities import Late, Overlay, Snapshot, Update
@@ -131,8 +131,10 @@ class Planner:
         disabled: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
         mappings: Sequence[Mapping] = (),
+        consent: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.mappings = tuple(mappings)
+        self.consent = consent or {}  # source -> the consent categories HubSpot is mapped to
         self.account_name = account_name
         self.options = options
         self.legacy = legacy
@@ -150,6 +152,9 @@ class Planner:
                 continue
             try:
                 msg = stamped(m.body, m.received_at, m.sent_at)
+                if not consent.allowed(msg, self.consent.get(m.source, ())):
+                    s.skip(m.id, consent.REASON)
+                    continue
                 ops = translate(msg, self.options)
                 matching = [mp for mp in self.mappings if mp.matches(msg)]
                 if matching:

@@ -21,6 +21,11 @@ from ..queue.protocol import Leased, Queue
 log = structlog.get_logger("hubspot_relay.deliver")
 
 SETTLED = Counter("hubspot_relay_settled_messages", "Messages settled by delivery", ["account", "outcome"])
+SKIPPED_BECAUSE = Counter(
+    "hubspot_relay_skipped_because",
+    "Messages skipped for a stated reason (end-user consent)",
+    ["account", "reason"],
+)
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Settlement:
     more_waiting: bool = False  # its lease was full: more is queued behind it
     messages: dict[int, Leased] = field(default_factory=dict)  # what the batch carries, by id
     skipped: set[int] = field(default_factory=set)  # nothing for HubSpot (sent by the browser, ...)
+    skip_reasons: dict[int, str] = field(default_factory=dict)  # of those, why when not the usual
     waiting: set[int] = field(default_factory=set)  # traits kept until the user's email is known
     owed: Tally[int] = field(default_factory=Tally)  # calls a message's delivery needs
     paid: Tally[int] = field(default_factory=Tally)  # of those, the ones that went through
@@ -52,6 +58,7 @@ class Settlement:
         self.carried |= other.carried
         self.deferred |= other.deferred
         self.skipped |= other.skipped
+        self.skip_reasons |= other.skip_reasons
         self.waiting |= other.waiting
 
     def outcome(self, mid: int) -> str:
@@ -60,6 +67,11 @@ class Settlement:
         if self.owed[mid] or (mid not in self.waiting and mid not in self.skipped):
             return "delivered"
         return "waiting" if mid in self.waiting else "skipped"
+
+    def skip(self, mid: int, reason: str) -> None:
+        """Nothing for HubSpot, for a reason people should see (end-user consent)."""
+        self.skipped.add(mid)
+        self.skip_reasons[mid] = reason
 
     def owe(self, ids: Sequence[int]) -> None:
         self.owed.update(set(ids))
@@ -189,7 +201,12 @@ async def settle(
     for outcome, ids in by_outcome.items():
         await queue.ack(ids, outcome=outcome)  # type: ignore[arg-type]
         SETTLED.labels(account, outcome).inc(len(ids))
-        _note(by_id, ids, outcome)
+        plain = [i for i in ids if i not in s.skip_reasons]
+        _note(by_id, plain, outcome)
+        for reason in {s.skip_reasons[i] for i in ids if i in s.skip_reasons}:
+            because = [i for i in ids if s.skip_reasons.get(i) == reason]
+            SKIPPED_BECAUSE.labels(account, reason).inc(len(because))
+            _note(by_id, because, outcome, reason)
     SETTLED.labels(account, "delivered").inc(len(s.acked))
     _note(by_id, [i for i in s.acked if i in by_id], "delivered")
     jitter = random.random()
