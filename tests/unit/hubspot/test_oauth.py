@@ -20,6 +20,8 @@ from hubspot_relay.hubspot.oauth import OAuthSession, SharedTokens
 from hubspot_relay.sandbox import PortalSettings, create_sandbox_app
 from hubspot_relay.secrets import Secret
 
+# the refresh-token grant as the relay sends it for APP's install
+FORM = {"grant_type": "refresh_token", "client_id": "app-1", "client_secret": "s3cret"} | {"refresh_token": "r-1"}
 APP = {"client_id": "app-1", "client_secret": "s3cret", "refresh_tokens": ["r-1"], "token_lifetime_s": 60}
 
 
@@ -104,13 +106,7 @@ def test_the_sandbox_grants_at_every_published_token_path(
     sandbox: tuple[TestClient, Clock], path: str
 ) -> None:
     api, clock = sandbox
-    form = {
-        "grant_type": "refresh_token",
-        "client_id": "app-1",
-        "client_secret": "s3cret",
-        "refresh_token": "r-1",
-    }
-    answer = api.post(path, data=form)
+    answer = api.post(path, data=FORM)
     assert answer.status_code == 200
     body = answer.json()
     assert body["expires_in"] == 60 and body["refresh_token"] == "r-1"
@@ -134,13 +130,7 @@ def test_the_sandbox_refuses_a_grant_as_hubspot_does(
     sandbox: tuple[TestClient, Clock], change: dict[str, str], code: str
 ) -> None:
     api, _ = sandbox
-    form = {
-        "grant_type": "refresh_token",
-        "client_id": "app-1",
-        "client_secret": "s3cret",
-        "refresh_token": "r-1",
-    }
-    answer = api.post("/oauth/2026-09/token", data={**form, **change})
+    answer = api.post("/oauth/2026-09/token", data={**FORM, **change})
     assert answer.status_code == 400 and answer.json()["status"] == code
 
 
