@@ -21,7 +21,12 @@ from hubspot_relay.sandbox import PortalSettings, create_sandbox_app
 from hubspot_relay.secrets import Secret
 
 # the refresh-token grant as the relay sends it for APP's install
-FORM = {"grant_type": "refresh_token", "client_id": "app-1", "client_secret": "s3cret"} | {"refresh_token": "r-1"}
+FORM = {
+    "grant_type": "refresh_token",
+    "client_id": "app-1",
+    "client_secret": "s3cret",
+    "refresh_token": "r-1",
+}
 APP = {"client_id": "app-1", "client_secret": "s3cret", "refresh_tokens": ["r-1"], "token_lifetime_s": 60}
 
 
