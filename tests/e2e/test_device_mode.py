@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.conftest import require_tool
-from tests.helpers import ROOT, RelayProcess, free_port
+from tests.helpers import ROOT, RelayProcess, SandboxProcess, free_port
 
 pytestmark = pytest.mark.e2e
 WRITE_KEY = "wk-browser"
@@ -217,3 +217,78 @@ def test_existing_hubspot_snippet_is_reused_with_a_warning(
             browser.close()
     finally:
         server.shutdown()
+
+
+def test_hubspot_js_waits_for_end_user_consent(chromium_path: str, data_dir: Path, tmp_path: Path) -> None:
+    """A source mapped to the Marketing consent category: while the page's events refuse it,
+    hubspot.js is not loaded and _hsq is not touched; the first event that grants it loads
+    hubspot.js, and that event and the next ones reach _hsq. The refused events do not reach
+    HubSpot through the relay either."""
+    from playwright.sync_api import sync_playwright
+
+    sandbox = SandboxProcess()
+    relay = RelayProcess(data_dir, env={"HUBSPOT_RELAY_ANALYTICS_JS_DIR": str(ANALYTICS_JS)})
+    config = tmp_path / "relay.toml"
+    config.write_text(f"""
+[[accounts]]
+name = "shop"
+hub_id = 997086
+access_token = "sandbox-token"
+api_base = "{sandbox.url}"
+options = {{ browser_script_url = "http://127.0.0.1:{relay.port}/demo/hubspot-standin.js" }}
+
+[[sources]]
+name = "web"
+write_key = "{WRITE_KEY}"
+account = "shop"
+consent_categories = ["Marketing"]
+""")
+    relay.args = ("--config", str(config))
+    root = tmp_path / "site3"
+    root.mkdir()
+    no_first_page = (PAGE % {"write_key": WRITE_KEY, "relay": relay.url}).replace("a.page()\n", "")
+    (root / "index.html").write_text(no_first_page)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None  # type: ignore[assignment,method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    refused = "{context: {consent: {categoryPreferences: {Marketing: false, Analytics: true}}}}"
+    granted = "{context: {consent: {categoryPreferences: {Marketing: true}}}}"
+    loaders = "document.querySelectorAll('script[src*=\"hubspot-standin\"]').length"
+    try:
+        with relay, sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=chromium_path,
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+            page.wait_for_function(
+                "window.analytics && window.analytics.initialized === true", timeout=20_000
+            )
+            page.evaluate(f"analytics.track('Viewed Plans', {{}}, {refused})")
+            page.evaluate(f"analytics.identify('u-1', {{email: 'ann@x.com'}}, {refused})")
+            time.sleep(1.0)
+            assert page.evaluate(loaders) == 0 and page.evaluate("typeof window._hsq") == "undefined"
+            page.evaluate(f"analytics.track('Chose Plan', {{plan: 'pro'}}, {granted})")
+            log = wait_for(page, 2)
+            assert page.evaluate(loaders) == 1
+            # hubspot.js, loaded now, counts the page it loads on and runs what was queued for it
+            assert [c[0] for c in log].count("(automatic page view)") == 1
+            assert [
+                "trackCustomBehavioralEvent",
+                {"name": "pe997086_chose_plan", "properties": {"plan": "pro"}},
+            ] in log
+            assert len(log) == 2  # nothing of the refused identify and track
+            browser.close()
+            deadline = time.monotonic() + 15
+            while len(stored(relay)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert sorted(m["event"] for m in stored(relay) if m["type"] == "track") == [
+                "Chose Plan",
+                "Viewed Plans",
+            ]
+    finally:
+        server.shutdown()
+        sandbox.stop()

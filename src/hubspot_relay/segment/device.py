@@ -98,6 +98,7 @@ def cdn_settings(
     remote_plugins = []
     if source.enabled:
         settings = plugin_settings(account, script_url)
+        settings["consentCategories"] = list(source.consent_categories)
         integrations["HubSpot"] = {"bundlingStatus": "bundled", "hubId": account.hub_id}
         remote_plugins.append(
             {

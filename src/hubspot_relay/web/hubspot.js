@@ -93,6 +93,11 @@
     var legacy = settings.apiMode === 'legacy'
     var loaded = false
     var pagesSeen = 0
+    // End-user consent (Segment's rules, as the relay applies them): with categories, hubspot.js is
+    // not loaded, and _hsq not touched, until an event's consent grants every one of them.
+    var categories = settings.consentCategories || []
+    var started = false
+    var deferred = categories.length > 0
 
     function hsq() {
       window._hsq = window._hsq || []
@@ -123,6 +128,39 @@
       })
     }
 
+    function consentAllows(ctx) {
+      if (!categories.length) return true
+      var consent = ((ctx.event || {}).context || {}).consent
+      if (!consent || typeof consent !== 'object' || !('categoryPreferences' in consent)) return true
+      var prefs = consent.categoryPreferences
+      if (!prefs || typeof prefs !== 'object' || Array.isArray(prefs)) return false
+      return categories.every(function (c) { return prefs[c] === true })
+    }
+
+    function start() {
+      if (started) return Promise.resolve()
+      started = true
+      hsq()
+      if (existingSnippet()) {
+        if (!warned) {
+          warned = true
+          console.warn('[hubspot-relay] HubSpot\'s own snippet is on this page: remove it, the HubSpot ' +
+            'integration loads hubspot.js itself. Using the one already loaded.')
+        }
+        return Promise.resolve()
+      }
+      var loads = [loadScript(scriptUrl(), 'hs-script-loader')]
+      if (settings.loadFormsSdk) loads.push(loadScript('https://js.hsforms.net/forms/v2.js'))
+      return Promise.all(loads)
+    }
+
+    // Whether this call may go to HubSpot: consent granted (hubspot.js then loads, if not yet).
+    function admit(ctx) {
+      if (!consentAllows(ctx)) return false
+      if (!started) start().catch(function (e) { console.warn('[hubspot-relay] ' + e.message) })
+      return true
+    }
+
     function identifyPayload(ctx) {
       var traits = ctx.event.traits || {}
       var email = isEmail(traits.email) ? traits.email.trim() : isEmail(ctx.event.userId) ? ctx.event.userId.trim() : null
@@ -138,23 +176,18 @@
       version: '1.0.0',
       isLoaded: function () { return loaded },
       load: function () {
-        hsq()
-        if (existingSnippet()) {
-          if (!warned) {
-            warned = true
-            console.warn('[hubspot-relay] HubSpot\'s own snippet is on this page: remove it, the HubSpot ' +
-              'integration loads hubspot.js itself. Using the one already loaded.')
-          }
+        if (deferred) { // hubspot.js waits for the first event the user's consent allows
           loaded = true
           return Promise.resolve()
         }
-        var loads = [loadScript(scriptUrl(), 'hs-script-loader')]
-        if (settings.loadFormsSdk) loads.push(loadScript('https://js.hsforms.net/forms/v2.js'))
-        return Promise.all(loads).then(function () { loaded = true })
+        return start().then(function () { loaded = true })
       },
       page: function (ctx) {
+        var first = !started
+        if (!admit(ctx)) return ctx
         pagesSeen++
-        if (pagesSeen === 1) return ctx // hubspot.js recorded this page view when it loaded
+        // hubspot.js records the page it loads on: the first page, or the one consent arrived on
+        if (deferred ? first : pagesSeen === 1) return ctx
         var props = ctx.event.properties || {}
         var path = props.path || window.location.pathname
         if (props.search) path += props.search
@@ -163,6 +196,7 @@
         return ctx
       },
       identify: function (ctx) {
+        if (!admit(ctx)) return ctx
         var traits = identifyPayload(ctx)
         if (!traits) return ctx // HubSpot needs an email (the seed)
         hsq().push(['identify', traits])
@@ -170,6 +204,7 @@
         return ctx
       },
       track: function (ctx) {
+        if (!admit(ctx)) return ctx
         var props = ctx.event.properties || {}
         if (isEmail(props.email)) hsq().push(['identify', { email: props.email.trim() }])
         if (legacy) {

@@ -36,7 +36,14 @@ def test_cdn_settings_point_the_client_at_the_relay_and_list_the_plugin() -> Non
         "flushIdentifyImmediately": True,
         "eventNames": {"Bought Item": "pe1_buy"},
         "scriptUrl": None,
+        "consentCategories": [],
     }
+
+
+def test_the_plugin_gets_the_sources_consent_categories() -> None:
+    source = Source("web", Secret("wk"), "sandbox", consent_categories=("Marketing",))
+    (plugin,) = cdn_settings(source, ACCOUNT, "https", "h", script_url=None)["remotePlugins"]
+    assert plugin["settings"]["consentCategories"] == ["Marketing"]
 
 
 def test_hubspot_off_for_a_source_removes_the_plugin() -> None:
