@@ -22,6 +22,7 @@ from hubspot.crm.contacts import (
     SimplePublicObjectInputForCreate,
 )
 from hubspot.crm.contacts.exceptions import ApiException
+from hubspot.crm.lists import ListCreateRequest, MembershipChangeRequest
 from hubspot.crm.properties import PropertyCreate
 from hubspot.events.send import (
     BatchedBehavioralEventHttpCompletionRequest,
@@ -287,3 +288,24 @@ label = "Reseller"
         )
     finally:
         sandbox.stop()
+
+
+def test_lists_and_memberships(hs: HubSpot) -> None:
+    ids = sorted(
+        hs.crm.contacts.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"email": f"l{i}@x.com"})
+        ).id
+        for i in range(2)
+    )
+    made = hs.crm.lists.lists_api.create(
+        ListCreateRequest(name="Churn Risk", object_type_id="0-1", processing_type="MANUAL")
+    )
+    assert made.list.processing_type == "MANUAL"
+    found = hs.crm.lists.lists_api.get_by_name("churn risk", "0-1")
+    assert found.list.list_id == made.list.list_id
+    changed = hs.crm.lists.memberships_api.add_and_remove(
+        made.list.list_id, MembershipChangeRequest(record_ids_to_add=ids, record_ids_to_remove=[])
+    )
+    assert sorted(changed.records_ids_added) == ids
+    page = hs.crm.lists.memberships_api.get_page(made.list.list_id)
+    assert sorted(m.record_id for m in page.results) == ids

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import associations, crm, events, legacy, properties, schemas
+from . import associations, crm, events, legacy, lists, properties, schemas
 from .accounts import Accounts
 from .errors import ApiError
 from .faults import Faults
@@ -55,6 +55,7 @@ class Sandbox:
                 *properties.routes(),
                 *associations.routes(),
                 *schemas.routes(),
+                *lists.routes(),
                 *events.routes(),
                 *legacy.routes(),
             ],

@@ -13,6 +13,7 @@ from typing import Any
 from ..hubspot.lifecycle import is_backwards
 from . import errors
 from .catalog import Catalog, Property, custom_property, record_properties
+from .list_state import PortalLists
 from .objects import ObjectType, Registry
 from .settings import PortalSettings
 
@@ -97,6 +98,7 @@ class PortalState:
     events: list[dict[str, Any]] = field(default_factory=list)
     event_uuids: set[tuple[str, str]] = field(default_factory=set)
     legacy_events: list[dict[str, Any]] = field(default_factory=list)
+    lists: PortalLists = field(default_factory=PortalLists)  # lists and their members
     duplicates_dropped: int = 0
     # unique property values -> record id, per (object type, property): lookups by email are O(1)
     index: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
@@ -436,6 +438,7 @@ class PortalState:
             "definitions": self.definitions,
             "events": self.events,
             "legacy_events": self.legacy_events,
+            "lists": self.lists.snapshot(),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -459,6 +462,8 @@ class PortalState:
         self.events = data["events"]
         self.event_uuids = {(e["eventType"], e["id"]) for e in self.events}
         self.legacy_events = data.get("legacy_events", [])
+        self.lists = PortalLists()
+        self.lists.restore(data.get("lists", {}))
 
 
 def _norm(name: str, value: str) -> str:
