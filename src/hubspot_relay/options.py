@@ -19,6 +19,7 @@ class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     # a unique contact property keyed by userId (created on first use): a user who changes email
     # updates the same contact; messages without a userId are keyed by email as before
     user_id_property: str | None = None
+    list_names: dict[str, str] = msgspec.field(default_factory=dict)  # audience key -> HubSpot list
     # device mode (the browser plugin's settings)
     load_forms_sdk: bool = False
     flush_identify_immediately: bool = False

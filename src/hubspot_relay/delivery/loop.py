@@ -34,6 +34,7 @@ from .context import Context
 from .events import EventSender
 from .gate import CallGate
 from .identities import replay
+from .lists import ListSender
 from .objects import ObjectSender
 from .planner import Plan, Planner
 from .sending import Straggler, finish
@@ -111,6 +112,7 @@ class Delivery:
         self.companies = CompanySender(self.ctx, self.catalogs)
         self.events = EventSender(self.ctx, self.catalogs)
         self.objects = ObjectSender(self.ctx, self.catalogs)
+        self.lists = ListSender(self.ctx, self.catalogs)
         self.planner = Planner(
             account.name,
             options,
@@ -472,6 +474,9 @@ class Delivery:
             s.owe(record.ids)  # its upsert
             if record.associate:
                 s.owe(record.ids)  # and its associations, paid once they are all made
+        for members in plan.memberships.values():
+            for p in members.values():
+                s.owe(p.ids)
         # Event definitions are made ready while the contacts go (a round trip each, at HubSpot's
         # latency); the events themselves wait for their contacts.
         definitions = None
@@ -481,13 +486,15 @@ class Delivery:
         try:
             if contacts:
                 stragglers = await self.contacts.send_contacts(list(contacts.values()), s)
-            if stragglers and (companies or objects):  # those are associated with the contacts
+            if stragglers and (companies or objects or plan.memberships):  # they need the contacts
                 await self.linger(stragglers)
                 stragglers = []
             if companies:
                 await self.companies.send_companies(list(companies.values()), s)
             if objects:  # after contacts and companies: the records are associated with them
                 await self.objects.send_objects(list(objects.values()), s)
+            if plan.memberships:  # audiences: the contacts' ids into their lists
+                await self.lists.send_memberships(plan.memberships, s)
             # Upserts done: later batches may write these contacts, and send their events, already
             # (what this batch handed back is in the queue again, ahead of them). The contacts of
             # a hung call stay held, and their events wait for it: nothing else does.

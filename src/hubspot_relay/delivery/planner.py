@@ -16,7 +16,7 @@ from ..errors import MappingError
 from ..options import DeliveryOptions
 from ..queue.protocol import Leased
 from ..segment.messages import stamped
-from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Skip, consent, translate
+from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Membership, Skip, consent, translate
 from ..translate.mappings import Association, MappedRecord, Mapping, records
 from ..translate.segment import message_ids
 from .identities import Late, Overlay, Snapshot, Update
@@ -84,10 +84,19 @@ class Plan:
     writes: set[str] = field(default_factory=set)  # contacts and companies the calls write
     verdicts: Settlement = field(default_factory=Settlement)  # skipped, waiting, failed, handed back
     identity: list[Update] = field(default_factory=list)  # ties and kept traits, for the map
+    # audience -> lowercased email -> the contact's membership (`extra["member"]`: the latest wins)
+    memberships: dict[str, dict[str, Pending]] = field(default_factory=dict)
 
     @property
     def calls(self) -> bool:
-        return bool(self.contacts or self.events or self.objects)
+        return bool(self.contacts or self.events or self.objects or self.memberships)
+
+    def join(self, audience: str, email: str, member: bool, mid: int) -> None:
+        """The contact in or out of the audience's list (the contact upserted first, for its id)."""
+        self.upsert(email, {}, mid)
+        pending = self.memberships.setdefault(audience, {}).setdefault(email.lower(), Pending(email, {}))
+        pending.extra["member"] = member
+        pending.ids.append(mid)
 
     def upsert(self, email: str, props: dict[str, Any], mid: int, user_id: str | None = None) -> None:
         """`props` into the contact's one upsert (later messages' values win)."""
@@ -114,7 +123,7 @@ class Plan:
 def _ids_of(op: Any) -> tuple[str, ...]:
     if isinstance(op, Link):
         return tuple(op.ids)
-    if isinstance(op, ContactUpdate | Event):
+    if isinstance(op, ContactUpdate | Event | Membership):
         return tuple(op.ref.ids)
     if isinstance(op, CompanyUpdate):
         return tuple(op.member.ids)
@@ -271,6 +280,16 @@ class Planner:
                     "no email is known for this user: send an identify with an email "
                     "(or properties.email) and replay",
                 )
+        elif isinstance(op, Membership):
+            email = op.ref.email or identities.email_for(m.source, op.ref.ids)
+            if email:
+                plan.join(op.audience, email, op.member, m.id)
+            else:
+                s.fail(
+                    [m.id],
+                    "no email is known for this user: an audience's membership needs the contact "
+                    "(send an identify with an email) and replay",
+                )
         elif isinstance(op, Skip):
             s.skipped.add(m.id)
 
@@ -373,7 +392,7 @@ class Planner:
                 email = op.email or identities.email_for(source, op.ids)
                 if email:
                     writes.add(email.lower())
-            elif isinstance(op, ContactUpdate):
+            elif isinstance(op, ContactUpdate | Membership):
                 email = op.ref.email or identities.email_for(source, op.ref.ids)
                 if email:
                     writes.add(email.lower())

@@ -116,9 +116,10 @@ VERDICTS: dict[Kind, Verdict] = {
     Kind.PERMANENT: Verdict(retry=False, account=True),
     Kind.UNSERVED: Verdict(retry=True, account=True, patient=True),
     Kind.CREDENTIALS: Verdict(retry=True, account=True, patient=True),
+    Kind.SETUP: Verdict(retry=True, account=True, patient=True),
 }
 # The name an account's problem is shown under, by kind (else HubSpot's status).
-PROBLEMS = {Kind.UNSERVED: "unserved_path", Kind.CREDENTIALS: "oauth"}
+PROBLEMS = {Kind.UNSERVED: "unserved_path", Kind.CREDENTIALS: "oauth", Kind.SETUP: "portal_setup"}
 
 
 def verdict(e: HubSpotError) -> Verdict:

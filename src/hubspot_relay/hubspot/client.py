@@ -208,6 +208,25 @@ class HubSpotClient:
                 raise  # (a 404 there is the definition's: created meanwhile elsewhere, or removed)
             raise self.events.lost(path, e) from None
 
+    async def list_by_name(self, object_type_id: str, name: str) -> dict[str, Any] | None:
+        """The list named `name` (HubSpot finds it whatever its case), None when there is none."""
+        path = self.paths.path("lists.by_name", objectTypeId=object_type_id, listName=name)
+        try:
+            return dict((await self.request("GET", path))["list"])
+        except HubSpotError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def create_list(self, name: str, object_type_id: str) -> dict[str, Any]:
+        body = {"name": name, "objectTypeId": object_type_id, "processingType": "MANUAL"}
+        return dict((await self.request("POST", self.paths.path("lists.create"), body))["list"])
+
+    async def change_memberships(self, list_id: str, add: list[str], remove: list[str]) -> dict[str, Any]:
+        path = self.paths.path("lists.add_and_remove", listId=list_id)
+        body = {"recordIdsToAdd": add, "recordIdsToRemove": remove}
+        return dict(await self.request("PUT", path, body) or {})
+
     # ---- Segment's HubSpot integration's dialect (API key) ------------------------------------
 
     async def legacy_properties(self) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 # A block: `@ version | spec file | the generated client that confirms it | spelling`, then its
 # rows: operation, method, path ({objectType}, {fromObjectType}, {toObjectType}, {eventName}).
@@ -108,6 +109,18 @@ events.send_batch               POST /events/v3/2026-09/send/batch
 event_definitions.list          GET  /events/v3/2026-09/event-definitions
 event_definitions.create        POST /events/v3/2026-09/event-definitions
 event_definitions.add_property  POST /events/v3/2026-09/event-definitions/{eventName}/property
+@ v3 | CRM/Lists/Rollouts/144891/v3/lists.json | hubspot-api-client 12 | -
+lists.create                    POST /crm/v3/lists/
+lists.by_name                   GET  /crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}
+lists.add_and_remove            PUT  /crm/v3/lists/{listId}/memberships/add-and-remove
+@ 2026-03 | CRM/Lists/Rollouts/144891/2026-03/lists.json | hubspot-sdk 0.1.0a9 | -
+lists.create                    POST /crm/lists/2026-03
+lists.by_name                   GET  /crm/lists/2026-03/object-type-id/{objectTypeId}/name/{listName}
+lists.add_and_remove            PUT  /crm/lists/2026-03/{listId}/memberships/add-and-remove
+@ 2026-09 | CRM/Lists/Rollouts/144891/2026-09/lists.json | - | -
+lists.create                    POST /crm/lists/2026-09
+lists.by_name                   GET  /crm/lists/2026-09/object-type-id/{objectTypeId}/name/{listName}
+lists.add_and_remove            PUT  /crm/lists/2026-09/{listId}/memberships/add-and-remove
 @ v3 | Auth/Oauth/Rollouts/279897/v3/oauth.json | - | /oauth/v3
 oauth.token                     POST /oauth/v3/token
 @ v3 | Auth/Oauth/Rollouts/155908/v1/oauth.json | hubspot-api-client 12 | /oauth/v1
@@ -153,9 +166,10 @@ _PARAM = re.compile(r"\{(\w+)\}")
 
 
 def _segment(value: str) -> str:
-    if not value or "/" in value or value in (".", ".."):
+    """A parameter as one path segment (a list's name may hold anything: it is escaped)."""
+    if not value or value in (".", ".."):
         raise ValueError(f"not a path segment: {value!r}")
-    return value
+    return quote(value, safe="")
 
 
 def _parse(text: str) -> tuple[Endpoint, ...]:

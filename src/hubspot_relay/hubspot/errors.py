@@ -21,6 +21,9 @@ class Kind(Enum):
     # The account's credentials refused where a fix will do (an OAuth app's refresh refused):
     # the account's problem; the messages wait for the fix.
     CREDENTIALS = "credentials"
+    # Something in the portal only its admins can change (a list that is not MANUAL): the
+    # account's problem; the messages wait for the fix.
+    SETUP = "setup"
 
 
 class HubSpotError(Exception):

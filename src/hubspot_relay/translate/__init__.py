@@ -1,6 +1,6 @@
 """Segment messages -> HubSpot operations (pure functions, tested as tables)."""
 
-from .operations import CompanyUpdate, ContactRef, ContactUpdate, Event, Link, Operation, Skip
+from .operations import CompanyUpdate, ContactRef, ContactUpdate, Event, Link, Membership, Operation, Skip
 from .segment import event_uuid, translate
 from .values import PropertyInfo, prepare
 
@@ -10,6 +10,7 @@ __all__ = [
     "ContactUpdate",
     "Event",
     "Link",
+    "Membership",
     "Operation",
     "PropertyInfo",
     "Skip",

@@ -54,10 +54,19 @@ class CompanyUpdate:
 
 
 @dataclass(frozen=True)
+class Membership:
+    """The contact in (or out of) a HubSpot list: an audience's identify or track."""
+
+    ref: ContactRef
+    audience: str
+    member: bool
+
+
+@dataclass(frozen=True)
 class Skip:
     """Nothing to do for this message, and why."""
 
     reason: str
 
 
-Operation = ContactUpdate | Link | Event | CompanyUpdate | Skip
+Operation = ContactUpdate | Link | Event | CompanyUpdate | Membership | Skip

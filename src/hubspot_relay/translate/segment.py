@@ -17,8 +17,9 @@ from urllib.parse import urlparse
 import orjson
 
 from ..options import DeliveryOptions
+from .audiences import membership
 from .names import ADDRESS, event_name, event_property_key, is_email, property_key
-from .operations import CompanyUpdate, ContactRef, ContactUpdate, Event, Link, Operation, Skip
+from .operations import CompanyUpdate, ContactRef, ContactUpdate, Event, Link, Membership, Operation, Skip
 
 EVENT_UUID_NAMESPACE = uuid.UUID("6f1c6b8e-5d0a-4a43-9a35-0c6f4d4f2b11")
 MAX_EVENT_PROPERTIES = 50
@@ -153,8 +154,17 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
     mtype = msg.get("type")
     context = msg.get("context") or {}
     ctx_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+    joined = membership(msg)
     if mtype == "identify":
-        return _identify(msg, ctx_traits, options)
+        ops = _identify(msg, ctx_traits, options)
+        if joined is not None:
+            email = next((op.ref.email for op in ops if isinstance(op, ContactUpdate)), None)
+            ops.append(Membership(ContactRef(email, message_ids(msg), _user_id(msg)), *joined))
+        return ops
+    if mtype == "track" and joined is not None:  # a membership, not a custom event
+        ops = _activity(msg, "track", context, ctx_traits, options)
+        (event,) = [op for op in ops if isinstance(op, Event)]
+        return [*(op for op in ops if op is not event), Membership(event.ref, *joined)]
     if mtype == "alias":
         ids = tuple(str(msg[k]) for k in ("userId", "previousId") if msg.get(k) not in (None, ""))
         return [Link(ids, email_of({}, msg.get("userId")))]

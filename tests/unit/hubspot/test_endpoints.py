@@ -75,10 +75,15 @@ def test_paths_come_from_the_table(version: str, operation: str, params: dict[st
     assert find(spellings(operation, version)[0].method, path) == spellings(operation, version)[0]
 
 
-@pytest.mark.parametrize("value", ["", "a/b", "..", "."])
+@pytest.mark.parametrize("value", ["", "..", "."])
 def test_a_parameter_is_one_path_segment(value: str) -> None:
     with pytest.raises(ValueError, match="not a path segment"):
         ApiPaths("v3").path("objects.search", objectType=value)
+
+
+def test_a_lists_name_is_escaped_into_one_segment() -> None:
+    path = ApiPaths("2026-09").path("lists.by_name", objectTypeId="0-1", listName="Trial / EU users?")
+    assert path == "/crm/lists/2026-09/object-type-id/0-1/name/Trial%20%2F%20EU%20users%3F"
 
 
 def test_a_version_without_the_operation_is_refused() -> None:

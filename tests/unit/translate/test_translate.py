@@ -13,6 +13,7 @@ from hubspot_relay.translate import (
     ContactUpdate,
     Event,
     Link,
+    Membership,
     Skip,
     event_uuid,
     translate,
@@ -287,3 +288,46 @@ def test_skips(extra: dict[str, Any], reason: str) -> None:
 def test_all_false_but_hubspot_true_is_delivered() -> None:
     ops = translate(msg("track", userId="u", event="E", integrations={"All": False, "HubSpot": True}), OPTS)
     assert isinstance(ops[-1], Event)
+
+
+PERSONAS = {"computation_class": "audience", "computation_key": "trial_users"}
+
+
+@pytest.mark.parametrize(
+    ("msg", "expected"),
+    [
+        (  # an identify's audience trait
+            {"type": "identify", "userId": "u1", "traits": {"email": "a@x.com", "trial_users": True}},
+            ("trial_users", True),
+        ),
+        ({"type": "identify", "userId": "u1", "traits": {"trial_users": False}}, ("trial_users", False)),
+        ({"type": "identify", "userId": "u1", "traits": {"trial_users": "yes"}}, None),  # not a boolean
+        (  # the tracks, audience_key in the properties
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "Audience Entered",
+                "properties": {"audience_key": "vip"},
+            },
+            ("vip", True),
+        ),
+        (
+            {"type": "track", "userId": "u1", "event": "Audience Exited", "properties": {}},
+            ("trial_users", False),
+        ),
+        ({"type": "track", "userId": "u1", "event": "Signed Up", "properties": {}}, None),
+    ],
+)
+def test_audience_memberships(msg: dict[str, Any], expected: tuple[str, bool] | None) -> None:
+    ops = translate({**msg, "context": {"personas": PERSONAS}}, DeliveryOptions())
+    joined = [(op.audience, op.member) for op in ops if isinstance(op, Membership)]
+    assert joined == ([expected] if expected else [])
+    if msg["type"] == "track" and expected:
+        assert not [op for op in ops if isinstance(op, Event)]  # a membership, not a custom event
+
+
+def test_without_personas_an_audience_trait_is_only_a_trait() -> None:
+    msg = {"type": "identify", "userId": "u1", "traits": {"email": "a@x.com", "trial_users": True}}
+    assert not [op for op in translate(msg, DeliveryOptions()) if isinstance(op, Membership)]
+    journey = {**msg, "context": {"personas": {**PERSONAS, "computation_class": "journey_step"}}}
+    assert not [op for op in translate(journey, DeliveryOptions()) if isinstance(op, Membership)]
