@@ -298,7 +298,7 @@ def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
         ),
         eu=raw.eu,
         options=dict(raw.options),
-        delivery=parse_options(dict(raw.options), f"{key}.options"),
+        delivery=parse_options({**raw.options, "subscriptions": raw.subscriptions or {}}, f"{key}.options"),
         api_version=validate_api_version(raw.api_version, f"{key}.api_version"),
         mappings=_mappings(raw.mappings, f"{key}.mappings", mode),
         oauth=oauth,

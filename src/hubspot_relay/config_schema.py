@@ -38,6 +38,7 @@ class _Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mappings: list[dict[str, Any]] = msgspec.field(default_factory=list)
     oauth: RawOAuth | None = None  # an OAuth app's credentials (credentials.py)
     consent_categories: list[str] | None = None  # its sources' default (translate/consent.py)
+    subscriptions: dict[str, Any] | None = None  # options.Subscriptions
 
 
 class _Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -8,6 +8,27 @@ import msgspec
 
 from .errors import ConfigError
 
+LEGAL_BASES = (
+    "CONSENT_WITH_NOTICE",
+    "LEGITIMATE_INTEREST_CLIENT",
+    "LEGITIMATE_INTEREST_OTHER",
+    "LEGITIMATE_INTEREST_PQL",
+    "NON_GDPR",
+    "PERFORMANCE_OF_CONTRACT",
+    "PROCESS_AND_STORE",
+)
+
+
+class Subscriptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """`[accounts.subscriptions]`: which calls change a contact's email subscription status."""
+
+    unsubscribe_events: list[str] = msgspec.field(default_factory=list)  # tracks that unsubscribe
+    subscribe_events: list[str] = msgspec.field(default_factory=list)  # tracks that subscribe
+    trait: str | None = None  # an identify trait: true subscribes, false unsubscribes
+    subscription_id: int | None = None  # the default (an event's properties.subscription_id wins)
+    legal_basis: str | None = None  # required on GDPR-enabled portals
+    legal_basis_explanation: str | None = None
+
 
 class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     # translate
@@ -20,6 +41,7 @@ class DeliveryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     # updates the same contact; messages without a userId are keyed by email as before
     user_id_property: str | None = None
     list_names: dict[str, str] = msgspec.field(default_factory=dict)  # audience key -> HubSpot list
+    subscriptions: Subscriptions = msgspec.field(default_factory=Subscriptions)
     # device mode (the browser plugin's settings)
     load_forms_sdk: bool = False
     flush_identify_immediately: bool = False
@@ -65,4 +87,12 @@ def parse_options(raw: dict[str, object], key: str) -> DeliveryOptions:
         raise ConfigError(f"{key}.hung_call_s: 0.5 to 600 seconds")
     if not 1 <= opts.pipeline_depth <= 8:
         raise ConfigError(f"{key}.pipeline_depth: 1 to 8 batches at once")
+    subs = opts.subscriptions
+    if subs.legal_basis is not None and subs.legal_basis not in LEGAL_BASES:
+        raise ConfigError(f"{key}.subscriptions.legal_basis: one of {', '.join(LEGAL_BASES)}")
+    if (subs.unsubscribe_events or subs.subscribe_events or subs.trait) and subs.subscription_id is None:
+        raise ConfigError(
+            f"{key}.subscriptions.subscription_id: the subscription type's id (from the portal's "
+            "subscription types; an event's properties.subscription_id overrides it)"
+        )
     return opts

@@ -28,3 +28,16 @@ def test_defaults_fit_a_real_portal() -> None:
 def test_refused_options_name_the_key(raw: dict[str, object], error: str) -> None:
     with pytest.raises(ConfigError, match=error):
         parse_options(raw, "accounts[0].options")
+
+
+@pytest.mark.parametrize(
+    ("subscriptions", "message"),
+    [
+        ({"unsubscribe_events": ["Unsubscribed"]}, "subscription_id"),
+        ({"trait": "news", "subscription_id": 1, "legal_basis": "BECAUSE"}, "legal_basis: one of"),
+        ({"subscription_id": 1, "unknown": True}, "unknown"),
+    ],
+)
+def test_subscriptions_that_cannot_work_are_refused(subscriptions: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_options({"subscriptions": subscriptions}, "accounts[0].options")

@@ -39,6 +39,7 @@ from .objects import ObjectSender
 from .planner import Plan, Planner
 from .sending import Straggler, finish
 from .settlement import Settlement, ack_paid, hand_back, hand_back_carried, settle, verdict
+from .subscriptions import SubscriptionSender
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
@@ -113,6 +114,7 @@ class Delivery:
         self.events = EventSender(self.ctx, self.catalogs)
         self.objects = ObjectSender(self.ctx, self.catalogs)
         self.lists = ListSender(self.ctx, self.catalogs)
+        self.subscriptions = SubscriptionSender(self.ctx, self.catalogs)
         self.planner = Planner(
             account.name,
             options,
@@ -462,21 +464,7 @@ class Delivery:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._freed.wait(), timeout=1.0)
         contacts, companies, events, objects = plan.contacts, plan.companies, plan.events, plan.objects
-        # Everything each message needs is owed before anything is sent: a daily limit that
-        # stops the batch half-way then knows exactly which messages are not finished.
-        for p in contacts.values():
-            s.owe(p.ids)
-        for group in companies.values():
-            s.owe(group.ids)
-        for m, _, _ in events:
-            s.owe([m.id])
-        for record in objects.values():
-            s.owe(record.ids)  # its upsert
-            if record.associate:
-                s.owe(record.ids)  # and its associations, paid once they are all made
-        for members in plan.memberships.values():
-            for p in members.values():
-                s.owe(p.ids)
+        owe_everything(plan, s)
         # Event definitions are made ready while the contacts go (a round trip each, at HubSpot's
         # latency); the events themselves wait for their contacts.
         definitions = None
@@ -495,6 +483,8 @@ class Delivery:
                 await self.objects.send_objects(list(objects.values()), s)
             if plan.memberships:  # audiences: the contacts' ids into their lists
                 await self.lists.send_memberships(plan.memberships, s)
+            if plan.subscriptions:
+                await self.subscriptions.send_subscriptions(list(plan.subscriptions.values()), s)
             # Upserts done: later batches may write these contacts, and send their events, already
             # (what this batch handed back is in the queue again, ahead of them). The contacts of
             # a hung call stay held, and their events wait for it: nothing else does.
@@ -521,3 +511,21 @@ class Delivery:
                 definitions.cancel()  # the batch stopped before its events
             elif definitions is not None and not definitions.cancelled():
                 definitions.exception()  # seen (send_events handled it, or the batch failed first)
+
+
+def owe_everything(plan: Plan, s: Settlement) -> None:
+    """Everything each message needs is owed before anything is sent: a daily limit that stops
+    the batch half-way then knows exactly which messages are not finished."""
+    for p in plan.contacts.values():
+        s.owe(p.ids)
+    for group in plan.companies.values():
+        s.owe(group.ids)
+    for m, _, _ in plan.events:
+        s.owe([m.id])
+    for record in plan.objects.values():
+        s.owe(record.ids)  # its upsert
+        if record.associate:
+            s.owe(record.ids)  # and its associations, paid once they are all made
+    for members in [*plan.memberships.values(), plan.subscriptions]:
+        for p in members.values():
+            s.owe(p.ids)

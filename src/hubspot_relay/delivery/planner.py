@@ -18,6 +18,7 @@ from ..queue.protocol import Leased
 from ..segment.messages import stamped
 from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Membership, Skip, consent, translate
 from ..translate.mappings import Association, MappedRecord, Mapping, records
+from ..translate.operations import Subscription
 from ..translate.segment import message_ids
 from .identities import Late, Overlay, Snapshot, Update
 from .settlement import Settlement
@@ -87,9 +88,22 @@ class Plan:
     # audience -> lowercased email -> the contact's membership (`extra["member"]`: the latest wins)
     memberships: dict[str, dict[str, Pending]] = field(default_factory=dict)
 
+    # (lowercased email, subscription type) -> the status to write (`extra`: the latest wins)
+    subscriptions: dict[tuple[str, int], Pending] = field(default_factory=dict)
+
     @property
     def calls(self) -> bool:
-        return bool(self.contacts or self.events or self.objects or self.memberships)
+        return bool(self.contacts or self.events or self.objects or self.memberships or self.subscriptions)
+
+    def subscribe(self, email: str, op: Subscription, mid: int) -> None:
+        pending = self.subscriptions.setdefault((email.lower(), op.subscription_id), Pending(email, {}))
+        pending.extra.update(
+            subscribed=op.subscribed,
+            subscription_id=op.subscription_id,
+            legal_basis=op.legal_basis,
+            legal_basis_explanation=op.legal_basis_explanation,
+        )
+        pending.ids.append(mid)
 
     def join(self, audience: str, email: str, member: bool, mid: int) -> None:
         """The contact in or out of the audience's list (the contact upserted first, for its id)."""
@@ -123,7 +137,7 @@ class Plan:
 def _ids_of(op: Any) -> tuple[str, ...]:
     if isinstance(op, Link):
         return tuple(op.ids)
-    if isinstance(op, ContactUpdate | Event | Membership):
+    if isinstance(op, ContactUpdate | Event | Membership | Subscription):
         return tuple(op.ref.ids)
     if isinstance(op, CompanyUpdate):
         return tuple(op.member.ids)
@@ -280,6 +294,12 @@ class Planner:
                     "no email is known for this user: send an identify with an email "
                     "(or properties.email) and replay",
                 )
+        elif isinstance(op, Subscription):
+            email = op.ref.email or identities.email_for(m.source, op.ref.ids)
+            if email:
+                plan.subscribe(email, op, m.id)
+            else:
+                s.fail([m.id], "no email is known for this user: a subscription change needs one")
         elif isinstance(op, Membership):
             email = op.ref.email or identities.email_for(m.source, op.ref.ids)
             if email:
@@ -392,7 +412,7 @@ class Planner:
                 email = op.email or identities.email_for(source, op.ids)
                 if email:
                     writes.add(email.lower())
-            elif isinstance(op, ContactUpdate | Membership):
+            elif isinstance(op, ContactUpdate | Membership | Subscription):
                 email = op.ref.email or identities.email_for(source, op.ref.ids)
                 if email:
                     writes.add(email.lower())

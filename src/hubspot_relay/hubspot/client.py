@@ -227,6 +227,15 @@ class HubSpotClient:
         body = {"recordIdsToAdd": add, "recordIdsToRemove": remove}
         return dict(await self.request("PUT", path, body) or {})
 
+    async def write_subscription(self, status: dict[str, Any]) -> None:
+        """One contact's email subscription status (any portal)."""
+        path = self.paths.path("subscriptions.write", subscriberIdString=status["subscriberIdString"])
+        await self.request("POST", path, {k: v for k, v in status.items() if k != "subscriberIdString"})
+
+    async def write_subscriptions(self, statuses: list[dict[str, Any]]) -> None:
+        """Many at once (HubSpot takes these on Marketing Hub Enterprise only)."""
+        await self.request("POST", self.paths.path("subscriptions.write_batch"), {"inputs": statuses})
+
     # ---- Segment's HubSpot integration's dialect (API key) ------------------------------------
 
     async def legacy_properties(self) -> list[dict[str, Any]]:

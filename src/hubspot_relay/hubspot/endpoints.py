@@ -121,6 +121,18 @@ lists.add_and_remove            PUT  /crm/lists/2026-03/{listId}/memberships/add
 lists.create                    POST /crm/lists/2026-09
 lists.by_name                   GET  /crm/lists/2026-09/object-type-id/{objectTypeId}/name/{listName}
 lists.add_and_remove            PUT  /crm/lists/2026-09/{listId}/memberships/add-and-remove
+@ v3 | Communication Preferences/Subscriptions/Rollouts/176901/v4/subscriptions.json | - | -
+subscriptions.definitions       GET  /communication-preferences/v4/definitions
+subscriptions.write             POST /communication-preferences/v4/statuses/{subscriberIdString}
+subscriptions.write_batch       POST /communication-preferences/v4/statuses/batch/write
+@ 2026-03 | Communication Preferences/Subscriptions/Rollouts/176901/2026-03/subscriptions.json | hubspot-sdk 0.1.0a9 | -
+subscriptions.definitions       GET  /communication-preferences/2026-03/definitions
+subscriptions.write             POST /communication-preferences/2026-03/statuses/{subscriberIdString}
+subscriptions.write_batch       POST /communication-preferences/2026-03/statuses/batch/write
+@ 2026-09 | Communication Preferences/Subscriptions/Rollouts/176901/2026-09/subscriptions.json | - | -
+subscriptions.definitions       GET  /communication-preferences/2026-09/definitions
+subscriptions.write             POST /communication-preferences/2026-09/statuses/{subscriberIdString}
+subscriptions.write_batch       POST /communication-preferences/2026-09/statuses/batch/write
 @ v3 | Auth/Oauth/Rollouts/279897/v3/oauth.json | - | /oauth/v3
 oauth.token                     POST /oauth/v3/token
 @ v3 | Auth/Oauth/Rollouts/155908/v1/oauth.json | hubspot-api-client 12 | /oauth/v1

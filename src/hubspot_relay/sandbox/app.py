@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import associations, crm, events, legacy, lists, properties, schemas
+from . import associations, crm, events, legacy, lists, properties, schemas, subscriptions
 from .accounts import Accounts
 from .errors import ApiError
 from .faults import Faults
@@ -56,6 +56,7 @@ class Sandbox:
                 *associations.routes(),
                 *schemas.routes(),
                 *lists.routes(),
+                *subscriptions.routes(),
                 *events.routes(),
                 *legacy.routes(),
             ],

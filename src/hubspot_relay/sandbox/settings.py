@@ -105,6 +105,13 @@ class PortalSettings:
     # OAuth apps installed here: {client_id, client_secret, refresh_tokens, token_lifetime_s (1800),
     # rotate_refresh_tokens (false)}; their access tokens are issued by the token endpoint
     oauth_apps: tuple[dict[str, Any], ...] = ()
+    # communication preferences: the portal's subscription types, and whether GDPR is on (then
+    # every status written needs a legal basis)
+    subscription_types: tuple[dict[str, Any], ...] = (
+        {"id": 1, "name": "Marketing Information"},
+        {"id": 2, "name": "One to One"},
+    )
+    gdpr: bool = False
 
     def serves_events_at(self, version: str, prefix: str) -> bool:
         return dict(self.event_paths).get(version) == prefix

@@ -99,6 +99,8 @@ class PortalState:
     event_uuids: set[tuple[str, str]] = field(default_factory=set)
     legacy_events: list[dict[str, Any]] = field(default_factory=list)
     lists: PortalLists = field(default_factory=PortalLists)  # lists and their members
+    # email -> subscription type id -> its status (communication preferences)
+    subscriptions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     duplicates_dropped: int = 0
     # unique property values -> record id, per (object type, property): lookups by email are O(1)
     index: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
@@ -439,6 +441,7 @@ class PortalState:
             "events": self.events,
             "legacy_events": self.legacy_events,
             "lists": self.lists.snapshot(),
+            "subscriptions": self.subscriptions,
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -464,6 +467,7 @@ class PortalState:
         self.legacy_events = data.get("legacy_events", [])
         self.lists = PortalLists()
         self.lists.restore(data.get("lists", {}))
+        self.subscriptions = data.get("subscriptions", {})
 
 
 def _norm(name: str, value: str) -> str:

@@ -63,10 +63,21 @@ class Membership:
 
 
 @dataclass(frozen=True)
+class Subscription:
+    """The contact's email subscription status for one subscription type."""
+
+    ref: ContactRef
+    subscribed: bool
+    subscription_id: int
+    legal_basis: str | None = None
+    legal_basis_explanation: str | None = None
+
+
+@dataclass(frozen=True)
 class Skip:
     """Nothing to do for this message, and why."""
 
     reason: str
 
 
-Operation = ContactUpdate | Link | Event | CompanyUpdate | Membership | Skip
+Operation = ContactUpdate | Link | Event | CompanyUpdate | Membership | Subscription | Skip

@@ -19,7 +19,18 @@ import orjson
 from ..options import DeliveryOptions
 from .audiences import membership
 from .names import ADDRESS, event_name, event_property_key, is_email, property_key
-from .operations import CompanyUpdate, ContactRef, ContactUpdate, Event, Link, Membership, Operation, Skip
+from .operations import (
+    CompanyUpdate,
+    ContactRef,
+    ContactUpdate,
+    Event,
+    Link,
+    Membership,
+    Operation,
+    Skip,
+    Subscription,
+)
+from .subscriptions import change as subscription_change
 
 EVENT_UUID_NAMESPACE = uuid.UUID("6f1c6b8e-5d0a-4a43-9a35-0c6f4d4f2b11")
 MAX_EVENT_PROPERTIES = 50
@@ -154,6 +165,28 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
     mtype = msg.get("type")
     context = msg.get("context") or {}
     ctx_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+    ops = _translate(msg, mtype, context, ctx_traits, options)
+    subscribe = subscription_change(msg, options.subscriptions)
+    if subscribe is not None:
+        ref = next((op.ref for op in ops if isinstance(op, ContactUpdate | Event | Membership)), None)
+        if ref is None:
+            ref = ContactRef(
+                email_of(msg.get("traits") or {}, msg.get("userId")), message_ids(msg), _user_id(msg)
+            )
+        subs = options.subscriptions
+        # a subscription change, not a custom event (as an audience's track is a membership)
+        ops = [op for op in ops if not isinstance(op, Skip | Event)]
+        ops.append(Subscription(ref, *subscribe, subs.legal_basis, subs.legal_basis_explanation))
+    return ops
+
+
+def _translate(
+    msg: dict[str, Any],
+    mtype: Any,
+    context: dict[str, Any],
+    ctx_traits: dict[str, Any],
+    options: DeliveryOptions,
+) -> list[Operation]:
     joined = membership(msg)
     if mtype == "identify":
         ops = _identify(msg, ctx_traits, options)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hubspot_relay.options import DeliveryOptions
+from hubspot_relay.options import DeliveryOptions, Subscriptions
 from hubspot_relay.translate import (
     CompanyUpdate,
     ContactRef,
@@ -18,6 +18,7 @@ from hubspot_relay.translate import (
     event_uuid,
     translate,
 )
+from hubspot_relay.translate.operations import Subscription
 
 OPTS = DeliveryOptions()
 TS = "2026-11-28T12:00:00.000Z"
@@ -331,3 +332,33 @@ def test_without_personas_an_audience_trait_is_only_a_trait() -> None:
     assert not [op for op in translate(msg, DeliveryOptions()) if isinstance(op, Membership)]
     journey = {**msg, "context": {"personas": {**PERSONAS, "computation_class": "journey_step"}}}
     assert not [op for op in translate(journey, DeliveryOptions()) if isinstance(op, Membership)]
+
+
+SUBS = Subscriptions(
+    unsubscribe_events=["Unsubscribed"], subscribe_events=["Opted In"], trait="news", subscription_id=7
+)
+
+
+@pytest.mark.parametrize(
+    ("msg", "expected"),
+    [
+        ({"type": "track", "userId": "u", "event": "unsubscribed ", "properties": {}}, (False, 7)),
+        (
+            {"type": "track", "userId": "u", "event": "Opted In", "properties": {"subscription_id": "9"}},
+            (True, 9),
+        ),
+        (
+            {"type": "track", "userId": "u", "event": "Opted In", "properties": {"subscription_id": True}},
+            (True, 7),
+        ),
+        ({"type": "identify", "userId": "u", "traits": {"email": "a@x.com", "news": False}}, (False, 7)),
+        ({"type": "identify", "userId": "u", "traits": {"email": "a@x.com", "news": "no"}}, None),
+        ({"type": "track", "userId": "u", "event": "Signed Up", "properties": {}}, None),
+    ],
+)
+def test_subscription_changes(msg: dict[str, Any], expected: tuple[bool, int] | None) -> None:
+    ops = translate(msg, DeliveryOptions(subscriptions=SUBS))
+    changes = [(op.subscribed, op.subscription_id) for op in ops if isinstance(op, Subscription)]
+    assert changes == ([expected] if expected else [])
+    if expected and msg["type"] == "track":
+        assert not [op for op in ops if isinstance(op, Event)]  # a subscription change, not an event
