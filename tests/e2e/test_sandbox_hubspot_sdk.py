@@ -187,3 +187,40 @@ def test_lists_and_memberships(hs: HubSpot) -> None:
         hs.crm.lists.add_and_remove_memberships(
             dynamic["list"]["listId"], record_ids_to_add=ids, record_ids_to_remove=[]
         )
+
+
+def test_communication_preferences_and_gdpr_delete(hs: HubSpot) -> None:
+    definitions = hs.communication_preferences.definitions.list()
+    first = int(definitions.results[0].id)
+    written = hs.communication_preferences.update_status(
+        "ann@x.com",
+        channel="EMAIL",
+        status_state="UNSUBSCRIBED",
+        subscription_id=first,
+        legal_basis="NON_GDPR",
+    )
+    assert written.results[0].status == "UNSUBSCRIBED"
+    batch = hs.communication_preferences.statuses.batch.update_statuses(
+        inputs=[
+            {
+                "channel": "EMAIL",
+                "status_state": "SUBSCRIBED",
+                "subscriber_id_string": "bo@x.com",
+                "subscription_id": first,
+            }
+        ]
+    )
+    assert [r.subscriber_id_string for r in batch.results] == ["bo@x.com"]
+    read = hs.communication_preferences.get_statuses("ann@x.com", channel="EMAIL")
+    assert [(r.subscription_id, r.status) for r in read.results] == [(first, "UNSUBSCRIBED")]
+
+    hs.crm.objects.contacts.batch.create(inputs=[{"properties": {"email": "ann@x.com"}, "associations": []}])
+    hs.crm.objects.contacts.gdpr_delete(object_id="ann@x.com", id_property="email")
+    with pytest.raises(NotFoundError):
+        hs.crm.objects.contacts.get("ann@x.com", id_property="email")
+    with pytest.raises(BadRequestError) as info:  # HubSpot blocks the email from coming back
+        hs.crm.objects.contacts.batch.create(
+            inputs=[{"properties": {"email": "ann@x.com"}, "associations": []}]
+        )
+    assert "GDPR" in str(info.value.body)
+    assert hs.communication_preferences.get_statuses("ann@x.com", channel="EMAIL").results == []

@@ -32,6 +32,7 @@ def routes() -> list[Route]:
     out = []
     for p in CRM_PREFIXES:
         out += [
+            route(p + "/contacts/gdpr-delete", gdpr_delete, ["POST"]),
             route(p + "/{objectType}/batch/{action}", crm_batch, ["POST"]),
             route(p + "/{objectType}/search", crm_search, ["POST"]),
             route(p + "/{objectType}", crm_list, ["GET"]),
@@ -82,6 +83,26 @@ async def crm_update(request: Request, portal: PortalState) -> Response:
     held_to_rules(request, portal, otype, [(record, values)])
     portal.update(otype, record, values, now_ms(request))
     return json_response(portal.json(record, otype, list(values) or None))
+
+
+async def gdpr_delete(request: Request, portal: PortalState) -> Response:
+    """A contact deleted for good (`{objectId, idProperty}`), its email blocked from coming back,
+    its subscription statuses and list memberships gone with it."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or not str(body.get("objectId") or "").strip():
+        raise errors.invalid_input("objectId is required", objectId=["This property is required"])
+    record = portal.find("contacts", str(body["objectId"]).strip(), body.get("idProperty"))
+    if record is None:
+        raise errors.not_found("Object not found.  objectId are usually numeric.")
+    email = record.properties.get("email", "").strip().lower()
+    portal.remove("contacts", record)
+    portal.associations = {a for a in portal.associations if record.id not in (a[1], a[3])}
+    for members in portal.lists.members.values():
+        members.pop(record.id, None)
+    if email:
+        portal.forgotten.add(email)
+        portal.subscriptions.pop(email, None)
+    return Response(status_code=204)
 
 
 async def crm_archive(request: Request, portal: PortalState) -> Response:

@@ -101,6 +101,8 @@ class PortalState:
     lists: PortalLists = field(default_factory=PortalLists)  # lists and their members
     # email -> subscription type id -> its status (communication preferences)
     subscriptions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # emails of contacts deleted under GDPR: HubSpot refuses to create them again
+    forgotten: set[str] = field(default_factory=set)
     duplicates_dropped: int = 0
     # unique property values -> record id, per (object type, property): lookups by email are O(1)
     index: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
@@ -207,6 +209,13 @@ class PortalState:
                 )
 
     def create(self, otype: str, values: dict[str, str], now_ms: int) -> Record:
+        if otype == "contacts" and values.get("email", "").strip().lower() in self.forgotten:
+            raise errors.error(
+                400,
+                "VALIDATION_ERROR",
+                f"{values['email']} was permanently deleted under GDPR: it cannot make a contact again",
+                subCategory="CrmObjectsApi.GDPR_BLOCKLISTED_EMAIL",
+            )
         self.check_unique(otype, values)
         record = Record(self.next_id, {}, now_ms, now_ms)
         self.next_id += 1
@@ -442,6 +451,7 @@ class PortalState:
             "legacy_events": self.legacy_events,
             "lists": self.lists.snapshot(),
             "subscriptions": self.subscriptions,
+            "forgotten": sorted(self.forgotten),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -468,6 +478,7 @@ class PortalState:
         self.lists = PortalLists()
         self.lists.restore(data.get("lists", {}))
         self.subscriptions = data.get("subscriptions", {})
+        self.forgotten = set(data.get("forgotten", []))
 
 
 def _norm(name: str, value: str) -> str:
