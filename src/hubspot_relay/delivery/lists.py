@@ -13,7 +13,8 @@ from .planner import Pending
 from .sending import Sender
 from .settlement import Settlement
 
-CONTACTS_LIST = "0-1"  # HubSpot's object type id for contacts
+CONTACTS_LIST = "0-1"  # HubSpot's object type ids: contacts,
+COMPANIES_LIST = "0-2"  # companies
 MEMBERS_PER_CALL = 1000
 TAKE_MEMBERS = ("MANUAL", "SNAPSHOT")
 
@@ -23,22 +24,30 @@ class ListSender(Sender):
         super().__init__(ctx, catalogs)
         self.list_ids: dict[str, str] = {}  # lowercased list name -> its id (this process's)
 
-    async def send_memberships(self, memberships: dict[str, dict[str, Pending]], s: Settlement) -> None:
+    async def send_memberships(
+        self, memberships: dict[str, dict[str, Pending]], s: Settlement, *, companies: bool = False
+    ) -> None:
+        """Contacts (by email) into their audiences' lists, or with `companies` the groups'
+        companies (by groupId) into company lists."""
+        object_type_id = COMPANIES_LIST if companies else CONTACTS_LIST
         for audience, by_email in memberships.items():
             name = list_name(audience, self.options.list_names)
             members = [p for p in by_email.values() if not any(i in s.retry or i in s.dead for i in p.ids)]
             try:
-                list_id = await self._list_id(name)
+                list_id = await self._list_id(name, object_type_id)
             except HubSpotError as e:
                 self.failed(e, [i for p in members for i in p.ids], s)
                 continue
             ready = []
             for p in members:
-                contact_id, _ = self.identity.contact(self.account.name, p.key)
-                if contact_id is None:  # its upsert did not answer with an id: try it again
-                    s.fail(p.ids, f"HubSpot gave no id for contact {p.key} yet", retry_in=0.0)
+                if companies:
+                    record_id = self.identity.company(self.account.name, p.key)
                 else:
-                    p.extra["contact_id"] = contact_id
+                    record_id, _ = self.identity.contact(self.account.name, p.key)
+                if record_id is None:  # its upsert did not answer with an id: try it again
+                    s.fail(p.ids, f"HubSpot gave no id for {p.key} yet", retry_in=0.0)
+                else:
+                    p.extra["contact_id"] = record_id
                     ready.append(p)
 
             async def send(chunk: list[Pending], list_id: str = list_id) -> None:
@@ -49,16 +58,17 @@ class ListSender(Sender):
             chunks = [ready[i : i + MEMBERS_PER_CALL] for i in range(0, len(ready), MEMBERS_PER_CALL)]
             await self.send_chunks(chunks, send, s)
 
-    async def _list_id(self, name: str) -> str:
-        known = self.list_ids.get(name.lower())
+    async def _list_id(self, name: str, object_type_id: str) -> str:
+        cached = f"{object_type_id}:{name.lower()}"
+        known = self.list_ids.get(cached)
         if known is not None:
             return known
-        found = await self.call(lambda: self.client.list_by_name(CONTACTS_LIST, name))
+        found = await self.call(lambda: self.client.list_by_name(object_type_id, name))
         if found is None:
             try:
-                found = await self.call(lambda: self.client.create_list(name, CONTACTS_LIST))
+                found = await self.call(lambda: self.client.create_list(name, object_type_id))
             except HubSpotError as e:  # made meanwhile (another relay process): read it back
-                found = await self.call(lambda: self.client.list_by_name(CONTACTS_LIST, name))
+                found = await self.call(lambda: self.client.list_by_name(object_type_id, name))
                 if found is None:
                     raise e from None
         if found.get("processingType") not in TAKE_MEMBERS:
@@ -75,5 +85,5 @@ class ListSender(Sender):
                 },
                 kind=Kind.SETUP,
             )
-        self.list_ids[name.lower()] = str(found["listId"])
+        self.list_ids[cached] = str(found["listId"])
         return str(found["listId"])

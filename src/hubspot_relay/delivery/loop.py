@@ -483,6 +483,8 @@ class Delivery:
                 await self.objects.send_objects(list(objects.values()), s)
             if plan.memberships:  # audiences: the contacts' ids into their lists
                 await self.lists.send_memberships(plan.memberships, s)
+            if plan.company_memberships:  # account audiences: the companies' (after their upserts)
+                await self.lists.send_memberships(plan.company_memberships, s, companies=True)
             if plan.subscriptions:
                 await self.subscriptions.send_subscriptions(list(plan.subscriptions.values()), s)
             # Upserts done: later batches may write these contacts, and send their events, already
@@ -526,6 +528,6 @@ def owe_everything(plan: Plan, s: Settlement) -> None:
         s.owe(record.ids)  # its upsert
         if record.associate:
             s.owe(record.ids)  # and its associations, paid once they are all made
-    for members in [*plan.memberships.values(), plan.subscriptions]:
+    for members in [*plan.memberships.values(), *plan.company_memberships.values(), plan.subscriptions]:
         for p in members.values():
             s.owe(p.ids)

@@ -91,9 +91,19 @@ class Plan:
     # (lowercased email, subscription type) -> the status to write (`extra`: the latest wins)
     subscriptions: dict[tuple[str, int], Pending] = field(default_factory=dict)
 
+    # audience -> groupId -> the company's membership (a company audience's list)
+    company_memberships: dict[str, dict[str, Pending]] = field(default_factory=dict)
+
     @property
     def calls(self) -> bool:
-        return bool(self.contacts or self.events or self.objects or self.memberships or self.subscriptions)
+        lists = self.memberships or self.company_memberships
+        return bool(self.contacts or self.events or self.objects or lists or self.subscriptions)
+
+    def join_company(self, audience: str, group_id: str, member: bool, mid: int) -> None:
+        by_group = self.company_memberships.setdefault(audience, {})
+        pending = by_group.setdefault(group_id, Pending(group_id, {}))
+        pending.extra["member"] = member
+        pending.ids.append(mid)
 
     def subscribe(self, email: str, op: Subscription, mid: int) -> None:
         pending = self.subscriptions.setdefault((email.lower(), op.subscription_id), Pending(email, {}))
@@ -294,12 +304,16 @@ class Planner:
                     "no email is known for this user: send an identify with an email "
                     "(or properties.email) and replay",
                 )
+        elif isinstance(op, Membership | Subscription) and self.legacy:
+            s.skip(m.id, "lists and subscriptions need a private app or OAuth token (not an API key)")
         elif isinstance(op, Subscription):
             email = op.ref.email or identities.email_for(m.source, op.ref.ids)
             if email:
                 plan.subscribe(email, op, m.id)
             else:
                 s.fail([m.id], "no email is known for this user: a subscription change needs one")
+        elif isinstance(op, Membership) and op.group_id is not None:
+            plan.join_company(op.audience, op.group_id, op.member, m.id)
         elif isinstance(op, Membership):
             email = op.ref.email or identities.email_for(m.source, op.ref.ids)
             if email:
@@ -412,6 +426,8 @@ class Planner:
                 email = op.email or identities.email_for(source, op.ids)
                 if email:
                     writes.add(email.lower())
+            elif isinstance(op, Membership) and op.group_id is not None:
+                writes.add(f"company:{op.group_id}")
             elif isinstance(op, ContactUpdate | Membership | Subscription):
                 email = op.ref.email or identities.email_for(source, op.ref.ids)
                 if email:

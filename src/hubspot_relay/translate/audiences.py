@@ -3,7 +3,8 @@ memberships. An audience reaches a destination two ways, both with `context.pers
 {computation_class: "audience", computation_key, ...}: an identify whose trait named after the
 audience key is true or false, or a track `Audience Entered` / `Audience Exited` with
 `properties.audience_key`. Either becomes the contact's membership of the MANUAL list named after
-the audience key (or the name the account gives it in `list_names`)."""
+the audience key (or the name the account gives it in `list_names`). An account-level audience
+comes as a group call with the trait: the company's membership of a company list."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def membership(msg: Mapping[str, Any]) -> tuple[str, bool] | None:
     if msg.get("type") == "track":
         event = msg.get("event")
         return (key, event == ENTERED) if event in (ENTERED, EXITED) else None
-    if msg.get("type") == "identify":
+    if msg.get("type") in ("identify", "group"):  # a group's: the company in the audience
         traits = msg.get("traits") if isinstance(msg.get("traits"), Mapping) else {}
         value = traits.get(key)
         return (key, value) if isinstance(value, bool) else None

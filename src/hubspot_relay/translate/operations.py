@@ -60,6 +60,7 @@ class Membership:
     ref: ContactRef
     audience: str
     member: bool
+    group_id: str | None = None  # a company audience: the group's company, not the contact
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,10 @@ def _translate(
     if mtype in ("track", "page", "screen"):
         return _activity(msg, str(mtype), context, ctx_traits, options)
     if mtype == "group":
-        return [_group(msg, ctx_traits, options)]
+        company = _group(msg, ctx_traits, options)
+        if joined is None:
+            return [company]
+        return [company, Membership(company.member, *joined, group_id=company.group_id)]
     return [Skip(f"unknown message type {mtype!r}")]
 
 

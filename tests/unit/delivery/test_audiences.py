@@ -83,3 +83,29 @@ async def test_the_account_names_the_list_and_a_dynamic_one_is_its_problem(tmp_p
     finally:
         await h.queue.close()
         h.identity.close()
+
+
+async def test_an_account_audience_fills_a_company_list(tmp_path: Path) -> None:
+    h = await make(tmp_path)
+    try:
+        group = {
+            "type": "group",
+            "userId": "a",
+            "groupId": "acme",
+            "traits": {"name": "Acme", "website": "acme.com", "big_accounts": True},
+            "context": {"personas": {"computation_class": "audience", "computation_key": "big_accounts"}},
+        }
+        await h.send(identify("a", False), group)
+        await h.drain()
+        lists = h.sandbox.portals["997086"].lists
+        found = lists.by_name("0-2", "big_accounts")
+        assert found is not None and found["objectTypeId"] == "0-2"
+        companies = h.sandbox.portals["997086"].records["companies"]
+        assert [companies[r].properties["name"] for r in lists.members[found["listId"]]] == ["Acme"]
+        await h.send({**group, "traits": {"big_accounts": False}})
+        await h.drain()
+        assert lists.members[found["listId"]] == {}
+        assert (await h.queue.counts())["web"].dead == 0
+    finally:
+        await h.queue.close()
+        h.identity.close()
