@@ -167,6 +167,9 @@ class _NoQueue:
     async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
         pass
 
+    async def erase(self, match: Any) -> list[tuple[str, str]]:
+        return []
+
 
 def _answer(operation: str, body: Any, hub_id: str, counter: list[int]) -> httpx.Response:
     """What HubSpot answers a write, enough for delivery to go on as it would."""

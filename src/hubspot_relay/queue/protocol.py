@@ -8,7 +8,7 @@ retried in time (a crashed worker) makes the message visible again: delivery is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Literal, NamedTuple, Protocol
@@ -144,6 +144,11 @@ class Queue(Protocol):
 
     async def pending_counts(self) -> dict[str, int]:
         """Undelivered messages per source (what back-pressure limits)."""
+        ...
+
+    async def erase(self, match: Callable[[bytes], bool]) -> list[tuple[str, str]]:
+        """Delete for good the settled messages (delivered and kept for dedupe, dead-lettered) whose
+        body `match`es: the right to be forgotten. Returns their (source, messageId)."""
         ...
 
     async def prune_delivered(self, older_than_seconds: float) -> int:

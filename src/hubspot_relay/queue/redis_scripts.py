@@ -365,6 +365,26 @@ return moved
 """
 )
 
+# ARGV: P, ids of dead letters... : deleted for good (the right to be forgotten).
+ERASE = (
+    _COMMON
+    + r"""
+local erased = 0
+for i = 2, #ARGV do
+  local id = ARGV[i] .. '-0'
+  local e = redis.call('XRANGE', P .. ':dead', id, id)
+  if e[1] then
+    local m = {}
+    for k = 1, #e[1][2], 2 do m[e[1][2][k]] = e[1][2][k + 1] end
+    redis.call('XDEL', P .. ':dead', id)
+    count(tonumber(m['si']), 'dead', -1)
+    erased = erased + 1
+  end
+end
+return erased
+"""
+)
+
 # ARGV: P, n, then n (si, p) pairs, then the ids to keep. Leases in those streams that this
 # process does not hold (a process that gave the partition up or died; or a lease whose reply this
 # process lost with its connection) are visible again at once, first in line (attempts stand).

@@ -119,6 +119,7 @@ class RedisQueue:
             "RETRY",
             "DEAD",
             "REPLAY",
+            "ERASE",
             "RECLAIM",
             "SOURCE_INDEX",
         ):
@@ -394,6 +395,13 @@ class RedisQueue:
             for name, c in counts.items()
             if c.queued + c.in_flight + c.retrying
         }
+
+    async def erase(self, match: Callable[[bytes], bool]) -> list[tuple[str, str]]:
+        """Dead letters only: a delivered message leaves its stream when it is acked."""
+        chosen = [d for d in await self._dead(None, math.inf) if match(d.body)]  # type: ignore[arg-type]
+        for chunk in _chunks([d.id for d in chosen]):
+            await self._scripts["ERASE"](args=[self.prefix, *chunk])
+        return [(d.source, d.message_id) for d in chosen]
 
     async def prune_delivered(self, older_than_seconds: float) -> int:
         return 0  # delivered messages leave their stream when acked

@@ -505,6 +505,18 @@ class SQLiteQueue:
 
         return await self._run(query)
 
+    async def erase(self, match: Callable[[bytes], bool]) -> list[tuple[str, str]]:
+        def delete() -> list[tuple[str, str]]:
+            rows = self._db.execute(
+                "SELECT id, source, message_id, body FROM messages"
+                f" WHERE state IN ({State.DELIVERED}, {State.DEAD})"
+            ).fetchall()
+            chosen = [(i, src, mid) for i, src, mid, body in rows if match(bytes(body))]
+            self._db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i, _, _ in chosen])
+            return [(src, mid) for _, src, mid in chosen]
+
+        return await self._run(delete)
+
     async def prune_delivered(self, older_than_seconds: float) -> int:
         """Forget delivered messages once they are past the window in which clients retry."""
         cutoff = self._clock() - older_than_seconds

@@ -65,6 +65,7 @@ class Identities(Protocol):
     def set_paused(self, account: str, paused: bool, note: str = ...) -> None: ...
     def is_paused(self, account: str) -> bool: ...
     def problems(self) -> list[tuple[str, str, str, float]]: ...
+    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> set[str]: ...
 
 
 class IdentityMap:
@@ -105,6 +106,24 @@ class IdentityMap:
             return self._db.execute(sql, params).fetchall()
 
     # ---- people ---------------------------------------------------------------------------
+
+    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> set[str]:
+        """The right to be forgotten: every tie of these ids and emails, traits kept for them and
+        their contacts' ids go. Returns the emails they were tied to (and the ones given)."""
+        wanted = {e.strip().lower() for e in emails if e.strip()}
+        with self._lock:
+            for chunk in _chunks(list(ids)):
+                marks = ",".join("?" * len(chunk))
+                wanted |= {
+                    r[0] for r in self._db.execute(f"SELECT email FROM ids WHERE id IN ({marks})", chunk)
+                }
+        found = sorted(wanted)
+        self._tx("DELETE FROM ids WHERE id = ?", [(i,) for i in ids])
+        self._tx("DELETE FROM ids WHERE email = ?", [(e,) for e in found])
+        self._tx("DELETE FROM pending WHERE id = ?", [(i,) for i in ids])
+        self._tx("DELETE FROM contacts WHERE email = ?", [(e,) for e in found])
+        self._known = {k: v for k, v in self._known.items() if k[1] not in ids and v.lower() not in wanted}
+        return wanted
 
     def email_for(self, source: str, ids: Sequence[str]) -> str | None:
         for id_ in ids:
@@ -254,3 +273,7 @@ class IdentityMap:
         return [
             tuple(r) for r in self._all("SELECT account, kind, message, since FROM problems ORDER BY since")
         ]
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -289,6 +289,37 @@ class RedisIdentityMap:
     def is_paused(self, account: str) -> bool:
         return bool(self._r.hexists(self._key("problems"), _SEP.join([account, "paused"])))
 
+    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> set[str]:
+        """The right to be forgotten (see IdentityMap.forget), in every source's hashes."""
+        wanted = {e.strip().lower() for e in emails if e.strip()}
+        drop = set(ids)
+        sources = [k.split(":")[-1] for k in self._r.scan_iter(match=self._key("ties", "*"))]
+        for source in sources:
+            ties = self._key("ties", source)
+            for id_, email in self._r.hscan_iter(ties):
+                if id_ in drop:
+                    wanted.add(str(email).lower())
+        for source in sources:
+            ties = self._key("ties", source)
+            gone = [
+                id_ for id_, email in self._r.hscan_iter(ties) if id_ in drop or str(email).lower() in wanted
+            ]
+            if gone:
+                self._r.hdel(ties, *gone)
+        for key in self._r.scan_iter(match=self._key("pending", "*")):
+            if ids:
+                self._r.hdel(key, *ids)
+        for key in [
+            *self._r.scan_iter(match=self._key("contact", "*")),
+            *self._r.scan_iter(match=self._key("stage", "*")),
+        ]:
+            if wanted:
+                self._r.hdel(key, *wanted)
+        self._known = {
+            k: v for k, v in self._known.items() if k[1] not in drop and v[0].lower() not in wanted
+        }
+        return wanted
+
     def problems(self) -> list[tuple[str, str, str, float]]:
         rows = []
         for field, value in self._r.hgetall(self._key("problems")).items():

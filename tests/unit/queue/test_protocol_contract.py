@@ -247,3 +247,18 @@ async def test_a_reader_opens_without_appending(make_queue: Opener, clock: Clock
     assert (await reader.counts())["web"].dead == 1
     assert await reader.replay() == 1
     assert await reader.pending_counts() == {"web": 1}
+
+
+async def test_erase_deletes_settled_messages_for_good(queue: Queue) -> None:
+    """The right to be forgotten: a dead letter whose body matches is gone, counts with it; a
+    queued or leased one is left to delivery (which skips a forgotten person's messages)."""
+    await queue.append([env("a"), env("b"), env("c")])
+    leased = {m.message_id: m.id for m in await queue.lease(2, 30)}  # a, b
+    await queue.dead_letter([leased["a"]], "refused")
+    await queue.ack([leased["b"]])
+    erased = await queue.erase(lambda body: b'"a"' in body or b'"b"' in body or b'"c"' in body)
+    assert sorted(erased)[0] == ("web", "a")
+    assert ("web", "c") not in erased  # still queued: delivery's to settle
+    assert (await queue.counts())["web"].dead == 0
+    assert await queue.dead_letters() == []
+    assert [m.message_id for m in await queue.lease(10, 30)] == ["c"]
