@@ -129,6 +129,10 @@ class Trace:
         t = self._get(source, message_id, mtype)
         t.outcome, t.reason, t.at = outcome, reason, self.clock()
 
+    def forget(self, source: str, message_id: str) -> None:
+        """A forgotten person's message leaves the debugger too."""
+        self._by_id.pop((source, message_id), None)
+
     def get(self, source: str, message_id: str) -> Traced | None:
         return self._by_id.get((source, message_id))
 

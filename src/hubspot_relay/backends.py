@@ -24,6 +24,7 @@ from .secrets import redacted_url
 from .segment.backpressure import Backpressure
 from .state.identity import Identities, IdentityMap
 from .state.redis_identity import RedisIdentityMap
+from .state.regulations import RedisRegulations, Regulations, SQLiteRegulations
 from .state.shared_cache import RedisCache, SharedCache
 from .state.shared_limiter import SharedLimiter
 
@@ -95,6 +96,12 @@ class Backend:
         if if_exists and not identity_path(self.config).exists():
             return None
         return IdentityMap(identity_path(self.config))
+
+    def regulations(self) -> Regulations:
+        """Right-to-be-forgotten requests and suppressions: Redis for every process, else a file."""
+        if self.config.queue_url:
+            return RedisRegulations(self.config.queue_url.reveal(), prefix=self.config.queue_prefix)
+        return SQLiteRegulations(self.config.data_dir / "regulations.sqlite3")
 
     def cache(self) -> SharedCache | None:
         """Catalogs and event definitions read once for every process (None: one process)."""

@@ -170,6 +170,9 @@ class _NoQueue:
     async def erase(self, match: Any) -> list[tuple[str, str]]:
         return []
 
+    async def erase_ids(self, ids: Sequence[int]) -> None:
+        pass
+
 
 def _answer(operation: str, body: Any, hub_id: str, counter: list[int]) -> httpx.Response:
     """What HubSpot answers a write, enough for delivery to go on as it would."""

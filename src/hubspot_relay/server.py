@@ -31,6 +31,7 @@ from .backends import Backend, backend_for
 from .config import Config
 from .console import console_routes
 from .delivery.loop import Delivery
+from .forgetting import Forgetter, ForgottenView, forget_routes
 from .health import StoreHealth
 from .hubspot.client import HubSpotClient
 from .hubspot.oauth import token_store
@@ -38,6 +39,7 @@ from .queue.protocol import Queue, State
 from .segment.device import device_routes
 from .segment.ingest import RelayApp, create_ingest_app
 from .state.identity import Identities
+from .translate.subjects import Forgotten
 
 log = structlog.get_logger("hubspot_relay.server")
 
@@ -161,6 +163,7 @@ def build_deliveries(
     identity: Identities,
     processes: Callable[[], int] = lambda: 1,
     health: StoreHealth | None = None,
+    forgotten: Callable[[], Forgotten] | None = None,
 ) -> list[Delivery]:
     """One delivery loop per HubSpot account that has sources routed to it; with a shared
     backend, each account's budget, catalogs and definitions are shared with the other processes."""
@@ -194,6 +197,7 @@ def build_deliveries(
                 machine_failures=backend.machine_failures,
                 health=health,
                 consent={s.name: s.consent_categories for s in config.sources if s.account == account.name},
+                forgotten=forgotten,
             )
         )
     return deliveries
@@ -216,6 +220,8 @@ def create_app(
     admin = AdminState()
     admin.backpressure = backpressure
     admin.health = health
+    view = ForgottenView(regulations := backend.regulations())  # the right to be forgotten
+    forgetting: dict[str, Forgetter] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -240,8 +246,12 @@ def create_app(
             helpers.append(asyncio.create_task(ownership.run(stop), name="partitions"))
         identity = backend.identity() if deliver else None
         members = (lambda: len(ownership.members)) if ownership is not None else (lambda: 1)
-        deliveries = build_deliveries(backend, identity, members, health) if identity else []
+        deliveries = build_deliveries(backend, identity, members, health, view.current) if identity else []
         admin.deliveries, admin.identity = deliveries, identity
+        clients = [d.client for d in deliveries if not d.legacy]
+        forgetting["it"] = Forgetter(regulations, view, q, identity, clients)
+        if deliver:
+            helpers.append(asyncio.create_task(forgetting["it"].run(stop), name="forget"))
         tasks = [asyncio.create_task(d.run(stop), name=f"deliver-{d.account.name}") for d in deliveries]
         try:
             yield
@@ -255,25 +265,46 @@ def create_app(
                 with contextlib.suppress(Exception):
                     await ownership.leave()
             await q.close()
+            regulations.close()
             if identity:
                 identity.close()
 
-    async def recent() -> list[dict[str, Any]]:
-        return [_recent_row(*row) for row in await q.recent(20)]
-
-    routes = [
-        Route("/metrics", metrics_endpoint(config, access), methods=["GET"]),
-        *console_routes(access),
-        *admin_routes(config, q, access, admin),
-        *device_routes(config, analytics_js_dir=analytics_js_dir, recent=recent, access=access),
-    ]
+    routes = _routes(config, q, access, admin, analytics_js_dir, lambda: forgetting.get("it"))
     app = create_ingest_app(
-        config, q, routes=routes, lifespan=lifespan, backpressure=backpressure, health=health
+        config,
+        q,
+        routes=routes,
+        lifespan=lifespan,
+        backpressure=backpressure,
+        health=health,
+        forgotten=view.current,
     )
     app.state.queue = q
     app.state.config = config
     app.state.admin = admin
     return app
+
+
+def _routes(
+    config: Config,
+    q: Queue,
+    access: Access,
+    admin: AdminState,
+    analytics_js_dir: Path | None,
+    forgetter: Callable[[], Forgetter | None],
+) -> list[Route]:
+    """Everything the relay serves besides ingest."""
+
+    async def recent() -> list[dict[str, Any]]:
+        return [_recent_row(*row) for row in await q.recent(20)]
+
+    return [
+        Route("/metrics", metrics_endpoint(config, access), methods=["GET"]),
+        *console_routes(access),
+        *admin_routes(config, q, access, admin),
+        *forget_routes(access, forgetter),
+        *device_routes(config, analytics_js_dir=analytics_js_dir, recent=recent, access=access),
+    ]
 
 
 _STATES = {int(state): state.name.lower() for state in State}

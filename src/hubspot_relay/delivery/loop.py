@@ -27,6 +27,7 @@ from ..options import DeliveryOptions
 from ..queue.protocol import Leased, Queue
 from ..state.identity import Identities
 from ..state.shared_cache import SharedCache
+from ..translate.subjects import Forgotten
 from .catalog import Catalogs
 from .companies import CompanySender
 from .contacts import ContactSender
@@ -76,6 +77,7 @@ class Delivery:
         machine_failures: tuple[type[BaseException], ...] = MACHINE_FAILURES,
         health: StoreHealth | None = None,
         consent: dict[str, tuple[str, ...]] | None = None,
+        forgotten: Callable[[], Forgotten] | None = None,
     ) -> None:
         self.account = account
         self.options = options
@@ -123,6 +125,7 @@ class Delivery:
             clock=clock,
             mappings=account.mappings,
             consent=consent,  # source -> the consent categories HubSpot is mapped to
+            forgotten=forgotten,  # the right to be forgotten: whose messages are skipped, erased
         )
 
     def pause(self, paused: bool) -> None:

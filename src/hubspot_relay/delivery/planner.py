@@ -20,6 +20,7 @@ from ..translate import CompanyUpdate, ContactUpdate, Event, Link, Membership, S
 from ..translate.mappings import Association, MappedRecord, Mapping, records
 from ..translate.operations import Subscription
 from ..translate.segment import message_ids
+from ..translate.subjects import FORGOTTEN, Forgotten
 from .identities import Late, Overlay, Snapshot, Update
 from .settlement import Settlement
 
@@ -165,9 +166,11 @@ class Planner:
         clock: Callable[[], float] = time.time,
         mappings: Sequence[Mapping] = (),
         consent: dict[str, tuple[str, ...]] | None = None,
+        forgotten: Callable[[], Forgotten] | None = None,
     ) -> None:
         self.mappings = tuple(mappings)
         self.consent = consent or {}  # source -> the consent categories HubSpot is mapped to
+        self.forgotten = forgotten  # who the right to be forgotten covers (a snapshot a call)
         self.account_name = account_name
         self.options = options
         self.legacy = legacy
@@ -179,12 +182,16 @@ class Planner:
         records the account's mappings make of it."""
         translated: list[tuple[Leased, list[Any]]] = []
         mapped: dict[int, tuple[list[MappedRecord], dict[str, Any]]] = {}
+        forgotten = self.forgotten() if self.forgotten is not None else None
         for m in leased:
             if m.source in self.disabled:
                 s.skipped.add(m.id)
                 continue
             try:
                 msg = stamped(m.body, m.received_at, m.sent_at)
+                if forgotten and forgotten.covers(msg, m.received_at):
+                    s.skip(m.id, FORGOTTEN)
+                    continue
                 if not consent.allowed(msg, self.consent.get(m.source, ())):
                     s.skip(m.id, consent.REASON)
                     continue

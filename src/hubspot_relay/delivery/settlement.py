@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from ..activity import ACTIVITY, TRACE
 from ..hubspot.errors import HubSpotError, Kind
 from ..queue.protocol import Leased, Queue
+from ..translate.subjects import FORGOTTEN
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
@@ -208,6 +209,9 @@ async def settle(
             because = [i for i in ids if s.skip_reasons.get(i) == reason]
             SKIPPED_BECAUSE.labels(account, reason).inc(len(because))
             _note(by_id, because, outcome, reason)
+    forgotten = [i for i, reason in s.skip_reasons.items() if reason == FORGOTTEN]
+    if forgotten:  # acked as skipped, then deleted for good (the right to be forgotten)
+        await queue.erase_ids(forgotten)
     SETTLED.labels(account, "delivered").inc(len(s.acked))
     _note(by_id, [i for i in s.acked if i in by_id], "delivered")
     jitter = random.random()

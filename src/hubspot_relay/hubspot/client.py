@@ -236,6 +236,16 @@ class HubSpotClient:
         """Many at once (HubSpot takes these on Marketing Hub Enterprise only)."""
         await self.request("POST", self.paths.path("subscriptions.write_batch"), {"inputs": statuses})
 
+    async def gdpr_delete(self, email: str) -> None:
+        """The contact with this email deleted for good (HubSpot then refuses to create it again);
+        a contact HubSpot does not have is gone already."""
+        body = {"objectId": email, "idProperty": "email"}
+        try:
+            await self.request("POST", self.paths.path("contacts.gdpr_delete"), body)
+        except HubSpotError as e:
+            if e.status != 404:
+                raise
+
     # ---- Segment's HubSpot integration's dialect (API key) ------------------------------------
 
     async def legacy_properties(self) -> list[dict[str, Any]]:

@@ -133,6 +133,12 @@ subscriptions.write_batch       POST /communication-preferences/2026-03/statuses
 subscriptions.definitions       GET  /communication-preferences/2026-09/definitions
 subscriptions.write             POST /communication-preferences/2026-09/statuses/{subscriberIdString}
 subscriptions.write_batch       POST /communication-preferences/2026-09/statuses/batch/write
+@ v3 | CRM/Objects/Rollouts/424/v3/objects.json | hubspot-api-client 12 | -
+contacts.gdpr_delete            POST /crm/v3/objects/contacts/gdpr-delete
+@ 2026-03 | CRM/Objects/Rollouts/424/2026-03/objects.json | hubspot-sdk 0.1.0a9 | -
+contacts.gdpr_delete            POST /crm/objects/2026-03/contacts/gdpr-delete
+@ 2026-09 | CRM/Objects/Rollouts/424/2026-09/objects.json | - | -
+contacts.gdpr_delete            POST /crm/objects/2026-09/contacts/gdpr-delete
 @ v3 | Auth/Oauth/Rollouts/279897/v3/oauth.json | - | /oauth/v3
 oauth.token                     POST /oauth/v3/token
 @ v3 | Auth/Oauth/Rollouts/155908/v1/oauth.json | hubspot-api-client 12 | /oauth/v1

@@ -151,6 +151,10 @@ class Queue(Protocol):
         body `match`es: the right to be forgotten. Returns their (source, messageId)."""
         ...
 
+    async def erase_ids(self, ids: Sequence[int]) -> None:
+        """Delete for good these settled messages (a forgotten person's, just skipped)."""
+        ...
+
     async def prune_delivered(self, older_than_seconds: float) -> int:
         """Forget delivered messages past the window in which clients retry; returns how many."""
         ...

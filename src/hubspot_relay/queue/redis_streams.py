@@ -403,6 +403,9 @@ class RedisQueue:
             await self._scripts["ERASE"](args=[self.prefix, *chunk])
         return [(d.source, d.message_id) for d in chosen]
 
+    async def erase_ids(self, ids: Sequence[int]) -> None:
+        """Nothing to do: an acked message has left its stream already."""
+
     async def prune_delivered(self, older_than_seconds: float) -> int:
         return 0  # delivered messages leave their stream when acked
 

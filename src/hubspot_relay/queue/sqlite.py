@@ -517,6 +517,16 @@ class SQLiteQueue:
 
         return await self._run(delete)
 
+    async def erase_ids(self, ids: Sequence[int]) -> None:
+        def delete() -> None:
+            self._db.executemany(
+                f"DELETE FROM messages WHERE id = ? AND state IN ({State.DELIVERED}, {State.DEAD})",
+                [(i,) for i in ids],
+            )
+
+        if ids:
+            await self._run(delete)
+
     async def prune_delivered(self, older_than_seconds: float) -> int:
         """Forget delivered messages once they are past the window in which clients retry."""
         cutoff = self._clock() - older_than_seconds

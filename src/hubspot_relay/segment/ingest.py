@@ -36,6 +36,7 @@ from ..activity import ACTIVITY
 from ..config import Config, Source
 from ..health import StoreHealth
 from ..queue.protocol import Envelope, Queue
+from ..translate.subjects import Forgotten, subjects_of
 from .backpressure import Backpressure
 from .messages import (
     BATCH,
@@ -332,12 +333,14 @@ class IngestEndpoint:
         clock: Callable[[], float] = time.time,
         backpressure: Backpressure | None = None,
         health: StoreHealth | None = None,
+        forgotten: Callable[[], Forgotten] | None = None,
     ) -> None:
         self.config = config
         self.queue = queue
         self.clock = clock
         self.backpressure = backpressure
         self.health = health
+        self.forgotten = forgotten  # people suppressed by a right-to-be-forgotten request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope["headers"])
@@ -410,7 +413,8 @@ class IngestEndpoint:
                     },
                     [],
                 )
-        added = await self.store(source.name, accepted)
+        accepted = self.unsuppressed(source.name, accepted)
+        added = await self.store(source.name, accepted) if accepted else 0
         if added is None:
             INGEST_REQUESTS.labels("503").inc()
             return (
@@ -429,6 +433,25 @@ class IngestEndpoint:
         if rejected:
             return 200, {"success": True, "accepted": len(accepted), **rejection_report(rejected)}, []
         return 200, _SUCCESS, []
+
+    def unsuppressed(self, source: str, accepted: list[Envelope]) -> list[Envelope]:
+        """A suppressed person's messages are answered as accepted (as Segment does: clients must
+        not retry them) and dropped before storage."""
+        view = self.forgotten() if self.forgotten is not None else None
+        if not view or not view.suppressed:
+            return accepted
+        kept = []
+        for env in accepted:
+            try:
+                message = orjson.loads(env.body)
+            except orjson.JSONDecodeError:
+                message = None
+            if isinstance(message, dict) and subjects_of(message) & view.suppressed:
+                continue
+            kept.append(env)
+        if len(kept) < len(accepted):
+            _count(source, "suppressed", len(accepted) - len(kept))
+        return kept
 
     async def store(self, source: str, accepted: list[Envelope]) -> int | None:
         """Append to the queue; None when it failed (the store's failure is what /health says)."""
@@ -504,6 +527,7 @@ def create_ingest_app(
     lifespan: Any = None,
     backpressure: Backpressure | None = None,
     health: StoreHealth | None = None,
+    forgotten: Callable[[], Forgotten] | None = None,
 ) -> RelayApp:
     """The ingest ASGI app; `routes` lets the caller mount more (settings, assets, admin)."""
 
@@ -539,4 +563,4 @@ def create_ingest_app(
         ],
         lifespan=lifespan,
     )
-    return RelayApp(IngestEndpoint(config, queue, clock, backpressure, health), rest)
+    return RelayApp(IngestEndpoint(config, queue, clock, backpressure, health, forgotten), rest)

@@ -19,17 +19,14 @@ from typing import Any, Protocol
 import orjson
 import redis
 
+from ..translate.subjects import subject_key
+
 # Segment's regulation types (its Public API): what each asks of the relay.
 SUPPRESSING = ("SUPPRESS_WITH_DELETE", "SUPPRESS_ONLY")
 DELETING = ("SUPPRESS_WITH_DELETE", "DELETE_ONLY")
 TYPES = ("SUPPRESS_WITH_DELETE", "DELETE_ONLY", "SUPPRESS_ONLY", "UNSUPPRESS")
 SUBJECT_TYPES = ("USER_ID", "EMAIL")
 OPEN = ("INITIALIZED", "RUNNING")
-
-
-def subject_key(subject_type: str, value: str) -> str:
-    value = value.strip()
-    return f"email:{value.lower()}" if subject_type == "EMAIL" else f"user:{value}"
 
 
 @dataclass
@@ -59,12 +56,15 @@ class Regulations(Protocol):
     def suppress(self, keys: Iterable[str]) -> None: ...
     def unsuppress(self, keys: Iterable[str]) -> None: ...
     def suppressed(self) -> frozenset[str]: ...
+    def erase_before(self, keys: Iterable[str], at: float) -> None: ...
+    def erased(self) -> dict[str, float]: ...
     def close(self) -> None: ...
 
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS regulations (id TEXT PRIMARY KEY, status TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS suppressed (subject TEXT PRIMARY KEY, since REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS erased (subject TEXT PRIMARY KEY, before REAL NOT NULL);
 """
 
 
@@ -110,6 +110,18 @@ class SQLiteRegulations:
         with self._lock:
             return frozenset(r[0] for r in self._db.execute("SELECT subject FROM suppressed"))
 
+    def erase_before(self, keys: Iterable[str], at: float) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO erased (subject, before) VALUES (?, ?) ON CONFLICT (subject)"
+                " DO UPDATE SET before = max(before, excluded.before)",
+                [(k, at) for k in keys],
+            )
+
+    def erased(self) -> dict[str, float]:
+        with self._lock:
+            return {k: float(t) for k, t in self._db.execute("SELECT subject, before FROM erased")}
+
     def close(self) -> None:
         self._db.close()
 
@@ -151,24 +163,15 @@ class RedisRegulations:
     def suppressed(self) -> frozenset[str]:
         return frozenset(k.decode() for k in self._r.smembers(f"{self._k}:suppressed"))  # type: ignore[union-attr]
 
+    def erase_before(self, keys: Iterable[str], at: float) -> None:
+        pipe = self._r.pipeline()
+        for k in keys:
+            pipe.zadd(f"{self._k}:erased", {k: at}, gt=True)
+        pipe.execute()
+
+    def erased(self) -> dict[str, float]:
+        pairs = self._r.zrange(f"{self._k}:erased", 0, -1, withscores=True)
+        return {k.decode(): float(t) for k, t in pairs}  # type: ignore[union-attr]
+
     def close(self) -> None:
         self._r.close()
-
-
-def subjects_of(message: dict[str, Any]) -> set[str]:
-    """Who a message is about, as suppression keys: its userId, and any email it carries."""
-    out: set[str] = set()
-    user = message.get("userId")
-    if isinstance(user, str | int) and str(user).strip():
-        out.add(subject_key("USER_ID", str(user)))
-    places = [message.get("traits"), message.get("properties")]
-    context = message.get("context")
-    if isinstance(context, dict):
-        places.append(context.get("traits"))
-    for place in places:
-        email = place.get("email") if isinstance(place, dict) else None
-        if isinstance(email, str) and "@" in email:
-            out.add(subject_key("EMAIL", email))
-    if isinstance(user, str) and "@" in user:
-        out.add(subject_key("EMAIL", user))
-    return out

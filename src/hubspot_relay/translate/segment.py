@@ -10,6 +10,7 @@ account's property catalog (`translate.values.prepare`).
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 from urllib.parse import urlparse
@@ -137,7 +138,7 @@ def event_properties(props: dict[str, Any], *, drop: tuple[str, ...] = ("email",
         elif isinstance(value, int | float):
             text = repr(value) if isinstance(value, float) else str(value)
         elif isinstance(value, list):
-            text = orjson.dumps(value).decode()
+            text = _json_text(value)
         else:
             text = str(value)
         name = event_property_key(key)
@@ -155,6 +156,14 @@ def _domain(traits: dict[str, Any]) -> str | None:
             if host:
                 return host.removeprefix("www.")
     return None
+
+
+def _json_text(value: Any) -> str:
+    """A list as JSON text; what orjson cannot write (an integer past 64 bits) as text."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, default=str)
 
 
 def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from hubspot_relay.state.regulations import RedisRegulations, Regulation, SQLiteRegulations, subjects_of
+from hubspot_relay.state.regulations import RedisRegulations, Regulation, SQLiteRegulations
+from hubspot_relay.translate.subjects import subjects_of
 from tests.redis_server import RedisServer
 
 

@@ -362,3 +362,10 @@ def test_subscription_changes(msg: dict[str, Any], expected: tuple[bool, int] | 
     assert changes == ([expected] if expected else [])
     if expected and msg["type"] == "track":
         assert not [op for op in ops if isinstance(op, Event)]  # a subscription change, not an event
+
+
+def test_a_list_orjson_cannot_write_still_becomes_text() -> None:
+    """(Found by the fuzz test: an integer past 64 bits in a list.)"""
+    msg = {"type": "track", "userId": "u", "event": "x", "properties": {"email": "a@x.com", "big": [2**70]}}
+    (event,) = [op for op in translate(msg, DeliveryOptions()) if isinstance(op, Event)]
+    assert event.properties["big"] == f"[{2**70}]"

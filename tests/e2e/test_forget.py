@@ -1,0 +1,84 @@
+"""The right to be forgotten, end to end: segment-analytics-python sends for two people, the
+operator runs `hubspot-relay forget --user-id`, and the relay suppresses the person, erases what
+it holds of them and GDPR-deletes their HubSpot contact (the sandbox then refuses the email);
+Segment's Public API shape (`POST /regulations`, `GET /regulations/{id}`) lifts the suppression."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from segment.analytics import Client
+
+from tests.e2e.test_cli import cli
+from tests.helpers import RelayProcess, stored_messages, wait_delivered
+
+pytestmark = pytest.mark.e2e
+WRITE_KEY = "wk-forget"
+AUTH = {"Authorization": "Bearer sandbox-token"}
+
+
+def test_forget_a_person(data_dir: Path) -> None:
+    with RelayProcess(data_dir, env={"HUBSPOT_RELAY_WRITE_KEY": WRITE_KEY}) as relay:
+        sandbox = f"http://127.0.0.1:{relay.sandbox_port}"
+        analytics = Client(WRITE_KEY, host=relay.url, sync_mode=True)
+        analytics.identify("u1", {"email": "ann@x.com", "firstName": "Ann"})
+        analytics.track("u1", "Signed Up", {"plan": "pro"})
+        analytics.identify("u2", {"email": "bo@x.com"})
+        assert wait_delivered(relay, 3) == {"delivered": 3, "dead": 0, "other": 0}
+        assert (
+            httpx.get(
+                f"{sandbox}/crm/v3/objects/contacts/ann@x.com?idProperty=email", headers=AUTH
+            ).status_code
+            == 200
+        )
+
+        env = {"HUBSPOT_RELAY_URL": relay.url, "HUBSPOT_RELAY_DATA_DIR": str(data_dir)}
+        done = cli("forget", "--user-id", "u1", env=env)
+        assert done.returncode == 0, done.stderr
+        assert "SUPPRESS_WITH_DELETE: FINISHED" in done.stdout
+
+        # HubSpot's contact is gone, and HubSpot refuses the email from now on
+        gone = httpx.get(f"{sandbox}/crm/v3/objects/contacts/ann@x.com?idProperty=email", headers=AUTH)
+        assert gone.status_code == 404
+        again = httpx.post(
+            f"{sandbox}/crm/v3/objects/contacts", json={"properties": {"email": "ann@x.com"}}, headers=AUTH
+        )
+        assert again.status_code == 400 and "GDPR" in again.text
+        # the relay holds nothing of them; the other person is untouched
+        users = [m.get("userId") for m in stored_messages(relay.queue_path)]
+        assert "u1" not in users and "u2" in users
+        # suppressed: answered as accepted, never stored
+        analytics.identify("u1", {"email": "ann@x.com", "firstName": "Ann again"})
+        analytics.identify("u2", {"email": "bo@x.com", "firstName": "Bo"})
+        deadline = time.monotonic() + 10  # Bo's second identify stored: Ann's came before it
+        while [m.get("userId") for m in stored_messages(relay.queue_path)].count("u2") < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert [m.get("userId") for m in stored_messages(relay.queue_path)].count("u1") == 0
+
+        # Segment's Public API: lift the suppression; the next message is kept again
+        http = httpx.Client(base_url=relay.url)
+        made = http.post(
+            "/regulations",
+            json={"regulationType": "UNSUPPRESS", "subjectType": "USER_ID", "subjectIds": ["u1"]},
+        )
+        assert made.status_code == 200
+        reg_id = made.json()["data"]["regulateId"]
+        deadline = time.monotonic() + 15
+        while (status := http.get(f"/regulations/{reg_id}").json()["data"]["regulation"])[
+            "overallStatus"
+        ] != "FINISHED":
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+        assert status["regulationType"] == "UNSUPPRESS" and status["subjectIds"] == ["u1"]
+        analytics.track("u1", "Came Back")
+        deadline = time.monotonic() + 10
+        while "u1" not in [m.get("userId") for m in stored_messages(relay.queue_path)]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert http.post("/regulations", json={"regulationType": "NOPE"}).status_code == 400
+        log = relay.log()
+        assert "ann@x.com" not in log
