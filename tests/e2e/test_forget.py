@@ -82,3 +82,33 @@ def test_forget_a_person(data_dir: Path) -> None:
         assert http.post("/regulations", json={"regulationType": "NOPE"}).status_code == 400
         log = relay.log()
         assert "ann@x.com" not in log
+
+
+def test_a_suppression_holds_in_every_process_on_redis(tmp_path: Path) -> None:
+    from tests.cluster import WRITE_KEY as CLUSTER_KEY
+    from tests.cluster import Cluster
+    from tests.conftest import require_tool
+    from tests.redis_server import RedisServer
+
+    redis = RedisServer(tmp_path / "redis", require_tool("redis-server", "the Redis queue")).start()
+    cluster = Cluster(tmp_path / "cluster", redis.url, 2, latency_ms=0).start()
+    try:
+        first, second = cluster.relays
+        made = httpx.post(f"{first.url}/admin/api/forget", json={"user_ids": ["u1"], "type": "SUPPRESS_ONLY"})
+        assert made.status_code == 202
+        time.sleep(1.5)  # another process reads suppressions at most a second old
+        batch = [
+            {"type": "identify", "userId": "u1", "traits": {"email": "ann@x.com"}},
+            {"type": "identify", "userId": "u2", "traits": {"email": "bo@x.com"}},
+        ]
+        r = httpx.post(f"{second.url}/v1/batch", json={"batch": batch}, auth=(CLUSTER_KEY, ""))
+        assert r.status_code == 200 and r.json()["success"] is True  # answered as accepted
+        cluster.wait_delivered(1, timeout=30)
+        time.sleep(1.0)
+        web = cluster.web()
+        assert web["delivered"] == 1 and web["queued"] + web["in_flight"] + web["retrying"] == 0
+        contacts = cluster.portal()["contacts"]
+        assert contacts == 1  # Bo only
+    finally:
+        cluster.stop()
+        redis.stop()
