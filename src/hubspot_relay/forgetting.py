@@ -113,6 +113,8 @@ class Forgetter:
             "FINISHED" if not failures else "PARTIAL_SUCCESS" if reg.detail.get("erased") else "FAILED"
         )
         reg.detail["failures"] = failures
+        if not failures:  # done: the request keeps digests, not the identifiers themselves
+            reg.subjects, reg.subject_type = reg.keys, "DIGEST"
         await asyncio.to_thread(self.store.save, reg)
         log.info("right-to-be-forgotten request done", id=reg.id, type=reg.type, status=reg.status)
 

@@ -201,6 +201,8 @@ class SQLiteQueue:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
+        # Deleted rows are overwritten, not left in free pages (the right to be forgotten).
+        conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(_SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(source_totals)")}
         for added in ("skipped", "waiting"):  # a file from before outcomes were counted apart
@@ -513,6 +515,8 @@ class SQLiteQueue:
             ).fetchall()
             chosen = [(i, src, mid) for i, src, mid, body in rows if match(bytes(body))]
             self._db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i, _, _ in chosen])
+            if chosen:  # the old pages leave the write-ahead log too
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return [(src, mid) for _, src, mid in chosen]
 
         return await self._run(delete)
@@ -523,6 +527,7 @@ class SQLiteQueue:
                 f"DELETE FROM messages WHERE id = ? AND state IN ({State.DELIVERED}, {State.DEAD})",
                 [(i,) for i in ids],
             )
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
         if ids:
             await self._run(delete)

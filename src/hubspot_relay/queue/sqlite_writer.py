@@ -62,6 +62,7 @@ def connect(path: str, synchronous: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous.upper() == 'FULL' else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA secure_delete=ON")  # (the right to be forgotten: see sqlite.py)
     conn.execute("PRAGMA cache_size=-32768")
     return conn
 

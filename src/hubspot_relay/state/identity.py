@@ -74,6 +74,7 @@ class IdentityMap:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # forgotten ties are overwritten, not left behind
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
@@ -122,6 +123,8 @@ class IdentityMap:
         self._tx("DELETE FROM ids WHERE email = ?", [(e,) for e in found])
         self._tx("DELETE FROM pending WHERE id = ?", [(i,) for i in ids])
         self._tx("DELETE FROM contacts WHERE email = ?", [(e,) for e in found])
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._known = {k: v for k, v in self._known.items() if k[1] not in ids and v.lower() not in wanted}
         return wanted
 

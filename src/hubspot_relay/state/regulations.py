@@ -46,6 +46,8 @@ class Regulation:
 
     @property
     def keys(self) -> list[str]:
+        if self.subject_type == "DIGEST":  # done: only the digests were kept
+            return list(self.subjects)
         return [subject_key(self.subject_type, s) for s in self.subjects]
 
 
@@ -74,6 +76,7 @@ class SQLiteRegulations:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
@@ -84,6 +87,8 @@ class SQLiteRegulations:
                 "INSERT OR REPLACE INTO regulations (id, status, body) VALUES (?, ?, ?)",
                 (reg.id, reg.status, orjson.dumps(asdict(reg))),
             )
+            if reg.status not in OPEN:  # the identifiers it held leave the write-ahead log too
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def get(self, reg_id: str) -> Regulation | None:
         with self._lock:

@@ -1,16 +1,20 @@
-"""Who a message is about, as the right to be forgotten keys people (`user:<userId>`,
-`email:<lowercased email>`), and the snapshot of who it covers that ingest and delivery consult:
+"""Who a message is about, as the right to be forgotten keys people (a digest of `user:<userId>`
+or `email:<lowercased email>`), and the snapshot of who it covers that ingest and delivery consult:
 pure, so that the planner may use it."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 
 def subject_key(subject_type: str, value: str) -> str:
+    """A person as the relay keeps them for the right to be forgotten: a digest of `user:<userId>`
+    or `email:<lowercased email>`, so that the suppression list itself holds no identifier."""
     value = value.strip()
-    return f"email:{value.lower()}" if subject_type == "EMAIL" else f"user:{value}"
+    plain = f"email:{value.lower()}" if subject_type == "EMAIL" else f"user:{value}"
+    return "sha256:" + hashlib.sha256(plain.encode()).hexdigest()
 
 
 def subjects_of(message: dict[str, Any]) -> set[str]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hubspot_relay.state.regulations import RedisRegulations, Regulation, SQLiteRegulations
-from hubspot_relay.translate.subjects import subjects_of
+from hubspot_relay.translate.subjects import subject_key, subjects_of
 from tests.redis_server import RedisServer
 
 
@@ -39,24 +39,26 @@ def test_a_regulation_is_kept_with_its_status(store: Any) -> None:
         "FINISHED",
         {"erased": 3},
     )
-    assert kept.keys == ["user:u1", "user:u2"]
+    assert kept.keys == [subject_key("USER_ID", "u1"), subject_key("USER_ID", "u2")]
     assert store.get("nope") is None
 
 
 def test_suppressions(store: Any) -> None:
-    store.suppress(["user:u1", "email:a@x.com"])
-    store.suppress(["user:u1"])
-    assert store.suppressed() == {"user:u1", "email:a@x.com"}
-    store.unsuppress(["user:u1"])
-    assert store.suppressed() == {"email:a@x.com"}
+    u1, a = subject_key("USER_ID", "u1"), subject_key("EMAIL", "a@x.com")
+    store.suppress([u1, a])
+    store.suppress([u1])
+    assert store.suppressed() == {u1, a}
+    store.unsuppress([u1])
+    assert store.suppressed() == {a}
+    assert "a@x.com" not in a and a == subject_key("EMAIL", " A@X.com ")  # a digest, of the lowercased email
 
 
 def test_suppressions_outlive_the_process(tmp_path: Path) -> None:
     first = SQLiteRegulations(tmp_path / "r.sqlite3")
-    first.suppress(["user:u9"])
+    first.suppress([subject_key("USER_ID", "u9")])
     first.close()
     again = SQLiteRegulations(tmp_path / "r.sqlite3")
-    assert again.suppressed() == {"user:u9"}
+    assert again.suppressed() == {subject_key("USER_ID", "u9")}
     again.close()
 
 
@@ -73,7 +75,10 @@ def test_suppressions_outlive_the_process(tmp_path: Path) -> None:
     ],
 )
 def test_who_a_message_is_about(message: dict[str, Any], expected: set[str]) -> None:
-    assert subjects_of(message) == expected
+    digests = {
+        subject_key("EMAIL" if k.startswith("email:") else "USER_ID", k.split(":", 1)[1]) for k in expected
+    }
+    assert subjects_of(message) == digests
 
 
 @pytest.fixture(params=["sqlite", "redis"])
