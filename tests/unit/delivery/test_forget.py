@@ -4,6 +4,7 @@ leaves newer ones to flow, and GDPR-deletes the contact; the request's status sa
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from hubspot_relay.delivery.loop import Delivery
 from hubspot_relay.forgetting import Forgetter, ForgottenView
 from hubspot_relay.queue.protocol import ReplayFilter
-from hubspot_relay.state.regulations import SQLiteRegulations
+from hubspot_relay.state.regulations import Regulation, SQLiteRegulations
 from tests.harness import make
 
 pytestmark = pytest.mark.anyio
@@ -54,6 +55,36 @@ async def test_delete_only_erases_the_past_and_lets_the_future_flow(tmp_path: Pa
         bodies = [m.body.decode() for m in await h.queue.messages()]
         assert not [b for b in bodies if "Queued Before" in b or ('"identify"' in b and '"u1"' in b)]
         assert [b for b in bodies if '"userId":"u2"' in b]
+    finally:
+        store.close()
+        await h.queue.close()
+        h.identity.close()
+
+
+async def test_a_request_cut_off_midway_is_carried_out_by_the_next_run(tmp_path: Path) -> None:
+    """As after a kill -9: the request is kept RUNNING; the next process's run finishes it."""
+    h = await make(tmp_path)
+    store = SQLiteRegulations(tmp_path / "regulations.sqlite3")
+    try:
+        await h.send({"type": "identify", "userId": "u1", "traits": {"email": "ann@x.com"}})
+        await h.drain()
+        reg = Regulation.new("SUPPRESS_WITH_DELETE", "USER_ID", ["u1"])
+        reg.status = "RUNNING"  # where a killed process left it
+        store.save(reg)
+        view = ForgottenView(store)
+        forgetter = Forgetter(store, view, h.queue, h.identity, [h.delivery.client])
+        stop = asyncio.Event()
+        task = asyncio.create_task(forgetter.run(stop, every=0.05))
+        for _ in range(100):
+            kept = store.get(reg.id)
+            if kept is not None and kept.status == "FINISHED":
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        assert kept is not None and kept.status == "FINISHED"
+        assert "ann@x.com" in h.sandbox.portals["997086"].forgotten
+        assert view.current().suppressed  # and the person is suppressed
     finally:
         store.close()
         await h.queue.close()
