@@ -141,3 +141,65 @@ def test_nothing_of_a_forgotten_person_remains_in_the_data_folder(data_dir: Path
                     found.setdefault(path.name, []).append(needle.decode())
     assert found == {}
     assert b"bo@example.com" in (data_dir / "identity.sqlite3").read_bytes()  # the search can find
+
+
+def test_nothing_of_a_forgotten_person_remains_in_redis(tmp_path: Path) -> None:
+    """Two processes on one Redis: after a forget, no key of the relay's holds the person's
+    identifiers in what Redis serves back (streams, hashes, sets, lists, sorted sets)."""
+    import redis as redis_lib
+
+    from tests.cluster import WRITE_KEY as CLUSTER_KEY
+    from tests.cluster import Cluster
+    from tests.conftest import require_tool
+    from tests.redis_server import RedisServer
+
+    user, email = "ann-8r4k", "ann.8r4k@example.com"
+    server = RedisServer(tmp_path / "redis", require_tool("redis-server", "the Redis queue")).start()
+    cluster = Cluster(tmp_path / "cluster", server.url, 2, latency_ms=0).start()
+    try:
+        batch = [
+            {"type": "identify", "userId": user, "traits": {"email": email}},
+            {"type": "track", "userId": user, "event": "Signed Up"},
+            {"type": "identify", "userId": "bo-2", "traits": {"email": "bo2@example.com"}},
+        ]
+        r = httpx.post(f"{cluster.urls[0]}/v1/batch", json={"batch": batch}, auth=(CLUSTER_KEY, ""))
+        assert r.status_code == 200
+        cluster.wait_delivered(3, timeout=30)
+        made = httpx.post(f"{cluster.urls[1]}/admin/api/forget", json={"user_ids": [user], "emails": [email]})
+        ids = made.json()["regulateIds"]
+        deadline = time.monotonic() + 30
+        for reg_id in ids:
+            while (
+                httpx.get(f"{cluster.urls[0]}/regulations/{reg_id}").json()["data"]["regulation"][
+                    "overallStatus"
+                ]
+                != "FINISHED"
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        r = redis_lib.Redis.from_url(server.url)
+        found, seen_bo = [], False
+        for key in r.scan_iter(count=1000):
+            kind = r.type(key).decode()
+            values: list[bytes] = []
+            if kind == "string":
+                values = [r.get(key) or b""]
+            elif kind == "hash":
+                values = [b for pair in r.hgetall(key).items() for b in pair]
+            elif kind == "set":
+                values = list(r.smembers(key))
+            elif kind == "list":
+                values = list(r.lrange(key, 0, -1))
+            elif kind == "zset":
+                values = [m for m, _ in r.zrange(key, 0, -1, withscores=True)]
+            elif kind == "stream":
+                values = [b for _, fields in r.xrange(key) for pair in fields.items() for b in pair]
+            blob = b"\n".join(values)
+            seen_bo = seen_bo or b"bo2@example.com" in blob
+            if user.encode() in blob or email.encode() in blob:
+                found.append(key.decode())
+        assert found == []
+        assert seen_bo  # the search can find what is there
+    finally:
+        cluster.stop()
+        server.stop()
