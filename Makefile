@@ -52,9 +52,11 @@ run: $(RUN_STAMP) $(AJS_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
 
 test: $(STAMP) $(NODE_STAMP) $(AJS_STAMP) system-deps
 	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

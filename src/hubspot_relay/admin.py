@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -73,7 +73,7 @@ async def status_report(
     sources = {}
     for src in config.sources:
         c = counts.get(src.name)
-        row = (c or SourceCounts()).as_dict()
+        row: dict[str, Any] = dict((c or SourceCounts()).as_dict())
         oldest = c.oldest_queued_at if c else None
         row["oldest_queued_age_s"] = round(now - oldest, 1) if oldest else None
         row["account"] = src.account
@@ -148,12 +148,14 @@ class AdminApi:
             Route("/admin/api/accounts/{name}/resume", guarded(self.pausing(False)), methods=["POST"]),
         ]
 
-    def guarded(self, endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    def guarded(
+        self, endpoint: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def wrapper(request: Request) -> Response:
             refusal = self.access.admin(request)
             if refusal is not None:
                 return refusal
-            return await endpoint(request)  # type: ignore[no-any-return]
+            return await endpoint(request)
 
         return wrapper
 

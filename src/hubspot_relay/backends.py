@@ -9,6 +9,7 @@ are the store failing (`Backend.machine_failures`): a machine failure, never a m
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -36,7 +37,7 @@ class Membership(Protocol):
 
     async def beat(self) -> None: ...
 
-    async def run(self, stop: object) -> None: ...
+    async def run(self, stop: asyncio.Event) -> None: ...
 
     async def leave(self) -> None: ...
 

@@ -20,7 +20,7 @@ import msgspec
 
 from .config_schema import DEFAULT_API_BASE, DEFAULT_TRACK_BASE, ApiMode, _Account, _File, _Limits, _Relay
 from .credentials import OAUTH_PER_10S, OAuthApp, oauth_app, oauth_from_env
-from .errors import ConfigError
+from .errors import ConfigError, MappingError
 from .hubspot.paths import API_VERSIONS, DEFAULT_API_VERSION, is_dated
 from .options import DeliveryOptions, parse_options
 from .secrets import Secret
@@ -309,7 +309,7 @@ def _account(raw: _Account, i: int, env: Mapping[str, str]) -> Account:
 def _mappings(raw: list[dict[str, Any]], key: str, mode: ApiMode) -> tuple[mapping_rules.Mapping, ...]:
     try:
         mappings = mapping_rules.parse_mappings(raw, key)
-    except mapping_rules.MappingError as e:
+    except MappingError as e:
         raise ConfigError(str(e)) from None
     if mappings and mode == "legacy":
         raise ConfigError(f"{key}: mappings need an access token (v3): legacy mode has no objects API")

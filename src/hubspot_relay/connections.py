@@ -117,6 +117,7 @@ class GuardedProtocol(HttpToolsProtocol):
     _deadline: float | None = None
     _waiting_for: str = "headers"
 
+    # uvicorn's protocol narrows asyncio's BaseTransport to Transport; so must we
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         peer = self.client[0] if self.client else ""

@@ -49,7 +49,8 @@ def oauth_from_env(env: Mapping[str, str]) -> OAuthApp | None:
     missing = [name for name, v in zip(ENV, values, strict=True) if not v]
     if missing:
         raise ConfigError(f"{', '.join(missing)}: an OAuth app needs all of {', '.join(ENV)}")
-    return _checked(*values, "HUBSPOT_OAUTH_*")
+    client_id, client_secret, refresh_token = values
+    return _checked(client_id, client_secret, refresh_token, "HUBSPOT_OAUTH_*")
 
 
 def _checked(client_id: str, client_secret: str, refresh_token: str, key: str) -> OAuthApp:

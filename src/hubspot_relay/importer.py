@@ -90,6 +90,7 @@ def _open(file: Path) -> tuple[BinaryIO, BinaryIO]:
     raw = file.open("rb")
     if raw.read(2) == b"\x1f\x8b":
         raw.seek(0)
+        # GzipFile reads bytes like any BinaryIO; typeshed types it as a BufferedIOBase only
         return raw, gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     raw.seek(0)
     return raw, raw

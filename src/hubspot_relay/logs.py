@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import structlog
 
-from .secrets import scrub, scrub_text
+from .secrets import scrub_fields, scrub_text
 
 
 def _scrub_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    return scrub(event)  # type: ignore[no-any-return]
+    return scrub_fields(event)
 
 
 class ScrubFilter(logging.Filter):

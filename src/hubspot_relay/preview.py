@@ -151,6 +151,10 @@ class DryIdentities:
     def problems(self) -> list[tuple[str, str, str, float]]:
         return []
 
+    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> set[str]:
+        """A dry run forgets nothing: the real map is left as it is."""
+        return set()
+
 
 class _NoQueue:
     """Settling a preview changes no queue."""
@@ -191,10 +195,10 @@ def _answer(operation: str, body: Any, hub_id: str, counter: list[int]) -> httpx
             results.append({"id": new_id(), "properties": props})
         return httpx.Response(200, json={"status": "COMPLETE", "results": results})
     if operation == "event_definitions.create":
-        props = [{"name": p["name"]} for p in body.get("propertyDefinitions", [])]
+        defined = [{"name": p["name"]} for p in body.get("propertyDefinitions", [])]
         return httpx.Response(
             201,
-            json={**body, "fullyQualifiedName": f"pe{hub_id}_{body.get('name', '')}", "properties": props},
+            json={**body, "fullyQualifiedName": f"pe{hub_id}_{body.get('name', '')}", "properties": defined},
         )
     if operation == "properties.create" and isinstance(body, dict):
         return httpx.Response(201, json=body)

@@ -59,7 +59,7 @@ def scrub(value: Any, key: str = "") -> Any:
     """Return `value` with every credential masked, recursing into dicts and lists."""
     if isinstance(value, Secret):
         return _MASK
-    if key and is_sensitive_key(key) and value not in (None, ""):
+    if key and is_sensitive_key(key) and _may_hold_secret(value):
         return _MASK
     if isinstance(value, dict):
         return {k: scrub(v, str(k)) for k, v in value.items()}
@@ -68,6 +68,17 @@ def scrub(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     return value
+
+
+def scrub_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A log event's fields with every credential masked."""
+    return {k: scrub(v, str(k)) for k, v in fields.items()}
+
+
+def _may_hold_secret(value: Any) -> bool:
+    """A value under a secret's name is masked unless it cannot be one: nothing, an empty
+    string, a flag or a number (`refresh_token_rotated=True` says nothing a thief can use)."""
+    return not (value is None or value == "" or isinstance(value, bool | int | float))
 
 
 def redacted_url(url: str) -> str:

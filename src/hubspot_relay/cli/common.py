@@ -13,10 +13,10 @@ from rich.console import Console
 from .. import __version__
 from ..config import (
     Config,
-    ConfigError,
     load,
     validate_queue_url,
 )
+from ..errors import ConfigError
 
 app = typer.Typer(
     name="hubspot-relay",

@@ -12,9 +12,9 @@ from ..config import (
     SANDBOX_HUB_ID,
     SANDBOX_PORT,
     SANDBOX_TOKEN,
-    ConfigError,
     validate_hub_id,
 )
+from ..errors import ConfigError
 from ..logs import configure as configure_logs
 from .common import app, err
 

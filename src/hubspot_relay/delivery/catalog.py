@@ -5,6 +5,7 @@ counted, or created as text properties when the account asks for that."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -42,7 +43,7 @@ class Catalogs(Part):
         async def read() -> list[dict[str, Any]]:
             if self.legacy:
                 return list(await self.call(self.client.legacy_properties))
-            return list(await self.call(lambda: self.client.properties(object_type)))
+            return list(await self.call(partial(self.client.properties, object_type)))
 
         key = f"catalog:{self.account.hub_id}:{'legacy' if self.legacy else 'v3'}:{object_type}"
         if self.ctx.cache is None:
@@ -62,7 +63,8 @@ class Catalogs(Part):
         for key in keys:
             try:
                 await self.call(
-                    lambda key=key: self.client.create_property(
+                    partial(
+                        self.client.create_property,
                         object_type,
                         {
                             "name": key,
@@ -97,4 +99,3 @@ class Catalogs(Part):
                 keys={k: r for k, r in list(dropped.items())[:20]},
             )
         return clean
-

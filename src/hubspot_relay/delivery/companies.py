@@ -3,6 +3,8 @@ domain once and update, then associate the members."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..hubspot.errors import HubSpotError
 from .planner import CompanyBatch
 from .sending import Sender
@@ -22,17 +24,19 @@ class CompanySender(Sender):
             try:
                 if unique:
                     result = await self.call(
-                        lambda g=group, props=props: self.client.batch(
+                        partial(
+                            self.client.batch,
                             "companies",
                             "upsert",
-                            [{"id": g.group_id, "idProperty": unique, "properties": props}],
+                            [{"id": group.group_id, "idProperty": unique, "properties": props}],
                         )
                     )
                     company_id = str(result["results"][0]["id"])
                 else:
                     if not company_id and group.domain:
                         found = await self.call(
-                            lambda g=group: self.client.search(
+                            partial(
+                                self.client.search,
                                 "companies",
                                 {
                                     "filterGroups": [
@@ -41,7 +45,7 @@ class CompanySender(Sender):
                                                 {
                                                     "propertyName": "domain",
                                                     "operator": "EQ",
-                                                    "value": g.domain,
+                                                    "value": group.domain,
                                                 }
                                             ]
                                         }
@@ -54,15 +58,16 @@ class CompanySender(Sender):
                             company_id = str(found["results"][0]["id"])
                     if company_id:
                         await self.call(
-                            lambda cid=company_id, props=props: self.client.batch(
-                                "companies", "update", [{"id": cid, "properties": props}]
+                            partial(
+                                self.client.batch,
+                                "companies",
+                                "update",
+                                [{"id": company_id, "properties": props}],
                             )
                         )
                     else:
                         result = await self.call(
-                            lambda props=props: self.client.batch(
-                                "companies", "create", [{"properties": props}]
-                            )
+                            partial(self.client.batch, "companies", "create", [{"properties": props}])
                         )
                         company_id = str(result["results"][0]["id"])
                 self.identity.save_company(self.account.name, group.group_id, company_id)
@@ -78,6 +83,6 @@ class CompanySender(Sender):
         for start in range(0, len(pairs), 100):
             chunk = pairs[start : start + 100]
             try:
-                await self.call(lambda chunk=chunk: self.client.associate("contact", "company", chunk))
+                await self.call(partial(self.client.associate, "contact", "company", chunk))
             except HubSpotError as e:
                 self.failed(e, pair_ids, s)

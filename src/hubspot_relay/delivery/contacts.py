@@ -3,6 +3,7 @@ backwards move, upserts 100 at a time side by side (v3) or the seed's contacts v
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ..hubspot.errors import HubSpotError, Kind
@@ -60,7 +61,8 @@ class ContactSender(Sender):
             return
         try:
             await self.call(
-                lambda: self.client.create_property(
+                partial(
+                    self.client.create_property,
                     "contacts",
                     {
                         "name": name,
@@ -115,7 +117,8 @@ class ContactSender(Sender):
             chunk = unknown[start : start + 100]
             try:
                 result = await self.call(
-                    lambda chunk=chunk: self.client.batch(
+                    partial(
+                        self.client.batch,
                         "contacts",
                         "read",
                         [{"id": e} for e in chunk],

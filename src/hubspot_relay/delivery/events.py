@@ -5,6 +5,7 @@ for legacy accounts; custom events refused by the portal reported once, not per 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import orjson
@@ -130,8 +131,10 @@ class EventSender(Sender):
                 for key in missing:
                     try:
                         await self.call(
-                            lambda fqn=fqn, key=key: self.client.add_event_property(
-                                fqn, {"name": key, "label": key, "type": "string"}
+                            partial(
+                                self.client.add_event_property,
+                                fqn,
+                                {"name": key, "label": key, "type": "string"},
                             )
                         )
                     except HubSpotError as e:
@@ -155,7 +158,8 @@ class EventSender(Sender):
             short = fqn.removeprefix(f"pe{self.account.hub_id}_")
             try:
                 created = await self.call(
-                    lambda: self.client.create_event_definition(
+                    partial(
+                        self.client.create_event_definition,
                         {
                             "label": (op.label or short)[:100],
                             "name": short,
@@ -167,7 +171,7 @@ class EventSender(Sender):
                             "propertyDefinitions": [
                                 {"name": k, "label": k, "type": "string"} for k in sorted(keys)
                             ],
-                        }
+                        },
                     )
                 )
                 log.info("created event definition", account=self.account.name, name=fqn)

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import structlog
 
@@ -37,7 +38,7 @@ from .gate import CallGate
 from .identities import replay
 from .lists import ListSender
 from .objects import ObjectSender
-from .planner import Plan, Planner
+from .planner import Pending, Plan, Planner
 from .sending import Straggler, finish
 from .settlement import Settlement, ack_paid, hand_back, hand_back_carried, settle, verdict
 from .subscriptions import SubscriptionSender
@@ -54,7 +55,7 @@ PAUSE_RECHECK_S = 2.0
 def store_backoff(failures: int) -> float:
     """How long the loop waits for a store that failed `failures` times in a row: 0.2 s, doubling
     up to 5 s (a Redis restart takes about a second; a disk may take longer)."""
-    return min(5.0, 0.2 * 2 ** max(0, failures - 1))
+    return min(5.0, 0.2 * 2.0 ** max(0, failures - 1))
 
 
 class Delivery:
@@ -284,28 +285,28 @@ class Delivery:
                 self.stranded.update(ours)
             raise
         except Exception as e:
-            ours = set(self._still_ours(leased, settlement))
+            unsettled = set(self._still_ours(leased, settlement))
             if isinstance(e, self.machine_failures):
                 # Settling needs the store that just failed: hand the messages back once it
                 # answers (see `lease`), the attempt not counted; never a dead letter for it.
                 self.store_failed(e)
-                self.stranded.update(ours)
+                self.stranded.update(unsettled)
                 log.warning(
                     "the queue's store failed while settling a batch: its messages are handed back "
                     "once it answers",
                     account=self.account.name,
                     error=f"{type(e).__name__}: {e}"[:300],
-                    messages=len(ours),
+                    messages=len(unsettled),
                 )
                 return
             log.exception("delivery cycle failed", account=self.account.name)
             try:
                 await self.give_back(
-                    [m for m in leased if m.id in ours],
+                    [m for m in leased if m.id in unsettled],
                     f"delivery failed: {type(e).__name__}: {e}",
                 )
             except self.machine_failures:
-                self.stranded.update(ours)
+                self.stranded.update(unsettled)
         finally:
             if planned is not None:
                 planned.set()
@@ -531,6 +532,11 @@ def owe_everything(plan: Plan, s: Settlement) -> None:
         s.owe(record.ids)  # its upsert
         if record.associate:
             s.owe(record.ids)  # and its associations, paid once they are all made
-    for members in [*plan.memberships.values(), *plan.company_memberships.values(), plan.subscriptions]:
+    owed: list[Mapping[Any, Pending]] = [
+        *plan.memberships.values(),
+        *plan.company_memberships.values(),
+        plan.subscriptions,
+    ]
+    for members in owed:
         for p in members.values():
             s.owe(p.ids)

@@ -130,9 +130,9 @@ class ObjectSender(Sender):
             except HubSpotError as e:
                 self.failed(e, [i for ids in by_pair.values() for i in ids], s)
                 continue
-            pairs = list(by_pair.items())
-            for start in range(0, len(pairs), 100):
-                chunk = pairs[start : start + 100]
+            listed = list(by_pair.items())
+            for start in range(0, len(listed), 100):
+                chunk = listed[start : start + 100]
                 items = [Pending(f"{a}>{b}", {}, list(dict.fromkeys(ids))) for (a, b), ids in chunk]
 
                 async def send(

@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from ..activity import ACTIVITY, TRACE
 from ..hubspot.errors import HubSpotError, Kind
-from ..queue.protocol import Leased, Queue
+from ..queue.protocol import Leased, Outcome, Queue
 from ..translate.subjects import FORGOTTEN
 
 log = structlog.get_logger("hubspot_relay.deliver")
@@ -62,7 +62,7 @@ class Settlement:
         self.skip_reasons |= other.skip_reasons
         self.waiting |= other.waiting
 
-    def outcome(self, mid: int) -> str:
+    def outcome(self, mid: int) -> Outcome:
         """How a finished message is counted: delivered when it needed a call (or a tie in the
         identity map), else waiting for an email, else skipped."""
         if self.owed[mid] or (mid not in self.waiting and mid not in self.skipped):
@@ -196,12 +196,12 @@ async def settle(
     await hand_back(queue, list(s.carried))
     done = s.carried | s.released | s.acked
     ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead and m.id not in done]
-    by_outcome: dict[str, list[int]] = {}
+    by_outcome: dict[Outcome, list[int]] = {}
     for i in ok:
         by_outcome.setdefault(s.outcome(i), []).append(i)
     by_id = {m.id: m for m in leased}
     for outcome, ids in by_outcome.items():
-        await queue.ack(ids, outcome=outcome)  # type: ignore[arg-type]
+        await queue.ack(ids, outcome=outcome)
         SETTLED.labels(account, outcome).inc(len(ids))
         plain = [i for i in ids if i not in s.skip_reasons]
         _note(by_id, plain, outcome)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..errors import DailyLimitReached
@@ -51,7 +51,7 @@ class AccountLimiter:
         reserve: float = 0.0,
         learn: bool = False,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.reserve = reserve
         self.learn = learn
@@ -107,7 +107,7 @@ class AccountLimiter:
                     self._second.append(now)
                     self._day_count += 1
                     return
-                await self._sleep(wait)  # type: ignore[misc]
+                await self._sleep(wait)
 
     def usage(self) -> dict[str, Any]:
         """Calls counted today (UTC, by this process) and in the last window, against the budget."""
@@ -166,7 +166,9 @@ class AccountLimiter:
         """HubSpot's count of calls left in the window, in terms of our share of it (its
         "remaining" counts the whole budget; ours stops short of the reserve)."""
         remaining = _number(headers, "x-hubspot-ratelimit-remaining")
-        return None if remaining is None else remaining - (self.budget["window"] - self.per_10s)
+        window = self.budget["window"]
+        assert window is not None  # set from per_10s, which every limiter has
+        return None if remaining is None else remaining - (window - self.per_10s)
 
     async def after_call(self, headers: Mapping[str, str]) -> None:
         """What the client reports after each answer (a shared limiter writes it through)."""

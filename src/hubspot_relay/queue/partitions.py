@@ -23,9 +23,11 @@ import contextlib
 import time
 import zlib
 from collections.abc import Callable
+from typing import cast
 
 import structlog
 
+from ..redis_values import text
 from .redis_streams import RedisQueue, client_name
 
 log = structlog.get_logger("hubspot_relay.partitions")
@@ -90,7 +92,7 @@ class Ownership:
         members_key = self._key("members")
         await r.zadd(members_key, {self.name: now_ms + ttl_ms})
         await r.zremrangebyscore(members_key, "-inf", now_ms)
-        self.members = sorted(m.decode() for m in await r.zrange(members_key, 0, -1))
+        self.members = sorted(text(cast(bytes, m)) for m in await r.zrange(members_key, 0, -1))
         for dead in await self._disconnected():
             freed = await r.eval(
                 _FORGET,

@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from ..errors import QueueUnavailable
+from ..redis_values import fields, text
 from ..secrets import redacted_url
 from . import redis_scripts as lua
 from .protocol import OUTCOMES, DeadLetter, Envelope, Leased, Outcome, ReplayFilter, SourceCounts, State
@@ -153,8 +154,8 @@ class RedisQueue:
 
     async def _load_sources(self) -> None:
         for name, index in (await self.redis.hgetall(self._key("sources"))).items():
-            self._source_index[name.decode()] = int(index)
-            self._source_name[int(index)] = name.decode()
+            self._source_index[text(name)] = int(index)
+            self._source_name[int(index)] = text(name)
 
     async def source_index(self, source: str) -> int:
         index = self._source_index.get(source)
@@ -217,7 +218,7 @@ class RedisQueue:
                 self._leased.setdefault(int(n) % 64, set()).add(int(n))
         if any(int(si) not in self._source_name for si in flat[1::8]):
             await self._load_sources()
-        names = self._source_name
+        source_names = self._source_name
         out = []
         for i in range(0, len(flat), 8):
             id_, si, mid, mtype, body, received_at, sent_at, attempts = flat[i : i + 8]
@@ -225,7 +226,7 @@ class RedisQueue:
             out.append(
                 Leased(
                     n,
-                    names.get(int(si), f"#{si}"),
+                    source_names.get(int(si), f"#{si}"),
                     mid.decode(),
                     mtype.decode(),
                     bytes(body),
@@ -316,7 +317,7 @@ class RedisQueue:
 
     # ---- dead letters ---------------------------------------------------------------------
 
-    async def _dead(self, filter: ReplayFilter | None, limit: int) -> list[DeadLetter]:
+    async def _dead(self, filter: ReplayFilter | None, limit: float) -> list[DeadLetter]:
         out: list[DeadLetter] = []
         start = "-"
         wanted = set(filter.message_ids) if filter and filter.message_ids else None
@@ -324,16 +325,17 @@ class RedisQueue:
             page = await self.redis.xrange(self._key("dead"), min=start, count=1000)
             if not page:
                 break
-            for entry_id, f in page:
+            for entry_id, entry in page:
+                f = fields(entry)
                 d = DeadLetter(
-                    int(entry_id.decode()[:-2]),
+                    int(text(entry_id)[:-2]),
                     await self._source_of(int(f[b"si"])),
                     f[b"m"].decode(),
                     f[b"t"].decode(),
                     f[b"why"].decode(),
                     int(f[b"n"]),
                     float(f[b"at"]),
-                    bytes(f[b"b"]),
+                    f[b"b"],
                 )
                 if filter is not None:
                     if filter.source and d.source != filter.source:
@@ -345,14 +347,14 @@ class RedisQueue:
                 out.append(d)
                 if len(out) >= limit:
                     break
-            start = "(" + page[-1][0].decode()
+            start = "(" + text(page[-1][0])
         return out
 
     async def dead_letters(self, limit: int = 100, filter: ReplayFilter | None = None) -> list[DeadLetter]:
         return await self._dead(filter, limit)
 
     async def replay(self, filter: ReplayFilter | None = None) -> int:
-        matching = await self._dead(filter, math.inf)  # type: ignore[arg-type]
+        matching = await self._dead(filter, math.inf)
         moved = 0
         for chunk in _chunks([d.id for d in matching]):
             moved += int(await self._scripts["REPLAY"](args=[self.prefix, *chunk]))
@@ -365,7 +367,7 @@ class RedisQueue:
         out: dict[str, SourceCounts] = {}
         for index, name in sorted(self._source_name.items()):
             raw = await self.redis.hgetall(self._key("c", index))
-            c = {k.decode(): int(v) for k, v in raw.items()}
+            c = {text(k): int(v) for k, v in raw.items()}
             counts = SourceCounts(
                 queued=c.get("queued", 0),
                 in_flight=c.get("in_flight", 0),
@@ -398,7 +400,7 @@ class RedisQueue:
 
     async def erase(self, match: Callable[[bytes], bool]) -> list[tuple[str, str]]:
         """Dead letters only: a delivered message leaves its stream when it is acked."""
-        chosen = [d for d in await self._dead(None, math.inf) if match(d.body)]  # type: ignore[arg-type]
+        chosen = [d for d in await self._dead(None, math.inf) if match(d.body)]
         for chunk in _chunks([d.id for d in chosen]):
             await self._scripts["ERASE"](args=[self.prefix, *chunk])
         return [(d.source, d.message_id) for d in chosen]
@@ -411,7 +413,7 @@ class RedisQueue:
 
     async def recent(self, limit: int = 20) -> list[tuple[str, str, int, str | None, bytes]]:
         """The newest messages: (message id, type, state, last error, body), newest first."""
-        ids = [i.decode() for i in await self.redis.lrange(self._key("recent"), 0, limit - 1)]
+        ids = [text(i) for i in await self.redis.lrange(self._key("recent"), 0, limit - 1)]
         out = []
         for entry_id in ids:
             n = int(entry_id[:-2])
@@ -419,17 +421,17 @@ class RedisQueue:
             tail = (si, p)
             entries = await self.redis.xrange(self._key("s", *tail), min=entry_id, max=entry_id)
             if entries:
-                f = entries[0][1]
+                f = fields(entries[0][1])
                 state, error = State.READY, None
                 if await self.redis.zscore(self._key("L", *tail), entry_id) is not None:
                     state = State.LEASED
                 elif (err := await self.redis.hget(self._key("E", *tail), entry_id)) is not None:
-                    state, error = State.RETRYING, err.decode()
-                out.append((f[b"m"].decode(), f[b"t"].decode(), int(state), error, bytes(f[b"b"])))
+                    state, error = State.RETRYING, text(err)
+                out.append((f[b"m"].decode(), f[b"t"].decode(), int(state), error, f[b"b"]))
                 continue
             dead = await self.redis.xrange(self._key("dead"), min=entry_id, max=entry_id)
             if dead:
-                f = dead[0][1]
+                f = fields(dead[0][1])
                 out.append((f[b"m"].decode(), f[b"t"].decode(), int(State.DEAD), f[b"why"].decode(), f[b"b"]))
             else:
                 out.append(("", "", int(State.DELIVERED), None, b"{}"))
@@ -443,16 +445,17 @@ class RedisQueue:
             if source is not None and name != source:
                 continue
             for p in range(self.partitions):
-                for entry_id, f in await self.redis.xrange(self._key("s", index, p), count=limit):
-                    n = int(entry_id.decode()[:-2])
-                    attempts = await self.redis.hget(self._key("N", index, p), entry_id)
+                for entry_id, entry in await self.redis.xrange(self._key("s", index, p), count=limit) or []:
+                    f = fields(entry)
+                    n = int(text(entry_id)[:-2])
+                    attempts = await self.redis.hget(self._key("N", index, p), text(entry_id))
                     out.append(
                         Leased(
                             n,
                             name,
                             f[b"m"].decode(),
                             f[b"t"].decode(),
-                            bytes(f[b"b"]),
+                            f[b"b"],
                             float(f[b"r"]),
                             f[b"a"].decode() or None,
                             int(attempts or 0),

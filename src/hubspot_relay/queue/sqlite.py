@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import structlog
 
@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS source_totals (
 
 _LEN = struct.Struct(">I")
 _TXN = struct.Struct(">Q")
+
+T = TypeVar("T")
 
 
 class _WriterProcess:
@@ -235,7 +237,7 @@ class SQLiteQueue:
             self._conn.close()
             self._conn = None
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None or not self._open:
             raise RuntimeError("queue is not open")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -548,8 +550,8 @@ class SQLiteQueue:
 
         def query() -> list[tuple[str, str, int, str | None, bytes]]:
             return [
-                tuple(r)
-                for r in self._db.execute(  # type: ignore[misc]
+                (r[0], r[1], r[2], r[3], r[4])
+                for r in self._db.execute(
                     "SELECT message_id, type, state, last_error, body FROM messages ORDER BY id DESC LIMIT ?",
                     (limit,),
                 )

@@ -334,8 +334,8 @@ _NUMERIC = re.compile(r"^-?\d+(\.\d+)?$")
 
 def _filter(props: dict[str, str], f: dict[str, Any]) -> bool:
     """One search filter, with HubSpot's operators."""
-    name, op = f.get("propertyName", ""), f.get("operator", "EQ")
-    have = props.get(name)
+    name, op = str(f.get("propertyName", "")), str(f.get("operator", "EQ"))
+    have: str | None = props.get(name)
     value = f.get("value")
     if op == "HAS_PROPERTY":
         return have is not None

@@ -104,7 +104,7 @@ def inputs_of(body: Any, limit: int) -> list[Any]:
             "Invalid input JSON: expected an object with 'inputs', a list",
             inputs=["This property is required"],
         )
-    inputs = body["inputs"]
+    inputs: list[Any] = body["inputs"]
     if len(inputs) > limit:
         raise errors.invalid_input(
             f"Batch input limit exceeded: at most {limit} inputs per call; got {len(inputs)}",

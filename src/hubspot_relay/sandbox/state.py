@@ -470,7 +470,7 @@ class PortalState:
         for a in data["associations"]:
             if len(a) == 4:  # a file from before association types were kept: the default type
                 a = [*a, self.types.default_association(a[0], a[2])]
-            self.associations.add(tuple(a))  # type: ignore[arg-type]
+            self.associations.add((a[0], a[1], a[2], a[3], a[4]))
         self.definitions = data["definitions"]
         self.events = data["events"]
         self.event_uuids = {(e["eventType"], e["id"]) for e in self.events}

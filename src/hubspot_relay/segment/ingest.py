@@ -506,10 +506,17 @@ class ScopedCORS:
     """CORS for the paths browsers call from other origins (ingest, settings) and for no others:
     the admin API, metrics and demo views must not be readable from any web page."""
 
-    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...] = ("/v1/",), **options: Any) -> None:
+    prefixes: tuple[str, ...] = ("/v1/",)
+
+    def __init__(self, app: ASGIApp, allow_headers: Sequence[str] = (), max_age: int = 600) -> None:
         self.app = app
-        self.prefixes = prefixes
-        self.cors = CORSMiddleware(app, **options)
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=allow_headers,
+            max_age=max_age,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
@@ -552,15 +559,7 @@ def create_ingest_app(
 
     rest = Starlette(
         routes=[Route("/health", health_endpoint, methods=["GET"]), *routes],
-        middleware=[
-            Middleware(
-                ScopedCORS,
-                allow_origins=["*"],
-                allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=_ALLOWED_HEADERS,
-                max_age=86400,
-            )
-        ],
+        middleware=[Middleware(ScopedCORS, allow_headers=_ALLOWED_HEADERS, max_age=86400)],
         lifespan=lifespan,
     )
     return RelayApp(IngestEndpoint(config, queue, clock, backpressure, health, forgotten), rest)

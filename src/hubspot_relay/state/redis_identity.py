@@ -14,8 +14,10 @@ from typing import Any
 
 import orjson
 import redis
+from redis.typing import EncodableT
 
 from ..delivery.identities import Known
+from ..redis_values import text
 
 KNOWN_TTL_S = 30.0
 KNOWN_MAX = 200_000
@@ -60,8 +62,8 @@ return false
 def _merged(texts: Iterable[str]) -> dict[str, Any]:
     """Waiting traits (JSON arrays of objects, oldest first) merged: later values win."""
     merged: dict[str, Any] = {}
-    for text in texts:
-        for traits in orjson.loads(text):
+    for chunk in texts:
+        for traits in orjson.loads(chunk):
             merged.update(traits)
     return merged
 
@@ -179,8 +181,8 @@ class RedisIdentityMap:
             return None
         for id_, email in zip(ids, self._r.hmget(self._key("ties", source), list(ids)), strict=True):
             if email is not None:
-                self._learn(source, id_, email)
-                return str(email)
+                self._learn(source, id_, text(email))
+                return text(email)
         return None
 
     def link(self, source: str, ids: Sequence[str], email: str | None) -> tuple[str | None, dict[str, Any]]:
@@ -237,7 +239,8 @@ class RedisIdentityMap:
         return contact_id, stage
 
     def save_contacts(self, account: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None:
-        ids, stages = {}, {}
+        ids: dict[EncodableT, EncodableT] = {}  # redis-py's Mapping is invariant in its key
+        stages: dict[EncodableT, EncodableT] = {}
         for email, contact_id, stage in rows:
             if contact_id is not None:
                 ids[email.lower()] = contact_id
@@ -269,7 +272,7 @@ class RedisIdentityMap:
     def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]:
         rows = []
         for field, count in self._r.hgetall(self._key("dropped")).items():
-            acct, object_type, key, reason = field.split(_SEP, 3)
+            acct, object_type, key, reason = text(field).split(_SEP, 3)
             if account is None or acct == account:
                 rows.append((acct, object_type, key, reason, int(count)))
         return sorted(rows, key=lambda r: (-r[4], r[2]))
@@ -323,7 +326,7 @@ class RedisIdentityMap:
     def problems(self) -> list[tuple[str, str, str, float]]:
         rows = []
         for field, value in self._r.hgetall(self._key("problems")).items():
-            account, kind = field.split(_SEP, 1)
+            account, kind = text(field).split(_SEP, 1)
             data = orjson.loads(value)
             rows.append((account, kind, str(data["message"]), float(data["since"])))
         return sorted(rows, key=lambda r: r[3])

@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 import redis
 
+from ..redis_values import text
 from ..translate.subjects import subject_key
 
 # Segment's regulation types (its Public API): what each asks of the relay.
@@ -151,7 +152,7 @@ class RedisRegulations:
         return Regulation(**orjson.loads(raw)) if raw else None
 
     def unfinished(self) -> list[Regulation]:
-        ids = [i.decode() for i in self._r.smembers(f"{self._k}:open")]  # type: ignore[union-attr]
+        ids = [text(i) for i in self._r.smembers(f"{self._k}:open")]
         found = [self.get(i) for i in ids]
         return sorted((r for r in found if r is not None and r.status in OPEN), key=lambda r: r.created_at)
 
@@ -166,7 +167,7 @@ class RedisRegulations:
             self._r.srem(f"{self._k}:suppressed", *keys)
 
     def suppressed(self) -> frozenset[str]:
-        return frozenset(k.decode() for k in self._r.smembers(f"{self._k}:suppressed"))  # type: ignore[union-attr]
+        return frozenset(text(k) for k in self._r.smembers(f"{self._k}:suppressed"))
 
     def erase_before(self, keys: Iterable[str], at: float) -> None:
         pipe = self._r.pipeline()
@@ -175,8 +176,9 @@ class RedisRegulations:
         pipe.execute()
 
     def erased(self) -> dict[str, float]:
-        pairs = self._r.zrange(f"{self._k}:erased", 0, -1, withscores=True)
-        return {k.decode(): float(t) for k, t in pairs}  # type: ignore[union-attr]
+        # WITHSCORES answers (member, score) pairs; redis-py types the reply of every option at once
+        pairs = cast("list[tuple[bytes, float]]", self._r.zrange(f"{self._k}:erased", 0, -1, withscores=True))
+        return {text(k): float(t) for k, t in pairs}
 
     def close(self) -> None:
         self._r.close()

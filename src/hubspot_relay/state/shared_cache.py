@@ -9,6 +9,8 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from ..redis_values import raw
+
 LOCK_S = 10.0  # how long a process has to read and store what the others wait for
 POLL_S = 0.05
 
@@ -28,7 +30,7 @@ class RedisCache:
 
     async def get(self, key: str) -> bytes | None:
         value = await self.redis.get(f"{self.prefix}:cache:{key}")
-        return bytes(value) if value is not None else None
+        return raw(value) if value is not None else None
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         await self.redis.set(f"{self.prefix}:cache:{key}", value, px=max(1, int(ttl_s * 1000)))

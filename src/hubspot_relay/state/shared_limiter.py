@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from ..errors import DailyLimitReached
 from ..hubspot.ratelimit import SLACK, AccountLimiter, _number, next_midnight_utc
+from ..redis_values import text
 
 # ARGV: now_ms, per_window, window_ms, per_second (0: none), second_ms, per_day, member, day, midnight_ms
 # Returns {0, calls in window, calls today} when the call is counted, {1, wait_ms} to wait, or
@@ -101,7 +102,7 @@ class SharedLimiter(AccountLimiter):
         reserve: float = 0.0,
         learn: bool = False,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         super().__init__(per_10s, per_day, per_second, reserve=reserve, learn=learn, clock=clock, sleep=sleep)
         self.redis = redis
@@ -117,7 +118,7 @@ class SharedLimiter(AccountLimiter):
         if now - self._refreshed < REFRESH_S:
             return
         self._refreshed = now
-        shared = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(f"{self.key}:budget")).items()}
+        shared = {text(k): text(v) for k, v in (await self.redis.hgetall(f"{self.key}:budget")).items()}
         for name in ("window", "day", "second"):
             if name in shared and shared[name].isdigit():
                 told = int(shared[name])
@@ -155,7 +156,7 @@ class SharedLimiter(AccountLimiter):
                 if status == 2:
                     self._daily_until = int(reply[1]) / 1000
                     raise DailyLimitReached(self._daily_until)
-                await self._sleep(int(reply[1]) / 1000)  # type: ignore[misc]
+                await self._sleep(int(reply[1]) / 1000)
 
     async def after_call(self, headers: Mapping[str, str]) -> None:
         now = self.clock()

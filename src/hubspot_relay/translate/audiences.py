@@ -22,7 +22,7 @@ def audience_key(msg: Mapping[str, Any]) -> str | None:
         return None
     key = personas.get("computation_key")
     if msg.get("type") == "track":
-        props = msg.get("properties") if isinstance(msg.get("properties"), Mapping) else {}
+        props = p if isinstance(p := msg.get("properties"), Mapping) else {}
         key = props.get("audience_key") or key
     return str(key).strip() if isinstance(key, str) and key.strip() else None
 
@@ -36,7 +36,7 @@ def membership(msg: Mapping[str, Any]) -> tuple[str, bool] | None:
         event = msg.get("event")
         return (key, event == ENTERED) if event in (ENTERED, EXITED) else None
     if msg.get("type") in ("identify", "group"):  # a group's: the company in the audience
-        traits = msg.get("traits") if isinstance(msg.get("traits"), Mapping) else {}
+        traits = t if isinstance(t := msg.get("traits"), Mapping) else {}
         value = traits.get(key)
         return (key, value) if isinstance(value, bool) else None
     return None

@@ -328,7 +328,7 @@ def parse_mappings(raw: Any, key: str) -> tuple[Mapping, ...]:
     names = [m.get("name") for m in raw if isinstance(m, dict)]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise MappingError(f"{key}: two mappings are named {sorted(dupes)[0]!r}")
+        raise MappingError(f"{key}: two mappings are named {sorted(map(str, dupes))[0]!r}")
     others = {n for n in names if isinstance(n, str)}
     out = []
     for i, m in enumerate(raw):

@@ -173,7 +173,7 @@ def translate(msg: dict[str, Any], options: DeliveryOptions) -> list[Operation]:
         return [Skip(reason)]
     mtype = msg.get("type")
     context = msg.get("context") or {}
-    ctx_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+    ctx_traits = t if isinstance(t := context.get("traits"), dict) else {}
     ops = _translate(msg, mtype, context, ctx_traits, options)
     subscribe = subscription_change(msg, options.subscriptions)
     if subscribe is not None:

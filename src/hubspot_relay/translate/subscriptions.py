@@ -17,14 +17,14 @@ def change(msg: Mapping[str, Any], subs: Subscriptions) -> tuple[bool, int] | No
         return None
     if msg.get("type") == "track":
         event = str(msg.get("event") or "").strip().lower()
-        props = msg.get("properties") if isinstance(msg.get("properties"), Mapping) else {}
+        props = p if isinstance(p := msg.get("properties"), Mapping) else {}
         chosen = _id(props.get("subscription_id"), subs.subscription_id)
         if event in {e.strip().lower() for e in subs.unsubscribe_events}:
             return False, chosen
         if event in {e.strip().lower() for e in subs.subscribe_events}:
             return True, chosen
     if msg.get("type") == "identify" and subs.trait:
-        traits = msg.get("traits") if isinstance(msg.get("traits"), Mapping) else {}
+        traits = t if isinstance(t := msg.get("traits"), Mapping) else {}
         value = traits.get(subs.trait)
         if isinstance(value, bool):
             return value, subs.subscription_id
