@@ -7,8 +7,10 @@ durably, and carried out by every relay process until done (a kill mid-request r
 2. erase (SUPPRESS_WITH_DELETE, DELETE_ONLY): messages of theirs received before the request are
    skipped by delivery and deleted for good, settled ones (kept for dedupe, dead-lettered) at
    once; their ties, kept traits and contact ids leave the identity map, their lines the debugger;
-3. ask HubSpot to GDPR-delete the contact (every account, by email), which also keeps the email
-   from being created again.
+3. ask HubSpot to GDPR-delete the contact in every account, by every key the relay knows it by
+   (contact id, email, `user_id_property`), which also keeps the email from being created
+   again (`delivery/deletions.py`): tried again with backoff while HubSpot answers 5xx, 429 or
+   times out, `FAILED` only for a permanent refusal, with HubSpot's words per account.
 
 Each step is idempotent; the status says what was done and what failed."""
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -28,10 +30,9 @@ from starlette.routing import Route
 
 from .access import Access
 from .activity import TRACE
-from .hubspot.client import HubSpotClient
-from .hubspot.errors import HubSpotError
+from .delivery.deletions import DELETED, NOT_SUPPORTED, RETRYING, Portal, delete, plan
 from .queue.protocol import Queue
-from .state.identity import Identities
+from .state.identity import Forgot, Identities
 from .state.regulations import DELETING, SUBJECT_TYPES, SUPPRESSING, TYPES, Regulation, Regulations
 from .translate.subjects import Forgotten, subjects_of
 
@@ -63,6 +64,16 @@ class ForgottenView:
             log.warning("could not read suppressions", exc_info=True)
 
 
+# A request HubSpot answered with a 5xx, a 429 or a timeout is tried again after this long,
+# doubling per attempt up to RETRY_MAX_S: never given up for a transient answer.
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 30.0
+
+
+def retry_delay(attempts: int) -> float:
+    return min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** max(0, attempts - 1))
+
+
 class Forgetter:
     def __init__(
         self,
@@ -70,11 +81,13 @@ class Forgetter:
         view: ForgottenView,
         queue: Queue,
         identity: Identities | None,
-        clients: Sequence[HubSpotClient],
+        portals: Sequence[Portal],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.view, self.queue = store, view, queue
         self.identity = identity
-        self.clients = clients
+        self.portals = portals
+        self.clock = clock
 
     def submit(self, type_: str, subject_type: str, subjects: Sequence[str]) -> Regulation:
         """A request, kept; suppressions apply at once in this process (others within a second)."""
@@ -91,34 +104,45 @@ class Forgetter:
         while not stop.is_set():
             try:
                 for reg in await asyncio.to_thread(self.store.unfinished):
-                    await self.process(reg)
+                    if reg.detail.get("retry_at", 0.0) <= self.clock():
+                        await self.process(reg)
             except Exception:
                 log.warning("right-to-be-forgotten requests could not be processed", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
 
     async def process(self, reg: Regulation) -> None:
+        """One attempt at a request: every step again (each is idempotent), then HubSpot's
+        deletions still owed; a transient refusal leaves it RUNNING with a time to try again."""
         reg.status = "RUNNING"
         await asyncio.to_thread(self.store.save, reg)
-        failures: list[str] = []
         if reg.type in SUPPRESSING:
             await asyncio.to_thread(self.store.suppress, reg.keys)
         if reg.type == "UNSUPPRESS":
             await asyncio.to_thread(self.store.unsuppress, [*reg.keys])
         if reg.type in DELETING:
             await asyncio.to_thread(self.store.erase_before, reg.keys, reg.created_at)
-            failures += await self._erase(reg)
+            await self._erase(reg)
+            await self._delete_in_hubspot(reg)
         self.view.refresh()
-        reg.status = (
-            "FINISHED" if not failures else "PARTIAL_SUCCESS" if reg.detail.get("erased") else "FAILED"
-        )
+        parts: dict[str, dict[str, Any]] = reg.detail.get("hubspot", {})
+        if any(p["status"] == RETRYING for p in parts.values()):
+            reg.detail["attempts"] = attempts = reg.detail.get("attempts", 0) + 1
+            reg.detail["retry_at"] = self.clock() + retry_delay(attempts)
+            await asyncio.to_thread(self.store.save, reg)
+            return
+        reg.detail.pop("retry_at", None)
+        failures = [f"{name}: {p['reason']}" for name, p in parts.items() if p["status"] != DELETED]
+        reg.status = overall(parts)
         reg.detail["failures"] = failures
         if not failures:  # done: the request keeps digests, not the identifiers themselves
             reg.subjects, reg.subject_type = reg.keys, "DIGEST"
         await asyncio.to_thread(self.store.save, reg)
         log.info("right-to-be-forgotten request done", id=reg.id, type=reg.type, status=reg.status)
 
-    async def _erase(self, reg: Regulation) -> list[str]:
+    async def _erase(self, reg: Regulation) -> None:
+        """The person's messages and what the identity map holds of them; the first time, the
+        keys HubSpot knows their contacts by are kept in the request for its deletions."""
         keys = set(reg.keys)
 
         def matches(body: bytes) -> bool:
@@ -131,21 +155,34 @@ class Forgetter:
         erased = await self.queue.erase(matches)
         for source, message_id in erased:
             TRACE.forget(source, message_id)
-        ids = [s for s in reg.subjects] if reg.subject_type == "USER_ID" else []
-        emails = [s for s in reg.subjects] if reg.subject_type == "EMAIL" else []
-        found: set[str] = set(e.lower() for e in emails)
-        if self.identity is not None:
-            found |= await asyncio.to_thread(self.identity.forget, ids, emails)
         reg.detail["erased"] = reg.detail.get("erased", 0) + len(erased)
-        failures = []
-        for client in self.clients:
-            for email in sorted(found):
-                try:
-                    await client.gdpr_delete(email)
-                except HubSpotError as e:
-                    failures.append(f"{client.account.name}: {e.describe()}")
-        reg.detail["hubspot_deleted"] = sorted(found) and len(found)
-        return failures
+        ids = list(reg.subjects) if reg.subject_type == "USER_ID" else []
+        emails = list(reg.subjects) if reg.subject_type == "EMAIL" else []
+        forgot = Forgot(frozenset(e.strip().lower() for e in emails))
+        if self.identity is not None:
+            forgot = await asyncio.to_thread(self.identity.forget, ids, emails)
+        if "hubspot" not in reg.detail:  # kept before any call: a restart resumes from here
+            reg.detail["hubspot"] = plan(self.portals, forgot, ids)
+            await asyncio.to_thread(self.store.save, reg)
+
+    async def _delete_in_hubspot(self, reg: Regulation) -> None:
+        parts: dict[str, dict[str, Any]] = reg.detail["hubspot"]
+        for portal in self.portals:
+            if portal.name in parts:
+                await delete(portal, parts[portal.name])
+        reg.detail["hubspot_deleted"] = sum(p.get("deleted", 0) for p in parts.values())
+
+
+def overall(parts: dict[str, dict[str, Any]]) -> str:
+    """A request's status from its accounts' parts, in Segment's words: FINISHED when every
+    account deleted (or had nothing to delete), PARTIAL_SUCCESS when some did, NOT_SUPPORTED
+    when none could be asked (API keys only), FAILED otherwise."""
+    statuses = [p["status"] for p in parts.values()]
+    if all(s == DELETED for s in statuses):
+        return "FINISHED"
+    if DELETED in statuses:
+        return "PARTIAL_SUCCESS"
+    return "NOT_SUPPORTED" if all(s == NOT_SUPPORTED for s in statuses) else "FAILED"
 
 
 def regulation_body(reg: Regulation) -> dict[str, Any]:
@@ -174,7 +211,9 @@ def forget_routes(access: Access, forgetter: Callable[[], Forgetter | None]) -> 
     """`POST /regulations`, `GET /regulations/{regulateId}` (Segment's Public API shapes) and
     `POST /admin/api/forget`, all behind the admin token."""
 
-    def guarded(endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    def guarded(
+        endpoint: Callable[[Request, Forgetter], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def wrapper(request: Request) -> Response:
             refusal = access.admin(request)
             if refusal is not None:
@@ -182,7 +221,7 @@ def forget_routes(access: Access, forgetter: Callable[[], Forgetter | None]) -> 
             f = forgetter()
             if f is None:
                 return Response(b'{"errors":[{"message":"not ready"}]}', 503, media_type="application/json")
-            return await endpoint(request)  # type: ignore[no-any-return]
+            return await endpoint(request, f)
 
         return wrapper
 
@@ -192,7 +231,7 @@ def forget_routes(access: Access, forgetter: Callable[[], Forgetter | None]) -> 
         except orjson.JSONDecodeError:
             return None
 
-    async def create(request: Request) -> Response:
+    async def create(request: Request, f: Forgetter) -> Response:
         body = await read(request)
         if not isinstance(body, dict):
             return _bad("a JSON object: {regulationType, subjectType, subjectIds}")
@@ -211,11 +250,11 @@ def forget_routes(access: Access, forgetter: Callable[[], Forgetter | None]) -> 
             or not all(isinstance(s, str) and s.strip() for s in subjects)
         ):
             return _bad(f"subjectIds: 1 to {MAX_SUBJECTS} ids")
-        reg = forgetter().submit(type_, subject_type, subjects)  # type: ignore[union-attr]
+        reg = f.submit(type_, subject_type, subjects)
         return Response(orjson.dumps({"data": {"regulateId": reg.id}}), 200, media_type="application/json")
 
-    async def show(request: Request) -> Response:
-        reg = await asyncio.to_thread(forgetter().store.get, request.path_params["regulate_id"])  # type: ignore[union-attr]
+    async def show(request: Request, f: Forgetter) -> Response:
+        reg = await asyncio.to_thread(f.store.get, request.path_params["regulate_id"])
         if reg is None:
             return Response(
                 b'{"errors":[{"message":"no such regulation"}]}', 404, media_type="application/json"
@@ -224,7 +263,7 @@ def forget_routes(access: Access, forgetter: Callable[[], Forgetter | None]) -> 
             orjson.dumps({"data": {"regulation": regulation_body(reg)}}), media_type="application/json"
         )
 
-    async def forget(request: Request) -> Response:
+    async def forget(request: Request, f: Forgetter) -> Response:
         """`{user_ids: [...], emails: [...], type?}`: one request for each kind of subject."""
         body = await read(request)
         if not isinstance(body, dict):
@@ -238,7 +277,7 @@ def forget_routes(access: Access, forgetter: Callable[[], Forgetter | None]) -> 
             if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
                 return _bad(f"{key}: a list of {key.replace('_', ' ')}")
             if values:
-                made.append(forgetter().submit(type_, subject_type, values).id)  # type: ignore[union-attr]
+                made.append(f.submit(type_, subject_type, values).id)
         if not made:
             return _bad("give user_ids or emails")
         return Response(orjson.dumps({"regulateIds": made}), 202, media_type="application/json")

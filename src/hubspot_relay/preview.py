@@ -30,7 +30,7 @@ from .hubspot.errors import HubSpotError
 from .hubspot.ratelimit import AccountLimiter
 from .queue.protocol import Leased
 from .segment.messages import InvalidMessage, accept
-from .state.identity import Identities
+from .state.identity import Forgot, Identities
 
 # Reads that decide what a request holds: answered by HubSpot (or the delivery's cache); a
 # search and a batch read find a company by its domain, a contact's lifecycle stage.
@@ -151,9 +151,9 @@ class DryIdentities:
     def problems(self) -> list[tuple[str, str, str, float]]:
         return []
 
-    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> set[str]:
+    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> Forgot:
         """A dry run forgets nothing: the real map is left as it is."""
-        return set()
+        return Forgot()
 
 
 class _NoQueue:

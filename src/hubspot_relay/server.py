@@ -30,6 +30,7 @@ from .admin import AdminState, admin_routes
 from .backends import Backend, backend_for
 from .config import Config
 from .console import console_routes
+from .delivery.deletions import Portal
 from .delivery.loop import Delivery
 from .forgetting import Forgetter, ForgottenView, forget_routes
 from .health import StoreHealth
@@ -248,8 +249,8 @@ def create_app(
         members = (lambda: len(ownership.members)) if ownership is not None else (lambda: 1)
         deliveries = build_deliveries(backend, identity, members, health, view.current) if identity else []
         admin.deliveries, admin.identity = deliveries, identity
-        clients = [d.client for d in deliveries if not d.legacy]
-        forgetting["it"] = Forgetter(regulations, view, q, identity, clients)
+        portals = [Portal(d.client, d.options.user_id_property) for d in deliveries]
+        forgetting["it"] = Forgetter(regulations, view, q, identity, portals)
         if deliver:
             helpers.append(asyncio.create_task(forgetting["it"].run(stop), name="forget"))
         tasks = [asyncio.create_task(d.run(stop), name=f"deliver-{d.account.name}") for d in deliveries]

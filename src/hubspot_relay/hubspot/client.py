@@ -236,15 +236,20 @@ class HubSpotClient:
         """Many at once (HubSpot takes these on Marketing Hub Enterprise only)."""
         await self.request("POST", self.paths.path("subscriptions.write_batch"), {"inputs": statuses})
 
-    async def gdpr_delete(self, email: str) -> None:
-        """The contact with this email deleted for good (HubSpot then refuses to create it again);
-        a contact HubSpot does not have is gone already."""
-        body = {"objectId": email, "idProperty": "email"}
+    async def gdpr_delete(self, object_id: str, id_property: str | None = "email") -> bool:
+        """The contact deleted for good (HubSpot then refuses to create its email again), found by
+        a unique property (`email`, the account's `user_id_property`) or, with `id_property` None,
+        by its record id. False when HubSpot has no such contact: it is gone already."""
+        body: dict[str, str] = {"objectId": object_id}
+        if id_property is not None:
+            body["idProperty"] = id_property
         try:
             await self.request("POST", self.paths.path("contacts.gdpr_delete"), body)
         except HubSpotError as e:
-            if e.status != 404:
-                raise
+            if e.kind is Kind.NOT_FOUND:
+                return False
+            raise
+        return True
 
     # ---- Segment's HubSpot integration's dialect (API key) ------------------------------------
 

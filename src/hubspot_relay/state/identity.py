@@ -17,7 +17,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,6 +40,15 @@ CREATE TABLE IF NOT EXISTS dropped (account TEXT, object_type TEXT, key TEXT, re
 CREATE TABLE IF NOT EXISTS problems (account TEXT, kind TEXT, message TEXT, since REAL,
                                      PRIMARY KEY (account, kind));
 """
+
+@dataclass(frozen=True)
+class Forgot:
+    """What forgetting a person removed that HubSpot must hear of: the emails their ids were
+    tied to (with the ones given), and the HubSpot ids of their contacts, by account."""
+
+    emails: frozenset[str] = frozenset()
+    contact_ids: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
 
 # Ids -> email ties kept in memory; past this many the memory starts again (the file has them all).
 KNOWN_IDS_MAX = 200_000
@@ -65,7 +75,7 @@ class Identities(Protocol):
     def set_paused(self, account: str, paused: bool, note: str = ...) -> None: ...
     def is_paused(self, account: str) -> bool: ...
     def problems(self) -> list[tuple[str, str, str, float]]: ...
-    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> set[str]: ...
+    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> Forgot: ...
 
 
 class IdentityMap:
@@ -108,9 +118,10 @@ class IdentityMap:
 
     # ---- people ---------------------------------------------------------------------------
 
-    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> set[str]:
+    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> Forgot:
         """The right to be forgotten: every tie of these ids and emails, traits kept for them and
-        their contacts' ids go. Returns the emails they were tied to (and the ones given)."""
+        their contacts' ids go. Returns the emails they were tied to (and the ones given) and the
+        contacts' HubSpot ids, for HubSpot's deletion."""
         wanted = {e.strip().lower() for e in emails if e.strip()}
         with self._lock:
             for chunk in _chunks(list(ids)):
@@ -119,6 +130,14 @@ class IdentityMap:
                     r[0] for r in self._db.execute(f"SELECT email FROM ids WHERE id IN ({marks})", chunk)
                 }
         found = sorted(wanted)
+        contact_ids: dict[str, set[str]] = {}
+        with self._lock:
+            for chunk in _chunks(found):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT account, contact_id FROM contacts WHERE email IN ({marks})"
+                for account, contact_id in self._db.execute(sql, chunk):
+                    if contact_id:
+                        contact_ids.setdefault(account, set()).add(str(contact_id))
         self._tx("DELETE FROM ids WHERE id = ?", [(i,) for i in ids])
         self._tx("DELETE FROM ids WHERE email = ?", [(e,) for e in found])
         self._tx("DELETE FROM pending WHERE id = ?", [(i,) for i in ids])
@@ -126,7 +145,7 @@ class IdentityMap:
         with self._lock:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._known = {k: v for k, v in self._known.items() if k[1] not in ids and v.lower() not in wanted}
-        return wanted
+        return Forgot(frozenset(wanted), {a: frozenset(c) for a, c in contact_ids.items()})
 
     def email_for(self, source: str, ids: Sequence[str]) -> str | None:
         for id_ in ids:

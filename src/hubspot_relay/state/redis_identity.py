@@ -18,6 +18,7 @@ from redis.typing import EncodableT
 
 from ..delivery.identities import Known
 from ..redis_values import text
+from .identity import Forgot
 
 KNOWN_TTL_S = 30.0
 KNOWN_MAX = 200_000
@@ -292,7 +293,7 @@ class RedisIdentityMap:
     def is_paused(self, account: str) -> bool:
         return bool(self._r.hexists(self._key("problems"), _SEP.join([account, "paused"])))
 
-    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> set[str]:
+    def forget(self, ids: Sequence[str], emails: Sequence[str]) -> Forgot:
         """The right to be forgotten (see IdentityMap.forget), in every source's hashes."""
         wanted = {e.strip().lower() for e in emails if e.strip()}
         drop = set(ids)
@@ -312,6 +313,12 @@ class RedisIdentityMap:
         for key in self._r.scan_iter(match=self._key("pending", "*")):
             if ids:
                 self._r.hdel(key, *ids)
+        contact_ids: dict[str, frozenset[str]] = {}
+        for key in self._r.scan_iter(match=self._key("contact", "*")):
+            if wanted:
+                found = [text(c) for c in self._r.hmget(key, list(wanted)) if c is not None]
+                if found:
+                    contact_ids[text(key).removeprefix(self._key("contact", ""))] = frozenset(found)
         for key in [
             *self._r.scan_iter(match=self._key("contact", "*")),
             *self._r.scan_iter(match=self._key("stage", "*")),
@@ -321,7 +328,7 @@ class RedisIdentityMap:
         self._known = {
             k: v for k, v in self._known.items() if k[1] not in drop and v[0].lower() not in wanted
         }
-        return wanted
+        return Forgot(frozenset(wanted), contact_ids)
 
     def problems(self) -> list[tuple[str, str, str, float]]:
         rows = []
