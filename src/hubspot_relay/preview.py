@@ -12,7 +12,7 @@ map.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +32,10 @@ from .queue.protocol import Leased
 from .segment.messages import InvalidMessage, accept
 from .state.identity import Forgot, Identities
 
-# Reads that decide what a request holds: answered by HubSpot (or the delivery's cache); a
-# search and a batch read find a company by its domain, a contact's lifecycle stage.
-_READS = frozenset(
+# Reads that decide what a request holds: answered by HubSpot (or the delivery's cache): the
+# catalogs and definitions, a company found by its domain, a contact's lifecycle stage, a list
+# found by its name, the portal's subscription types, the legacy catalog.
+READS = frozenset(
     {
         "properties.list",
         "event_definitions.list",
@@ -42,8 +43,13 @@ _READS = frozenset(
         "associations.labels",
         "objects.search",
         "objects.batch_read",
+        "lists.by_name",
+        "subscriptions.definitions",
+        "legacy.properties",
     }
 )
+# Calls that are neither: an OAuth app's token is fetched from HubSpot as it is (to read with).
+PASSED_THROUGH = frozenset({"oauth.token"})
 
 
 class PreviewError(Exception):
@@ -178,31 +184,96 @@ class _NoQueue:
         pass
 
 
+def _results(inputs: list[Any], new_id: Callable[[], str]) -> dict[str, Any]:
+    results = []
+    for item in inputs:
+        props = dict(item.get("properties") or {}) if isinstance(item, dict) else {}
+        if isinstance(item, dict) and item.get("idProperty") and item.get("id"):
+            props[item["idProperty"]] = item["id"]
+        record_id = (
+            str(item["id"]) if isinstance(item, dict) and str(item.get("id", "")).isdigit() else new_id()
+        )
+        results.append({"id": record_id, "properties": props})
+    return {"status": "COMPLETE", "results": results}
+
+
+def _inputs(body: Any) -> list[Any]:
+    inputs = body.get("inputs", []) if isinstance(body, dict) else []
+    return inputs if isinstance(inputs, list) else []
+
+
+def _dict(body: Any) -> dict[str, Any]:
+    return body if isinstance(body, dict) else {}
+
+
+Answer = Callable[[Any, str, Callable[[], str]], httpx.Response]
+
+# What HubSpot answers each write, enough for delivery to go on as it would (its published
+# response shapes); `tests/unit/test_preview.py` holds every operation of the endpoint table to
+# a row here or in READS.
+WRITES: dict[str, Answer] = {
+    "objects.batch_upsert": lambda b, hub, new: httpx.Response(200, json=_results(_inputs(b), new)),
+    "objects.batch_create": lambda b, hub, new: httpx.Response(201, json=_results(_inputs(b), new)),
+    "objects.batch_update": lambda b, hub, new: httpx.Response(200, json=_results(_inputs(b), new)),
+    "properties.create": lambda b, hub, new: httpx.Response(201, json=_dict(b)),
+    "event_definitions.create": lambda b, hub, new: httpx.Response(
+        201,
+        json={
+            **_dict(b),
+            "fullyQualifiedName": f"pe{hub}_{_dict(b).get('name', '')}",
+            "properties": [{"name": p.get("name")} for p in _dict(b).get("propertyDefinitions", [])],
+        },
+    ),
+    "event_definitions.add_property": lambda b, hub, new: httpx.Response(200, json=_dict(b)),
+    "events.send_batch": lambda b, hub, new: httpx.Response(204),
+    "associations.associate_default": lambda b, hub, new: httpx.Response(
+        200, json={"status": "COMPLETE", "results": []}
+    ),
+    "associations.create": lambda b, hub, new: httpx.Response(
+        201, json={"status": "COMPLETE", "results": []}
+    ),
+    "lists.create": lambda b, hub, new: httpx.Response(
+        200,
+        json={
+            "list": {
+                "listId": new(),
+                "name": _dict(b).get("name", ""),
+                "objectTypeId": _dict(b).get("objectTypeId", "0-1"),
+                "processingType": _dict(b).get("processingType", "MANUAL"),
+            }
+        },
+    ),
+    "lists.add_and_remove": lambda b, hub, new: httpx.Response(
+        200,
+        json={
+            "recordIdsAdded": list(_dict(b).get("recordIdsToAdd", [])),
+            "recordIdsRemoved": list(_dict(b).get("recordIdsToRemove", [])),
+            "recordIdsMissing": [],
+        },
+    ),
+    "subscriptions.write": lambda b, hub, new: httpx.Response(200, json=_dict(b)),
+    "subscriptions.write_batch": lambda b, hub, new: httpx.Response(
+        200, json={"status": "COMPLETE", "results": _inputs(b)}
+    ),
+    "contacts.gdpr_delete": lambda b, hub, new: httpx.Response(204),
+    "legacy.contacts_batch": lambda b, hub, new: httpx.Response(202),
+    "legacy.event": lambda b, hub, new: httpx.Response(200),
+}
+
+
 def _answer(operation: str, body: Any, hub_id: str, counter: list[int]) -> httpx.Response:
-    """What HubSpot answers a write, enough for delivery to go on as it would."""
+    """What HubSpot answers a write; a call preview does not know is said, never guessed."""
 
     def new_id() -> str:
         counter[0] += 1
         return f"preview-{counter[0]}"
 
-    inputs = body.get("inputs", []) if isinstance(body, dict) else []
-    if operation in ("objects.batch_upsert", "objects.batch_create"):
-        results = []
-        for item in inputs:
-            props = dict(item.get("properties") or {})
-            if item.get("idProperty") and item.get("id"):
-                props[item["idProperty"]] = item["id"]
-            results.append({"id": new_id(), "properties": props})
-        return httpx.Response(200, json={"status": "COMPLETE", "results": results})
-    if operation == "event_definitions.create":
-        defined = [{"name": p["name"]} for p in body.get("propertyDefinitions", [])]
+    answer = WRITES.get(operation)
+    if answer is None:
         return httpx.Response(
-            201,
-            json={**body, "fullyQualifiedName": f"pe{hub_id}_{body.get('name', '')}", "properties": defined},
+            501, json={"status": "error", "message": f"preview has no answer for {operation or 'this call'}"}
         )
-    if operation == "properties.create" and isinstance(body, dict):
-        return httpx.Response(201, json=body)
-    return httpx.Response(204)
+    return answer(body, hub_id, new_id)
 
 
 async def preview(
@@ -212,6 +283,7 @@ async def preview(
     *,
     delivery: Delivery | None = None,
     identity: Identities | None = None,
+    read_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Preview:
     """The requests `raw` (one Segment message, as a client would send it) would become for
     `source_name`'s account. With the running `delivery`, its catalog and definitions are used
@@ -226,7 +298,7 @@ async def preview(
     except InvalidMessage as e:
         raise PreviewError(str(e)) from None
     result = Preview(message=orjson.loads(accepted.body))
-    recorder = Recorder(account, result, delivery.client if delivery is not None else None)
+    recorder = Recorder(account, result, delivery.client if delivery is not None else None, read_transport)
     client = HubSpotClient(account, AccountLimiter(10**6, 10**9), transport=recorder, recorded=False)
     dry = Delivery(
         account,
@@ -275,20 +347,29 @@ class Recorder(httpx.AsyncBaseTransport):
     shapes the requests (catalog, definitions, a company search, a lifecycle read) goes to the
     running delivery's client (its budget), or to HubSpot."""
 
-    def __init__(self, account: Account, result: Preview, real_client: HubSpotClient | None) -> None:
+    def __init__(
+        self,
+        account: Account,
+        result: Preview,
+        real_client: HubSpotClient | None,
+        read_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.account = account
         self.result = result
         self.real_client = real_client
+        self.read_transport = read_transport  # HubSpot, reached without a running relay
         self.counter = [0]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         content = await request.aread()
-        body = orjson.loads(content) if content else None
-        # (a legacy event is a GET of /v1/event: a write, recorded below)
         row = find(request.method, path)
         operation = row.operation if row is not None else ""
-        if operation in _READS:
+        if operation in PASSED_THROUGH:
+            return await self._pass(request, content)
+        body = orjson.loads(content) if content else None
+        # (a legacy event is a GET of /v1/event: a write, recorded below)
+        if operation in READS:
             return await self._read(request.method, path, body)
         params = {k: v for k, v in request.url.params.items() if k != "hapikey"}
         entry: dict[str, Any] = {
@@ -303,18 +384,30 @@ class Recorder(httpx.AsyncBaseTransport):
         self.result.requests.append(entry)
         return _answer(operation, body, self.account.hub_id, self.counter)
 
+    async def _pass(self, request: httpx.Request, content: bytes) -> httpx.Response:
+        """Sent to HubSpot as it is (an OAuth token to read with), never recorded."""
+        async with httpx.AsyncClient(transport=self.read_transport) as http:
+            answer = await http.request(request.method, request.url, content=content, headers=request.headers)
+            await answer.aread()
+            return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
     async def _read(self, method: str, path: str, body: Any) -> httpx.Response:
         self.result.reads.append(f"{method} {path}")
         try:
             if self.real_client is not None:
                 answer = await self.real_client.request(method, path, body)
             else:
-                reader = HubSpotClient(self.account, AccountLimiter(100, 250_000))
+                reader = HubSpotClient(
+                    self.account, AccountLimiter(100, 250_000), transport=self.read_transport
+                )
                 try:
                     answer = await reader.request(method, path, body)
                 finally:
                     await reader.aclose()
         except HubSpotError as e:
-            self.result.read_errors.append(f"{method} {path}: {e.describe()}")
-            raise
+            # HubSpot's answer goes back as it came, for delivery's code to read as it would; a
+            # 404 is an answer (no such list yet), anything else leaves the preview partial
+            if e.status != 404:
+                self.result.read_errors.append(f"{method} {path}: {e.describe()}")
+            return httpx.Response(e.status, json=e.body)
         return httpx.Response(200, json=answer)

@@ -3,6 +3,8 @@ with nothing written to HubSpot, the queue or the identity map; any input gets a
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,9 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubspot_relay.config import Source
-from hubspot_relay.preview import PreviewError, preview
+from hubspot_relay.hubspot.endpoints import ENDPOINTS
+from hubspot_relay.options import Subscriptions
+from hubspot_relay.preview import PASSED_THROUGH, READS, WRITES, PreviewError, _answer, preview
 from hubspot_relay.secrets import Secret
-from tests.harness import Harness
+from tests.harness import Harness, make
 
 pytestmark = pytest.mark.anyio
 
@@ -164,3 +168,90 @@ async def test_any_message_gets_requests_or_a_reason_never_a_crash(
     assert result.outcome in ("delivered", "skipped", "waiting", "retrying", "dead", "held")
     assert all(r["method"] in ("POST", "PATCH", "PUT", "GET") for r in result.requests)
     assert writes(h) == []
+
+
+# ---- every operation the relay can make has an answer --------------------------------------
+
+
+def test_every_operation_of_the_endpoint_table_has_a_preview_answer() -> None:
+    """A read goes to HubSpot, a token is fetched as it is, a write is answered as HubSpot
+    would: a new row in hubspot/endpoints.py without one fails here, not in a user's preview."""
+    table = {row.operation for row in ENDPOINTS}
+    answered = READS | PASSED_THROUGH | set(WRITES)
+    assert table - answered == set(), "operations preview cannot answer"
+    assert answered - table == set(), "preview answers operations the table does not have"
+    assert not READS & set(WRITES) and not PASSED_THROUGH & (READS | set(WRITES))
+    bodies: dict[str, Any] = {
+        "lists.add_and_remove": {"recordIdsToAdd": ["1"], "recordIdsToRemove": []},
+        "lists.create": {"name": "vip", "objectTypeId": "0-1", "processingType": "MANUAL"},
+        "event_definitions.create": {"name": "bought", "propertyDefinitions": [{"name": "n"}]},
+    }
+    for operation in sorted(WRITES):
+        body = bodies.get(operation, {"inputs": [{"id": "a@x.com", "idProperty": "email"}]})
+        answer = _answer(operation, body, "997086", [0])
+        assert 200 <= answer.status_code < 300, operation
+    assert _answer("no.such_call", {}, "997086", [0]).status_code == 501
+
+
+SUBS = Subscriptions(unsubscribe_events=["Unsubscribed"], trait="newsletter", subscription_id=1)
+AUDIENCE = {"computation_class": "audience", "computation_key": "vip_users", "computation_id": "a1"}
+EVERY_CALL = [
+    {
+        "type": "identify",
+        "userId": "u1",
+        "traits": {"email": "a@x.com", "firstName": "Ann", "newsletter": True},
+    },
+    {
+        "type": "identify",
+        "userId": "u2",
+        "traits": {"email": "b@x.com", "vip_users": True},
+        "context": {"personas": AUDIENCE},
+    },
+    {"type": "track", "userId": "u1", "event": "Bought", "properties": {"email": "a@x.com", "revenue": 9}},
+    {"type": "track", "userId": "u1", "event": "Unsubscribed", "properties": {"email": "a@x.com"}},
+    {
+        "type": "group",
+        "userId": "u1",
+        "groupId": "g1",
+        "traits": {"name": "Acme", "website": "acme.com", "email": "a@x.com"},
+    },
+    {"type": "page", "userId": "u1", "name": "Home", "properties": {"email": "a@x.com"}},
+    {"type": "screen", "userId": "u1", "name": "Cart", "properties": {"email": "a@x.com"}},
+    {"type": "alias", "userId": "u3", "previousId": "u1"},
+]
+
+
+@pytest.mark.parametrize("version", ["v3", "2026-03", "2026-09", "legacy"])
+@pytest.mark.parametrize("running", [True, False], ids=["relay running", "no relay"])
+async def test_every_call_previews_on_every_version(tmp_path: Path, version: str, running: bool) -> None:
+    """Every kind of call, on every API version and legacy, with and without a running relay
+    (then its reads go to HubSpot directly): an answer for each, never a crash. A legacy preview
+    with no relay and an identify with an audience both crashed before."""
+    legacy = version == "legacy"
+    h = await make(tmp_path, legacy=legacy, api_version=None if legacy else version, subscriptions=SUBS)
+    try:
+        h.delivery.account = account = replace(h.delivery.account, delivery=h.delivery.options)
+        config = SimpleNamespace(
+            sources=[Source("web", Secret("wk"), account.name, True)], account=lambda _: account
+        )
+        for message in EVERY_CALL:
+            result = await preview(
+                config,  # type: ignore[arg-type]
+                "web",
+                orjson.dumps(message),
+                delivery=h.delivery if running else None,
+                identity=h.identity if running else None,
+                read_transport=None if running else h.transport,
+            )
+            assert result.outcome in ("delivered", "skipped", "waiting", "retrying"), (message, result)
+            assert result.read_errors == [], result.read_errors
+            assert all(r.get("path") for r in result.requests)
+            if message["type"] == "identify" and not legacy:
+                paths = " ".join(r["path"] for r in result.requests)
+                assert "contacts/batch/upsert" in paths
+                if "personas" in message.get("context", {}):
+                    assert "/memberships/add-and-remove" in paths, paths
+        assert writes(h) == []
+    finally:
+        await h.queue.close()
+        h.identity.close()
