@@ -13,6 +13,7 @@ Every route asks `Access.admin` first: the admin token as a Bearer, or loopback 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -59,6 +60,15 @@ class AdminState:
         self.health: StoreHealth | None = None
 
 
+def skipped_because(skipped: list[tuple[str, str, str, int]], account: str) -> dict[str, int]:
+    """An account's skipped messages by why, most first (as `hubspot_relay_skipped_because`)."""
+    out: dict[str, int] = {}
+    for a, _, reason, n in skipped:
+        if a == account:
+            out[reason] = out.get(reason, 0) + n
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 async def status_report(
     config: Config, queue: Queue, state: AdminState, clock: Callable[[], float] = time.time
 ) -> dict[str, Any]:
@@ -79,12 +89,18 @@ async def status_report(
         row["account"] = src.account
         row["enabled"] = src.enabled
         sources[src.name] = row
-    try:
-        problems = state.identity.problems() if state.identity else []
-    except Exception as e:  # kept in the same store (Redis) as the queue
-        if health is None or not health.failed(e):
-            raise
-        problems = []
+    problems: list[tuple[str, str, str, float]] = []
+    skipped: list[tuple[str, str, str, int]] = []
+    if state.identity is not None:
+        try:  # off the event loop: on Redis each is a round trip
+            problems = await asyncio.to_thread(state.identity.problems)
+            skipped = await asyncio.to_thread(state.identity.skipped)
+        except Exception as e:  # kept in the same store (Redis) as the queue
+            if health is None or not health.failed(e):
+                raise
+    for _, source, reason, n in skipped:
+        if source in sources:
+            sources[source].setdefault("skipped_because", {})[reason] = n
     by_account = {d.account.name: d for d in state.deliveries}
     accounts = {}
     for acc in config.accounts:
@@ -113,6 +129,7 @@ async def status_report(
             "delivering": d is not None,
             "budget": d.client.limiter.usage() if d else None,
             "problems": [{"kind": k, "message": m, "since": t} for a, k, m, t in problems if a == acc.name],
+            "skipped_because": skipped_because(skipped, acc.name),
         }
     reasons = state.backpressure.reasons() if state.backpressure else []
     store = health.report() if health is not None else None

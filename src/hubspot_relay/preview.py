@@ -12,7 +12,7 @@ map.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +143,12 @@ class DryIdentities:
         pass
 
     def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]:
+        return []
+
+    def count_skipped(self, account: str, skipped: Mapping[tuple[str, str], int]) -> None:
+        pass
+
+    def skipped(self, account: str | None = None) -> list[tuple[str, str, str, int]]:
         return []
 
     def set_problem(self, account: str, kind: str, message: str | None) -> None:

@@ -104,10 +104,14 @@ def _status_from_files(cfg: Config) -> dict[str, Any]:
     counts, reasons = asyncio.run(read())
     dropped: list[Any] = []
     problems: list[Any] = []
+    skipped: list[tuple[str, str, str, int]] = []
     identity = backend.identity(if_exists=True)
     if identity is not None:
-        dropped, problems = identity.dropped(), identity.problems()
+        dropped, problems, skipped = identity.dropped(), identity.problems(), identity.skipped()
         identity.close()
+    for _, source, reason, n in skipped:
+        if source in counts:
+            counts[source].setdefault("skipped_because", {})[reason] = n
     return {
         "from": backend.where,
         "sources": counts,
@@ -146,11 +150,18 @@ def _print_status(report: dict[str, Any]) -> None:
             pairs = ", ".join(f"{col.replace('_', ' ')} {v}" for col, v in zip(columns, values, strict=True))
             out.print(f"{escape(src)}: {pairs}, oldest queued {age}", highlight=False, soft_wrap=True)
     out.print(
-        "[dim]skipped: nothing for HubSpot (sent by HubSpot's script in the browser, a source with "
-        "HubSpot off, a call legacy mode does not make); waiting: traits kept until an identify or "
-        "alias gives the user's email[/]",
-        highlight=False,
+        "[dim]waiting: traits kept until an identify or alias gives the user's email[/]", highlight=False
     )
+    why = [
+        (src, r, n) for src in sorted(counts) for r, n in (counts[src].get("skipped_because") or {}).items()
+    ]
+    if why:
+        skipped = Table(title="skipped, and why")
+        for col in ("source", "count", "reason"):
+            skipped.add_column(col, justify="right" if col == "count" else "left")
+        for src, reason, n in sorted(why, key=lambda t: -t[2])[:30]:
+            skipped.add_row(escape(src), f"{n:,}", escape(reason))
+        out.print(skipped)
     problems = list(report.get("problems", []))
     for name, acc in (report.get("accounts") or {}).items():
         out.print(_account_line(name, acc), highlight=False, soft_wrap=True)

@@ -385,7 +385,7 @@ class Delivery:
             self.release_keys(settlement)
 
     async def settle(self, leased: list[Leased], s: Settlement) -> None:
-        await settle(
+        skipped = await settle(
             self.queue,
             self.account.name,
             leased,
@@ -393,6 +393,11 @@ class Delivery:
             retry_max_age_s=self.options.retry_max_age_s,
             now=self.clock(),
         )
+        if skipped:  # what status shows (an optimisation's loss at worst: /metrics has them too)
+            try:
+                await asyncio.to_thread(self.identity.count_skipped, self.account.name, skipped)
+            except Exception:
+                log.warning("skips could not be counted", account=self.account.name, exc_info=True)
 
     def plan(self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()) -> Plan:
         """Plan a batch (in a worker thread: it reads and writes the identity map). What the map

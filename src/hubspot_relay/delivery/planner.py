@@ -25,6 +25,9 @@ from .identities import Late, Overlay, Snapshot, Update
 from .settlement import Settlement
 
 log = structlog.get_logger("hubspot_relay.deliver")
+# Why a message is skipped, where translation does not say (status shows these per source).
+SOURCE_OFF = "the source has HubSpot switched off"
+LEGACY_GROUPS = "group calls are not delivered in legacy mode (API key)"
 
 
 @dataclass
@@ -185,7 +188,7 @@ class Planner:
         forgotten = self.forgotten() if self.forgotten is not None else None
         for m in leased:
             if m.source in self.disabled:
-                s.skipped.add(m.id)
+                s.skip(m.id, SOURCE_OFF)
                 continue
             try:
                 msg = stamped(m.body, m.received_at, m.sent_at)
@@ -287,7 +290,7 @@ class Planner:
             else:
                 plan.upsert(email, op.properties, m.id, op.ref.user_id)
         elif isinstance(op, CompanyUpdate) and self.legacy:
-            s.skipped.add(m.id)
+            s.skip(m.id, LEGACY_GROUPS)
             log.info("group calls are not delivered in legacy mode", account=self.account_name)
         elif isinstance(op, CompanyUpdate):
             group = plan.companies.setdefault(op.group_id, CompanyBatch(op.group_id))
@@ -332,7 +335,7 @@ class Planner:
                     "(send an identify with an email) and replay",
                 )
         elif isinstance(op, Skip):
-            s.skipped.add(m.id)
+            s.skip(m.id, op.reason)
 
     def _map(
         self,

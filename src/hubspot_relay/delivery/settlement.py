@@ -24,7 +24,7 @@ log = structlog.get_logger("hubspot_relay.deliver")
 SETTLED = Counter("hubspot_relay_settled_messages", "Messages settled by delivery", ["account", "outcome"])
 SKIPPED_BECAUSE = Counter(
     "hubspot_relay_skipped_because",
-    "Messages skipped for a stated reason (end-user consent)",
+    "Messages skipped, by why (end-user consent, integrations off, sent by the browser, ...)",
     ["account", "reason"],
 )
 
@@ -188,12 +188,13 @@ def backoff(attempts: int, jitter: float | None = None) -> float:
 
 async def settle(
     queue: Queue, account: str, leased: list[Leased], s: Settlement, *, retry_max_age_s: float, now: float
-) -> None:
+) -> Tally[tuple[str, str]]:
     """Ack, hand back, retry (with backoff, dead once past `retry_max_age_s`) or dead-letter each
     leased message as `s` says. The messages of one batch that failed alike come back together
     (one jitter per batch: jitter spreads batches apart, not the messages of one), so that they
-    fill a call again, in one write each."""
+    fill a call again, in one write each. Returns how many were skipped, by (source, reason)."""
     await hand_back(queue, list(s.carried))
+    skipped_because: Tally[tuple[str, str]] = Tally()
     done = s.carried | s.released | s.acked
     ok = [m.id for m in leased if m.id not in s.retry and m.id not in s.dead and m.id not in done]
     by_outcome: dict[Outcome, list[int]] = {}
@@ -203,11 +204,13 @@ async def settle(
     for outcome, ids in by_outcome.items():
         await queue.ack(ids, outcome=outcome)
         SETTLED.labels(account, outcome).inc(len(ids))
-        plain = [i for i in ids if i not in s.skip_reasons]
-        _note(by_id, plain, outcome)
-        for reason in {s.skip_reasons[i] for i in ids if i in s.skip_reasons}:
-            because = [i for i in ids if s.skip_reasons.get(i) == reason]
-            SKIPPED_BECAUSE.labels(account, reason).inc(len(because))
+        if outcome != "skipped":
+            _note(by_id, ids, outcome)
+            continue
+        for reason in {s.skip_reasons.get(i, "") for i in ids}:
+            because = [i for i in ids if s.skip_reasons.get(i, "") == reason]
+            SKIPPED_BECAUSE.labels(account, reason or "nothing for HubSpot").inc(len(because))
+            skipped_because.update((by_id[i].source, reason or "nothing for HubSpot") for i in because)
             _note(by_id, because, outcome, reason)
     forgotten = [i for i, reason in s.skip_reasons.items() if reason == FORGOTTEN]
     if forgotten:  # acked as skipped, then deleted for good (the right to be forgotten)
@@ -243,6 +246,7 @@ async def settle(
             count=len(s.dead),
             first_reason=next(iter(s.dead.values()))[:300],
         )
+    return skipped_because
 
 
 _WHY = {

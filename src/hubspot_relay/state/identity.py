@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS companies (account TEXT, group_id TEXT, company_id TE
                                       PRIMARY KEY (account, group_id));
 CREATE TABLE IF NOT EXISTS dropped (account TEXT, object_type TEXT, key TEXT, reason TEXT, count INTEGER,
                                     PRIMARY KEY (account, object_type, key, reason));
+CREATE TABLE IF NOT EXISTS skipped (account TEXT, source TEXT, reason TEXT, count INTEGER,
+                                    PRIMARY KEY (account, source, reason));
 CREATE TABLE IF NOT EXISTS problems (account TEXT, kind TEXT, message TEXT, since REAL,
                                      PRIMARY KEY (account, kind));
 """
@@ -71,6 +73,8 @@ class Identities(Protocol):
     def save_company(self, account: str, group_id: str, company_id: str) -> None: ...
     def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None: ...
     def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]: ...
+    def count_skipped(self, account: str, skipped: Mapping[tuple[str, str], int]) -> None: ...
+    def skipped(self, account: str | None = None) -> list[tuple[str, str, str, int]]: ...
     def set_problem(self, account: str, kind: str, message: str | None) -> None: ...
     def set_paused(self, account: str, paused: bool, note: str = ...) -> None: ...
     def is_paused(self, account: str) -> bool: ...
@@ -264,6 +268,21 @@ class IdentityMap:
                 "ON CONFLICT DO UPDATE SET count = count + 1",
                 [(account, object_type, k, r) for k, r in dropped.items()],
             )
+
+    def count_skipped(self, account: str, skipped: Mapping[tuple[str, str], int]) -> None:
+        """Messages skipped, by (source, reason): status shows why, per source and account."""
+        self._tx(
+            "INSERT INTO skipped (account, source, reason, count) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            [(account, source, reason, n) for (source, reason), n in skipped.items()],
+        )
+
+    def skipped(self, account: str | None = None) -> list[tuple[str, str, str, int]]:
+        sql = "SELECT account, source, reason, count FROM skipped"
+        params: tuple[Any, ...] = ()
+        if account:
+            sql, params = sql + " WHERE account = ?", (account,)
+        return sorted(((a, s, r, int(n)) for a, s, r, n in self._all(sql, params)), key=lambda r: -r[3])
 
     def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]:
         sql = "SELECT account, object_type, key, reason, count FROM dropped"

@@ -9,7 +9,7 @@ left behind when two processes see the identify and the email at the same moment
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -269,6 +269,21 @@ class RedisIdentityMap:
             for key, reason in dropped.items():
                 pipe.hincrby(self._key("dropped"), _SEP.join([account, object_type, key, reason]), 1)
             pipe.execute()
+
+    def count_skipped(self, account: str, skipped: Mapping[tuple[str, str], int]) -> None:
+        if skipped:
+            pipe = self._r.pipeline()
+            for (source, reason), n in skipped.items():
+                pipe.hincrby(self._key("skipped"), _SEP.join([account, source, reason]), n)
+            pipe.execute()
+
+    def skipped(self, account: str | None = None) -> list[tuple[str, str, str, int]]:
+        rows = []
+        for field, count in self._r.hgetall(self._key("skipped")).items():
+            acct, source, reason = text(field).split(_SEP, 2)
+            if account is None or acct == account:
+                rows.append((acct, source, reason, int(count)))
+        return sorted(rows, key=lambda r: -r[3])
 
     def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]:
         rows = []

@@ -4,6 +4,18 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
+// Why messages were skipped (end-user consent, integrations off, sent by the browser, ...), most first.
+function reasons(byReason) {
+  return Object.entries(byReason || {}).map(([why, n]) => `${number(n)} ${why}`).join("\n");
+}
+
+function skippedBecause(byReason) {
+  const entries = Object.entries(byReason || {});
+  if (!entries.length) return el("span");
+  return el("ul", { class: "hint skipped-because" },
+    ...entries.map(([why, n]) => el("li", {}, `skipped ${number(n)}: ${why}`)));
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -128,6 +140,7 @@ async function overview() {
       el("div", { class: "hint" }, `HubSpot calls today: ${number(budget.calls_today)} of ${number(budget.per_day)} (this process) · last 10 s: ${number(budget.calls_last_10s)} of ${number(budget.per_10s)}`),
       el("div", { class: "bar" }, bar(share)),
       el("div", { class: "hint" }, `queued ${number(a.queued)} · retrying ${number(a.retrying)} · delivered ${number(a.delivered)} · dead ${number(a.dead)} · oldest ${age(a.oldest_queued_age_s)}`),
+      skippedBecause(a.skipped_because),
       problems.length ? problems : el("p", { class: "hint" }, "No problems."),
     );
   });
@@ -136,7 +149,8 @@ async function overview() {
   $("#sources tbody").replaceChildren(...Object.entries(status.sources || {}).map(([name, s]) =>
     el("tr", { "data-source": name },
       el("td", {}, name, s.enabled === false ? " (HubSpot off)" : ""), el("td", {}, s.account || ""),
-      ...["queued", "in_flight", "retrying", "delivered", "skipped", "waiting", "dead"].map((k) => el("td", { class: "n" }, number(s[k]))),
+      ...["queued", "in_flight", "retrying", "delivered", "skipped", "waiting", "dead"].map((k) =>
+        el("td", { class: "n", title: k === "skipped" ? reasons(s.skipped_because) : "" }, number(s[k]))),
       el("td", { class: "n" }, age(s.oldest_queued_age_s)))));
 
   $("#process").textContent = `(per minute, as relay process ${activity.process} saw it since ${new Date(activity.since * 1000).toLocaleTimeString()})`;

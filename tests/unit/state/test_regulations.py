@@ -113,3 +113,14 @@ def test_an_identity_map_forgets_a_person(identities: Any) -> None:
         and identities.contact("acme", "bo@x.com")[0] == "102"
     )
     assert identities.link("web", ["u3"], "cy@x.com")[1] == {}  # the kept traits went too
+
+
+def test_an_identity_map_counts_skips_by_source_and_reason(identities: Any) -> None:
+    identities.count_skipped("acme", {("web", "filtered by end-user consent"): 2, ("app", "off"): 1})
+    identities.count_skipped("acme", {("web", "filtered by end-user consent"): 3})
+    identities.count_skipped("other", {("web", "off"): 7})
+    assert identities.skipped("acme") == [
+        ("acme", "web", "filtered by end-user consent", 5),
+        ("acme", "app", "off", 1),
+    ]
+    assert len(identities.skipped()) == 3
