@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from hubspot_relay.secrets import Secret, scrub, scrub_text
+from hubspot_relay.secrets import Secret, scrub, scrub_fields, scrub_text
 
 
 def test_secret_never_shows() -> None:
@@ -37,3 +37,21 @@ def test_scrub(value: Any, expected: Any) -> None:
 
 def test_scrub_text() -> None:
     assert scrub_text("GET /x?access_token=abc&y=1") == "GET /x?access_token=********&y=1"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"refresh_token_rotated": True}, {"refresh_token_rotated": True}),  # a flag is no secret
+        ({"access_token_expires_in": 1800}, {"access_token_expires_in": 1800}),
+        ({"client_secret_length": 0.0}, {"client_secret_length": 0.0}),
+        ({"refresh_token": None}, {"refresh_token": None}),
+        ({"refresh_token": "rt-123"}, {"refresh_token": "********"}),
+        ({"api_key": ["a", "b"]}, {"api_key": "********"}),
+        ({"token": {"value": "x"}}, {"token": "********"}),
+    ],
+)
+def test_the_scrubber_masks_values_of_secrets_never_flags_or_numbers(
+    fields: dict[str, object], expected: dict[str, object]
+) -> None:
+    assert scrub_fields(fields) == expected

@@ -23,7 +23,16 @@ app = typer.Typer(
     help="A self-hosted, Segment-compatible HubSpot destination.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,  # an unexpected error is one line (cli.main); --debug for the rest
 )
+_debug = {"on": False}
+
+
+def debugging() -> bool:
+    """Whether `--debug` was given: an unexpected error then shows its traceback."""
+    return _debug["on"]
+
+
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
@@ -42,8 +51,12 @@ def _main(
             "--version", "-V", help="Print the version and exit.", callback=_print_version, is_eager=True
         ),
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the whole traceback of an unexpected error.")
+    ] = False,
 ) -> None:
     """A self-hosted, Segment-compatible HubSpot destination."""
+    _debug["on"] = debug
 
 
 ConfigOpt = Annotated[

@@ -3,13 +3,15 @@ the version, and each refusal worded, with its exit status and no traceback."""
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from hubspot_relay import __version__
-from hubspot_relay.cli import app
+from hubspot_relay.cli import app, main
 
 runner = CliRunner()
 
@@ -75,3 +77,23 @@ def test_import_names_the_sources_it_knows(tmp_path: Path) -> None:
     result = runner.invoke(app, ["import", str(lines), "--source", "nope"])
     assert result.exit_code == 2
     assert "no source named nope" in result.output
+
+
+def test_an_unexpected_error_is_one_line_naming_what_failed_and_where_the_details_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "queue.sqlite3").write_text("not a database")
+    monkeypatch.setenv("HUBSPOT_RELAY_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        main(["status"])
+    assert exit_.value.code == 1
+    said = capsys.readouterr().err
+    failure = said[said.index("hubspot-relay status failed") :]
+    assert "Traceback" not in said and len(failure.strip().splitlines()) == 1
+    assert failure.startswith("hubspot-relay status failed: DatabaseError: file is not a database (in queue/")
+    details = Path(failure.split("the details are in ")[1].split(" (run it again")[0])
+    assert details.parent == tmp_path and details.stat().st_mode & 0o777 == 0o600
+    assert "Traceback (most recent call last)" in details.read_text()
+    with pytest.raises(sqlite3.DatabaseError):  # --debug: the traceback, as Python shows it
+        main(["--debug", "status"])
