@@ -32,7 +32,7 @@ from .access import Access
 from .activity import TRACE
 from .delivery.deletions import DELETED, NOT_SUPPORTED, RETRYING, Portal, delete, plan
 from .queue.protocol import Queue
-from .state.identity import Forgot, Identities
+from .state.identity import Forgetting, Forgot
 from .state.regulations import DELETING, SUBJECT_TYPES, SUPPRESSING, TYPES, Regulation, Regulations
 from .translate.subjects import Forgotten, subjects_of
 
@@ -80,7 +80,7 @@ class Forgetter:
         store: Regulations,
         view: ForgottenView,
         queue: Queue,
-        identity: Identities | None,
+        identity: Forgetting | None,
         portals: Sequence[Portal],
         clock: Callable[[], float] = time.time,
     ) -> None:

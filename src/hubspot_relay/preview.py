@@ -139,6 +139,14 @@ class DryIdentities:
     def save_company(self, account: str, group_id: str, company_id: str) -> None:
         self.companies[group_id] = company_id
 
+    def record_ids(self, account: str, keys: Sequence[str], *, companies: bool = False) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key in keys:
+            found = self.company(account, key) if companies else self.contact(account, key)[0]
+            if found is not None:
+                out[key if companies else key.lower()] = found
+        return out
+
     def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None:
         pass
 

@@ -5,6 +5,8 @@ take members (a DYNAMIC one) is the account's problem, in words, and its message
 
 from __future__ import annotations
 
+import asyncio
+
 from ..hubspot.errors import HubSpotError, Kind
 from ..translate.audiences import list_name
 from .catalog import Catalogs
@@ -38,12 +40,13 @@ class ListSender(Sender):
             except HubSpotError as e:
                 self.failed(e, [i for p in members for i in p.ids], s)
                 continue
+            # every member's HubSpot id in one read, off the event loop (on Redis it is a round trip)
+            known = await asyncio.to_thread(
+                self.identity.record_ids, self.account.name, [p.key for p in members], companies=companies
+            )
             ready = []
             for p in members:
-                if companies:
-                    record_id = self.identity.company(self.account.name, p.key)
-                else:
-                    record_id, _ = self.identity.contact(self.account.name, p.key)
+                record_id = known.get(p.key if companies else p.key.lower())
                 if record_id is None:  # its upsert did not answer with an id: try it again
                     s.fail(p.ids, f"HubSpot gave no id for {p.key} yet", retry_in=0.0)
                 else:

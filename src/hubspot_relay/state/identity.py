@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS problems (account TEXT, kind TEXT, message TEXT, sinc
                                      PRIMARY KEY (account, kind));
 """
 
+
 @dataclass(frozen=True)
 class Forgot:
     """What forgetting a person removed that HubSpot must hear of: the emails their ids were
@@ -56,10 +57,9 @@ class Forgot:
 KNOWN_IDS_MAX = 200_000
 
 
-class Identities(Protocol):
-    """What delivery needs of an identity map: this file's (one process) or Redis's (shared)."""
+class Ties(Protocol):
+    """Who is who: ids tied to emails by identify and alias, and traits kept for an id with none."""
 
-    def close(self) -> None: ...
     def email_for(self, source: str, ids: Sequence[str]) -> str | None: ...
     def link(
         self, source: str, ids: Sequence[str], email: str | None
@@ -67,10 +67,22 @@ class Identities(Protocol):
     def remember(self, source: str, ids: Sequence[str], traits: dict[str, Any]) -> str | None: ...
     def snapshot(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Known]: ...
     def flush(self, take: bool = True) -> dict[tuple[str, str], dict[str, Any]]: ...
+
+
+class RecordIds(Protocol):
+    """HubSpot's ids of the contacts (by email) and companies (by groupId) delivery made."""
+
     def contact(self, account: str, email: str) -> tuple[str | None, str | None]: ...
     def save_contacts(self, account: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None: ...
     def company(self, account: str, group_id: str) -> str | None: ...
     def save_company(self, account: str, group_id: str, company_id: str) -> None: ...
+    def record_ids(self, account: str, keys: Sequence[str], *, companies: bool = False) -> dict[str, str]: ...
+
+
+class AccountState(Protocol):
+    """What status shows of an account and what an operator sets: keys dropped, messages
+    skipped and why, problems, pauses."""
+
     def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None: ...
     def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]: ...
     def count_skipped(self, account: str, skipped: Mapping[tuple[str, str], int]) -> None: ...
@@ -79,7 +91,19 @@ class Identities(Protocol):
     def set_paused(self, account: str, paused: bool, note: str = ...) -> None: ...
     def is_paused(self, account: str) -> bool: ...
     def problems(self) -> list[tuple[str, str, str, float]]: ...
+
+
+class Forgetting(Protocol):
+    """The right to be forgotten: everything held of a person, gone."""
+
     def forget(self, ids: Sequence[str], emails: Sequence[str]) -> Forgot: ...
+
+
+class Identities(Ties, RecordIds, AccountState, Forgetting, Protocol):
+    """The identity map as delivery holds it: this file's (one process) or Redis's (shared).
+    Code that needs one concern asks for that protocol alone."""
+
+    def close(self) -> None: ...
 
 
 class IdentityMap:
@@ -246,6 +270,23 @@ class IdentityMap:
             " lifecyclestage = coalesce(excluded.lifecyclestage, lifecyclestage)",
             [(account, e.lower(), cid, stage) for e, cid, stage in rows],
         )
+
+    def record_ids(self, account: str, keys: Sequence[str], *, companies: bool = False) -> dict[str, str]:
+        """The HubSpot ids of many contacts (by email) or companies (by groupId), at once."""
+        table, key, column = (
+            ("companies", "group_id", "company_id") if companies else ("contacts", "email", "contact_id")
+        )
+        wanted = list(dict.fromkeys(keys if companies else [k.lower() for k in keys]))
+        out: dict[str, str] = {}
+        with self._lock:
+            for chunk in _chunks(wanted):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT {key}, {column} FROM {table} "
+                sql += f"WHERE account = ? AND {key} IN ({marks})"
+                for found, record_id in self._db.execute(sql, [account, *chunk]):
+                    if record_id:
+                        out[found] = str(record_id)
+        return out
 
     def company(self, account: str, group_id: str) -> str | None:
         row = self._one(

@@ -254,6 +254,14 @@ class RedisIdentityMap:
             pipe.hset(self._key("stage", account), mapping=stages)
         pipe.execute()
 
+    def record_ids(self, account: str, keys: Sequence[str], *, companies: bool = False) -> dict[str, str]:
+        """The HubSpot ids of many contacts (by email) or companies (by groupId): one HMGET."""
+        wanted = list(dict.fromkeys(keys if companies else [k.lower() for k in keys]))
+        if not wanted:
+            return {}
+        found = self._r.hmget(self._key("company" if companies else "contact", account), wanted)
+        return {k: text(v) for k, v in zip(wanted, found, strict=True) if v is not None}
+
     def company(self, account: str, group_id: str) -> str | None:
         value = self._r.hget(self._key("company", account), group_id)
         return str(value) if value is not None else None

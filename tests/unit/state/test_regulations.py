@@ -124,3 +124,12 @@ def test_an_identity_map_counts_skips_by_source_and_reason(identities: Any) -> N
         ("acme", "app", "off", 1),
     ]
     assert len(identities.skipped()) == 3
+
+
+def test_an_identity_map_reads_many_record_ids_at_once(identities: Any) -> None:
+    identities.save_contacts("acme", [("ann@x.com", "101", None), ("bo@x.com", None, "lead")])
+    identities.save_company("acme", "g1", "900")
+    assert identities.record_ids("acme", ["Ann@X.com", "bo@x.com", "cy@x.com"]) == {"ann@x.com": "101"}
+    assert identities.record_ids("acme", ["g1", "g2"], companies=True) == {"g1": "900"}
+    assert identities.record_ids("other", ["ann@x.com"]) == {}
+    assert identities.record_ids("acme", []) == {}
