@@ -123,6 +123,34 @@ VERDICTS: dict[Kind, Verdict] = {
 PROBLEMS = {Kind.UNSERVED: "unserved_path", Kind.CREDENTIALS: "oauth", Kind.SETUP: "portal_setup"}
 
 
+# HubSpot's answers each kind stands for (hubspot/errors.py classifies them), as docs show them.
+ANSWERS = {
+    Kind.RATE_LIMIT: "429",
+    Kind.RETRYABLE: "5xx, timeouts, connection errors",
+    Kind.VALIDATION: "400",
+    Kind.CONFLICT: "409",
+    Kind.NOT_FOUND: "404",
+    Kind.PERMANENT: "401, 403",
+    Kind.UNSERVED: "404 on every published spelling of a path",
+    Kind.CREDENTIALS: "an OAuth refresh refused",
+    Kind.SETUP: "a portal setting only its admins can change (a list that takes no members)",
+}
+
+
+def verdicts_markdown() -> str:
+    """The verdict table as docs/architecture.md shows it (a test keeps them in step)."""
+    out = [
+        "| kind | HubSpot's answer | retried | isolated | the account's problem | ages into a dead letter |"
+    ]
+    out.append("|---|---|---|---|---|---|")
+    for kind, v in VERDICTS.items():
+        yes = {True: "yes", False: "no"}
+        ages = "-" if not v.retry else yes[not v.patient]
+        cells = [kind.name, ANSWERS[kind], yes[v.retry], yes[v.isolate], yes[v.account], ages]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def verdict(e: HubSpotError) -> Verdict:
     return VERDICTS[e.kind]
 
