@@ -12,6 +12,10 @@ ANALYTICS_JS := $(AJS_DIR)/node_modules/@segment/analytics-next/dist/umd
 
 .PHONY: run test lint bench clean system-deps
 
+# pytest-xdist workers: most end-to-end tests wait on HubSpot's pace (300 ms a call), so four keep
+# two cores busy.
+TEST_WORKERS ?= 4
+
 # `make run` installs only what running needs (pip shows what it fetches); `make test` adds the
 # test tools (Playwright, pytest, ruff, the Segment and HubSpot clients).
 RUN_STAMP := $(VENV)/.installed-run
@@ -57,7 +61,7 @@ lint: $(STAMP)
 test: $(STAMP) $(NODE_STAMP) $(AJS_STAMP) system-deps
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

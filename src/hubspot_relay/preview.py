@@ -423,5 +423,7 @@ class Recorder(httpx.AsyncBaseTransport):
             # 404 is an answer (no such list yet), anything else leaves the preview partial
             if e.status != 404:
                 self.result.read_errors.append(f"{method} {path}: {e.describe()}")
+            if e.status < 400:  # HubSpot was not reached: there is no answer to pass back
+                raise
             return httpx.Response(e.status, json=e.body)
         return httpx.Response(200, json=answer)
