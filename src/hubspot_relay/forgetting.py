@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -103,9 +104,18 @@ class Forgetter:
     async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
         while not stop.is_set():
             try:
+                waiting: Tally[str] = Tally()
                 for reg in await asyncio.to_thread(self.store.unfinished):
                     if reg.detail.get("retry_at", 0.0) <= self.clock():
                         await self.process(reg)
+                    for name, part in reg.detail.get("hubspot", {}).items():
+                        if part["status"] == RETRYING:
+                            waiting[f"{name}: {part.get('reason', '')[:200]}"] += 1
+                if waiting:  # one line a pass, however many requests wait (an outage is long)
+                    log.info(
+                        "HubSpot's GDPR deletes wait for HubSpot",
+                        requests_by_account_and_reason=dict(waiting),
+                    )
             except Exception:
                 log.warning("right-to-be-forgotten requests could not be processed", exc_info=True)
             with contextlib.suppress(TimeoutError):
@@ -121,8 +131,9 @@ class Forgetter:
         if reg.type == "UNSUPPRESS":
             await asyncio.to_thread(self.store.unsuppress, [*reg.keys])
         if reg.type in DELETING:
-            await asyncio.to_thread(self.store.erase_before, reg.keys, reg.created_at)
-            await self._erase(reg)
+            if "hubspot" not in reg.detail:  # erased already on an earlier attempt: HubSpot's part is left
+                await asyncio.to_thread(self.store.erase_before, reg.keys, reg.created_at)
+                await self._erase(reg)
             await self._delete_in_hubspot(reg)
         self.view.refresh()
         parts: dict[str, dict[str, Any]] = reg.detail.get("hubspot", {})
@@ -141,8 +152,9 @@ class Forgetter:
         log.info("right-to-be-forgotten request done", id=reg.id, type=reg.type, status=reg.status)
 
     async def _erase(self, reg: Regulation) -> None:
-        """The person's messages and what the identity map holds of them; the first time, the
-        keys HubSpot knows their contacts by are kept in the request for its deletions."""
+        """The person's messages and what the identity map holds of them (once per request: the
+        identity map forgets them here), and the keys HubSpot knows their contacts by, kept in
+        the request for its deletions."""
         keys = set(reg.keys)
 
         def matches(body: bytes) -> bool:
@@ -161,9 +173,9 @@ class Forgetter:
         forgot = Forgot(frozenset(e.strip().lower() for e in emails))
         if self.identity is not None:
             forgot = await asyncio.to_thread(self.identity.forget, ids, emails)
-        if "hubspot" not in reg.detail:  # kept before any call: a restart resumes from here
-            reg.detail["hubspot"] = plan(self.portals, forgot, ids)
-            await asyncio.to_thread(self.store.save, reg)
+        # kept before any call, and marks the erasure done: a restart resumes from here
+        reg.detail["hubspot"] = plan(self.portals, forgot, ids)
+        await asyncio.to_thread(self.store.save, reg)
 
     async def _delete_in_hubspot(self, reg: Regulation) -> None:
         parts: dict[str, dict[str, Any]] = reg.detail["hubspot"]

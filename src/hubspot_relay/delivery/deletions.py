@@ -14,14 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError
 from ..state.identity import Forgot
 from .settlement import verdict
-
-log = structlog.get_logger("hubspot_relay.forget")
 
 # What an account's part of a request shows (`detail.hubspot.<account>.status`).
 DELETED, RETRYING, FAILED, NOT_SUPPORTED = "DELETED", "RETRYING", "FAILED", "NOT_SUPPORTED"
@@ -83,9 +79,8 @@ async def delete(portal: Portal, part: dict[str, Any]) -> None:
         try:
             found = await portal.client.gdpr_delete(object_id, id_property)
         except HubSpotError as e:
-            if verdict(e).retry:
+            if verdict(e).retry:  # (the forgetter logs one line a pass for all of these)
                 part["reason"] = e.describe()
-                log.info("HubSpot's GDPR delete will be tried again", account=portal.name, error=e.describe())
                 return
             refused.append(e.describe())
             pending.pop(0)

@@ -396,8 +396,8 @@ class Delivery:
         if skipped:  # what status shows (an optimisation's loss at worst: /metrics has them too)
             try:
                 await asyncio.to_thread(self.identity.count_skipped, self.account.name, skipped)
-            except Exception:
-                log.warning("skips could not be counted", account=self.account.name, exc_info=True)
+            except Exception as e:  # the store failing is reported once by /health, not per batch
+                log.warning("skips could not be counted", account=self.account.name, error=type(e).__name__)
 
     def plan(self, leased: list[Leased], s: Settlement, held: frozenset[str] = frozenset()) -> Plan:
         """Plan a batch (in a worker thread: it reads and writes the identity map). What the map
