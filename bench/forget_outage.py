@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from hubspot_relay.config import sandbox_account
-from hubspot_relay.delivery.deletions import Portal
+from hubspot_relay.delivery.stages.deletions import Portal
 from hubspot_relay.forgetting import Forgetter, ForgottenView
 from hubspot_relay.hubspot.client import HubSpotClient
 from hubspot_relay.hubspot.ratelimit import AccountLimiter

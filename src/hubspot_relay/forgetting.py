@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from .access import Access
 from .activity import TRACE
-from .delivery.deletions import DELETED, NOT_SUPPORTED, RETRYING, Portal, delete, plan
+from .delivery.stages.deletions import DELETED, NOT_SUPPORTED, RETRYING, Portal, delete, plan
 from .queue.protocol import Queue
 from .state.identity import Forgetting, Forgot
 from .state.regulations import DELETING, SUBJECT_TYPES, SUPPRESSING, TYPES, Regulation, Regulations

@@ -28,6 +28,7 @@ from .hubspot.client import HubSpotClient
 from .hubspot.endpoints import find
 from .hubspot.errors import HubSpotError
 from .hubspot.ratelimit import AccountLimiter
+from .hubspot.verdicts import NO_SUCH_LIST, NOT_REACHED
 from .queue.protocol import Leased
 from .segment.messages import InvalidMessage, accept
 from .state.identity import Forgot, Identities
@@ -421,9 +422,9 @@ class Recorder(httpx.AsyncBaseTransport):
         except HubSpotError as e:
             # HubSpot's answer goes back as it came, for delivery's code to read as it would; a
             # 404 is an answer (no such list yet), anything else leaves the preview partial
-            if e.status != 404:
+            if not NO_SUCH_LIST(e):
                 self.result.read_errors.append(f"{method} {path}: {e.describe()}")
-            if e.status < 400:  # HubSpot was not reached: there is no answer to pass back
+            if NOT_REACHED(e):  # there is no answer to pass back
                 raise
             return httpx.Response(e.status, json=e.body)
         return httpx.Response(200, json=answer)

@@ -30,8 +30,8 @@ from .admin import AdminState, admin_routes
 from .backends import Backend, backend_for
 from .config import Config
 from .console import console_routes
-from .delivery.deletions import Portal
 from .delivery.loop import Delivery
+from .delivery.stages.deletions import Portal
 from .forgetting import Forgetter, ForgottenView, forget_routes
 from .health import StoreHealth
 from .hubspot.client import HubSpotClient

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 import structlog
 
-from ..hubspot.errors import HubSpotError, Kind
+from ..hubspot.errors import HubSpotError
+from ..hubspot.verdicts import MADE_MEANWHILE
 from ..translate import PropertyInfo, prepare
 from .context import Context, Part
 
@@ -79,7 +80,7 @@ class Catalogs(Part):
                 )
                 log.info("created property", account=self.account.name, object_type=object_type, name=key)
             except HubSpotError as e:
-                if e.kind is not Kind.CONFLICT:
+                if not MADE_MEANWHILE(e):
                     log.warning("could not create property", name=key, error=e.describe())
         await self.catalog(object_type, refresh=True)
 

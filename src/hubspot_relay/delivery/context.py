@@ -14,11 +14,12 @@ import structlog
 from ..config import Account
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError
+from ..hubspot.verdicts import verdict
 from ..options import DeliveryOptions
 from ..state.identity import Identities
 from ..state.shared_cache import SharedCache
 from .gate import CallGate
-from .settlement import Settlement, refuse, verdict
+from .settlement import Settlement, refuse
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
@@ -49,7 +50,7 @@ class Context:
         return self.account.api_mode == "legacy"
 
     def refused(self, e: HubSpotError, ids: Sequence[int], s: Settlement) -> None:
-        """A refusal, settled as `settlement.VERDICTS` says; one that is the account's (a refused
+        """A refusal, settled as `hubspot.verdicts.VERDICTS` says; one that is the account's (a refused
         token, a missing scope) is also reported, once, as its problem."""
         refuse(e, ids, s, report=self._report)
 

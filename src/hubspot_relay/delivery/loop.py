@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import structlog
 
@@ -23,27 +23,28 @@ from ..config import Account
 from ..errors import MACHINE_FAILURES, DailyLimitReached
 from ..health import StoreHealth
 from ..hubspot.client import HubSpotClient
-from ..hubspot.errors import HubSpotError, Kind
+from ..hubspot.errors import HubSpotError
+from ..hubspot.verdicts import SHOWN_AT_START
 from ..options import DeliveryOptions
 from ..queue.protocol import Leased, Queue
 from ..state.identity import Identities
 from ..state.shared_cache import SharedCache
 from ..translate.subjects import Forgotten
 from .catalog import Catalogs
-from .companies import CompanySender
-from .contacts import ContactSender
 from .context import Context
-from .events import EventSender
 from .gate import CallGate
 from .identities import replay
-from .lists import ListSender
-from .objects import ObjectSender
-from .planner import Pending, Plan, Planner
-from .sending import Straggler, finish
-from .settlement import Settlement, ack_paid, hand_back, hand_back_carried, settle, verdict
-from .subscriptions import SubscriptionSender
+from .plan import Plan
+from .planner import Planner
+from .sending import Sender, Straggler, finish
+from .settlement import Settlement, ack_paid, hand_back, hand_back_carried, settle
+from .stages import batch_stages
+from .stages.contacts import CONTACTS, add_late
+from .stages.events import EventSender
+from .stages.stage import Run, Stage
 
 log = structlog.get_logger("hubspot_relay.deliver")
+S = TypeVar("S", bound=Sender)
 
 # With nothing left to lease, the next lease waits this long for the batch in flight (a hung call
 # is not waited for longer than this; a backlog does not wait at all).
@@ -112,12 +113,13 @@ class Delivery:
         gate = CallGate(self.in_flight_share)
         self.ctx = Context(account, options, identity, client, clock, gate, cache, self.ack_finished)
         self.catalogs = Catalogs(self.ctx)
-        self.contacts = ContactSender(self.ctx, self.catalogs)
-        self.companies = CompanySender(self.ctx, self.catalogs)
-        self.events = EventSender(self.ctx, self.catalogs)
-        self.objects = ObjectSender(self.ctx, self.catalogs)
-        self.lists = ListSender(self.ctx, self.catalogs)
-        self.subscriptions = SubscriptionSender(self.ctx, self.catalogs)
+        # The stages this account's mode runs, in dependency order, and one sender each (shared
+        # by the stages that name the same sender: the event stages share the definitions).
+        self.stages = batch_stages(self.legacy)
+        self.senders: dict[type[Sender], Sender] = {}
+        for st in self.stages:
+            if st.sender is not None and st.sender not in self.senders:
+                self.senders[st.sender] = st.make(self.ctx, self.catalogs)
         self.planner = Planner(
             account.name,
             options,
@@ -128,6 +130,18 @@ class Delivery:
             consent=consent,  # source -> the consent categories HubSpot is mapped to
             forgotten=forgotten,  # the right to be forgotten: whose messages are skipped, erased
         )
+
+    def sender(self, kind: type[S]) -> S:
+        """This account's sender of that class (made for the stages that name it, or now)."""
+        found = self.senders.get(kind)
+        if found is None:
+            found = self.senders[kind] = kind(self.ctx, self.catalogs)
+        assert isinstance(found, kind)
+        return found
+
+    @property
+    def events(self) -> EventSender:
+        return self.sender(EventSender)
 
     def pause(self, paused: bool) -> None:
         """An operator's pause (kept across restarts): nothing is leased until resumed."""
@@ -222,7 +236,7 @@ class Delivery:
             if not self.legacy:
                 await self.events.read_definitions()
         except HubSpotError as e:
-            if verdict(e).account and (e.status == 401 or e.kind in (Kind.UNSERVED, Kind.CREDENTIALS)):
+            if SHOWN_AT_START(e):
                 self.ctx.refused(e, [], Settlement())  # reported as the account's problem
             else:
                 log.info(
@@ -409,7 +423,7 @@ class Delivery:
         snapshot = self.identity.snapshot(self.planner.ids_of(batch))
         try:
             plan = self.planner.plan_translated(batch, snapshot, held, verdicts)
-            plan.add_late(replay(self.identity, plan.identity))
+            add_late(plan, replay(self.identity, plan.identity))
         except BaseException:
             self.identity.flush(take=False)  # what was written stands; nothing waiting is taken
             raise
@@ -472,76 +486,81 @@ class Delivery:
             # second at most), rather than leasing the same messages again at once.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._freed.wait(), timeout=1.0)
-        contacts, companies, events, objects = plan.contacts, plan.companies, plan.events, plan.objects
-        owe_everything(plan, s)
-        # Event definitions are made ready while the contacts go (a round trip each, at HubSpot's
-        # latency); the events themselves wait for their contacts.
-        definitions = None
-        if events and not self.legacy and not self.events.events_refused_now():
-            definitions = asyncio.create_task(self.events.ensure_definitions(events, s))
+        await self.run_stages(plan, s, writes)
+
+    async def run_stages(self, plan: Plan, s: Settlement, writes: set[str]) -> None:
+        """The plan's stages in dependency order (`stages.STAGES`). Everything each message needs
+        is owed before anything is sent: a daily limit that stops the batch half-way then knows
+        which messages are not finished. An early stage (event definitions) starts with the
+        batch; a stage after the contacts waits for their calls that hang, all of them or (one
+        that `split`s) only its own contacts'. Once the stages that write are done, later
+        batches may write the same contacts (what this batch handed back is in the queue again,
+        ahead of them); the contacts of a hung call stay held until it ends."""
+        stages = [st for st in self.stages if len(st.items(plan))]
+        for st in stages:
+            for ids in st.owed(st.items(plan)):
+                s.owe(ids)
+        run = Run(plan, s)
         stragglers: list[Straggler] = []  # contacts' calls that hang: left to finish on their own
+        later: list[tuple[Stage[Any, Any], Any]] = []  # items of those contacts, for after them
+        writing = sum(1 for st in stages if st.holds and not st.early)
         try:
-            if contacts:
-                stragglers = await self.contacts.send_contacts(list(contacts.values()), s)
-            if stragglers and (companies or objects or plan.memberships):  # they need the contacts
-                await self.linger(stragglers)
-                stragglers = []
-            if companies:
-                await self.companies.send_companies(list(companies.values()), s)
-            if objects:  # after contacts and companies: the records are associated with them
-                await self.objects.send_objects(list(objects.values()), s)
-            if plan.memberships:  # audiences: the contacts' ids into their lists
-                await self.lists.send_memberships(plan.memberships, s)
-            if plan.company_memberships:  # account audiences: the companies' (after their upserts)
-                await self.lists.send_memberships(plan.company_memberships, s, companies=True)
-            if plan.subscriptions:
-                await self.subscriptions.send_subscriptions(list(plan.subscriptions.values()), s)
-            # Upserts done: later batches may write these contacts, and send their events, already
-            # (what this batch handed back is in the queue again, ahead of them). The contacts of
-            # a hung call stay held, and their events wait for it: nothing else does.
-            hung = {key.lower() for st in stragglers for key in st.keys}
-            self.release_keys(s, {k for k in writes if k.lower() not in hung})
-            after = [e for e in events if e[2].lower() in hung] if hung else []
-            now = [e for e in events if e[2].lower() not in hung] if hung else events
-            if now and self.legacy:
-                await self.events.send_legacy_events(now, plan.event_traits, s)
-            elif now:
-                await self.events.send_events(now, s, definitions)
+            for st in stages:
+                if st.early and st.ready(self._sender_of(st)):
+                    await st.run(self._sender_of(st), st.items(plan), run)
+            for st in stages:
+                if st.early:
+                    continue
+                if writing == 0 and not st.holds:  # the writes are done: free what is not hung
+                    hung = {key.lower() for straggler in stragglers for key in straggler.keys}
+                    self.release_keys(s, {k for k in writes if k.lower() not in hung})
+                    writing = -1
+                items = st.items(plan)
+                if stragglers and CONTACTS.name in self._needs(st):
+                    if st.split is None:  # it needs them all (their ids)
+                        await self.linger(stragglers)
+                        stragglers = []
+                    else:  # only the items of contacts whose calls hang wait for them
+                        hung = {key.lower() for straggler in stragglers for key in straggler.keys}
+                        items, wait = st.split(items, hung)
+                        if len(wait):
+                            later.append((st, wait))
+                if len(items):
+                    stragglers += await st.run(self._sender_of(st), items, run) or []
+                if st.holds:
+                    writing -= 1
+            if writing == 0:
+                self.release_keys(s, writes - {k for x in stragglers for k in x.keys})
             if stragglers:
                 await self.linger(stragglers)
                 stragglers = []
                 self.release_keys(s, writes)
-                if after:
-                    await self.events.send_events(after, s, definitions)
+                for st, items in later:
+                    await st.run(self._sender_of(st), items, run)
         finally:
             if stragglers:  # the batch failed before them: they go no further
-                for st in stragglers:
-                    st.task.cancel()
-                await asyncio.gather(*(st.task for st in stragglers), return_exceptions=True)
-            if definitions is not None and not definitions.done():
-                definitions.cancel()  # the batch stopped before its events
-            elif definitions is not None and not definitions.cancelled():
-                definitions.exception()  # seen (send_events handled it, or the batch failed first)
+                for straggler in stragglers:
+                    straggler.task.cancel()
+                await asyncio.gather(*(x.task for x in stragglers), return_exceptions=True)
+            for task in run.started.values():
+                if not task.done():
+                    task.cancel()  # the batch stopped before the stage that awaits it
+                elif not task.cancelled():
+                    task.exception()  # seen (the stage after it handled it, or the batch failed first)
 
+    def _sender_of(self, st: Stage[Any, Any]) -> Sender:
+        kind: type[Sender] | None = st.sender
+        assert kind is not None
+        return self.sender(kind)
 
-def owe_everything(plan: Plan, s: Settlement) -> None:
-    """Everything each message needs is owed before anything is sent: a daily limit that stops
-    the batch half-way then knows exactly which messages are not finished."""
-    for p in plan.contacts.values():
-        s.owe(p.ids)
-    for group in plan.companies.values():
-        s.owe(group.ids)
-    for m, _, _ in plan.events:
-        s.owe([m.id])
-    for record in plan.objects.values():
-        s.owe(record.ids)  # its upsert
-        if record.associate:
-            s.owe(record.ids)  # and its associations, paid once they are all made
-    owed: list[Mapping[Any, Pending]] = [
-        *plan.memberships.values(),
-        *plan.company_memberships.values(),
-        plan.subscriptions,
-    ]
-    for members in owed:
-        for p in members.values():
-            s.owe(p.ids)
+    def _needs(self, st: Stage[Any, Any]) -> set[str]:
+        """The stages `st` waits for, directly or through others."""
+        by_name = {x.name: x for x in self.stages}
+        found: set[str] = set()
+        todo = list(st.after)
+        while todo:
+            name = todo.pop()
+            if name not in found:
+                found.add(name)
+                todo.extend(by_name[name].after if name in by_name else ())
+        return found

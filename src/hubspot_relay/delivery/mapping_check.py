@@ -12,7 +12,7 @@ from ..config import Account
 from ..hubspot.client import HubSpotClient
 from ..hubspot.errors import HubSpotError
 from ..translate.mappings import Mapping
-from .objects import _SINGULAR, STANDARD_OBJECTS, _group
+from .stages.objects import _SINGULAR, STANDARD_OBJECTS, _group
 
 log = structlog.get_logger("hubspot_relay.deliver")
 

@@ -6,22 +6,35 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from ..activity import carrying
 from ..hubspot.errors import HubSpotError
+from ..hubspot.verdicts import verdict
 from ..translate import PropertyInfo
 from .catalog import Catalogs
 from .context import Context, Part
 from .gate import Slot
-from .planner import Pending
-from .settlement import Settlement, verdict
+from .plan import Carries, Record
+from .settlement import Settlement
 
 log = structlog.get_logger("hubspot_relay.deliver")
 
+R = TypeVar("R", bound=Carries)  # what a call carries
+P = TypeVar("P", bound=Record)  # records with properties (a stale catalog's are dropped from them)
+
 HUNG_CHECK_S = 0.25  # how often calls in flight are checked for one past `hung_call_s`
+
+
+@dataclass(frozen=True)
+class Afterwards:
+    """What a call's `send` returns when it has bookkeeping to do once HubSpot answered (the
+    identity map's writes, off the event loop): done after the call is paid for, so that a batch
+    stopped meanwhile (a daily limit reached by a call beside it) still counts the call made."""
+
+    then: Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -69,11 +82,11 @@ class Sender(Part):
 
     async def send_chunks(
         self,
-        chunks: Sequence[list[Pending]],
-        send: Callable[[list[Pending]], Awaitable[Any]],
+        chunks: Sequence[list[R]],
+        send: Callable[[list[R]], Awaitable[Any]],
         s: Settlement,
         *,
-        on_validation: Callable[[HubSpotError, list[Pending]], Awaitable[bool]] | None = None,
+        on_validation: Callable[[HubSpotError, list[R]], Awaitable[bool]] | None = None,
         leave_behind: bool = False,
     ) -> list[Straggler]:
         """Each chunk a call (halved when HubSpot refuses it for its content), side by side, at
@@ -88,7 +101,7 @@ class Sender(Part):
         loop = asyncio.get_running_loop()
         began: dict[asyncio.Task[None], tuple[float, Slot]] = {}
 
-        async def run(chunk: list[Pending]) -> None:
+        async def run(chunk: list[R]) -> None:
             async with self.ctx.gate.slot() as slot:
                 task = asyncio.current_task()
                 assert task is not None
@@ -124,8 +137,8 @@ class Sender(Part):
     async def send_batches(
         self,
         object_type: str,
-        items: list[Pending],
-        send: Callable[[list[Pending]], Awaitable[Any]],
+        items: list[P],
+        send: Callable[[list[P]], Awaitable[Any]],
         s: Settlement,
         *,
         leave_behind: bool = False,
@@ -134,7 +147,7 @@ class Sender(Part):
         property HubSpot says does not exist (the catalog was stale) is read again, dropped, and
         the call made once more."""
 
-        async def stale_catalog(e: HubSpotError, chunk: list[Pending]) -> bool:
+        async def stale_catalog(e: HubSpotError, chunk: list[P]) -> bool:
             missing = e.missing_properties()
             if not missing:
                 return False
@@ -152,11 +165,11 @@ class Sender(Part):
 
     async def split_send(
         self,
-        items: list[Pending],
-        send: Callable[[list[Pending]], Awaitable[Any]],
+        items: list[R],
+        send: Callable[[list[R]], Awaitable[Any]],
         s: Settlement,
         *,
-        on_validation: Callable[[HubSpotError, list[Pending]], Awaitable[bool]] | None = None,
+        on_validation: Callable[[HubSpotError, list[R]], Awaitable[bool]] | None = None,
         pays: bool = True,
     ) -> None:
         """Send `items`; when HubSpot refuses the batch for its content, halve it until the
@@ -168,10 +181,13 @@ class Sender(Part):
                 if (m := s.messages.get(i)) is not None
             ]
             with carrying(carried):
-                await self.call(lambda: send(items))
-            if pays:
+                answered = await self.call(lambda: send(items))
+            if pays:  # before anything else is awaited: a batch stopping now keeps the payment
                 paid = [i for item in items for i in item.ids]
                 s.pay(paid)
+            if isinstance(answered, Afterwards):
+                await answered.then()
+            if pays:
                 await self.ack_finished(s, paid)
         except HubSpotError as e:
             ids = [i for item in items for i in item.ids]

@@ -1,6 +1,6 @@
 """What becomes of each leased message, and the one place that acks, hands back, retries and
 dead-letters: delivery records outcomes in a `Settlement` while it works, then `settle` applies
-them to the queue. `VERDICTS` is the one table of what each kind of HubSpot refusal means."""
+them to the queue, as `hubspot/verdicts.py` (what HubSpot's answers mean) says."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import random
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import structlog
 from prometheus_client import Counter
 
 from ..activity import ACTIVITY, TRACE
-from ..hubspot.errors import HubSpotError, Kind
+from ..hubspot.errors import HubSpotError
+from ..hubspot.verdicts import Verdict, problem, verdict
 from ..queue.protocol import Leased, Outcome, Queue
 from ..translate.subjects import FORGOTTEN
 
@@ -97,64 +97,6 @@ class Settlement:
                 self.dead.setdefault(i, reason)
 
 
-class Verdict(NamedTuple):
-    """What a kind of refusal means for the messages a call carried."""
-
-    retry: bool  # later, with backoff (else a dead letter with HubSpot's reason)
-    isolate: bool = False  # about one record: halve the batch until the offender is alone
-    account: bool = False  # about the account (a token, a scope): reported as its problem
-    patient: bool = False  # the retries do not age into dead letters (they wait for a fix)
-
-
-# The one table of what HubSpot's refusals mean. A rate limit is waited out in the client; one
-# that reaches settlement (still limited after many waits) is retried like a 5xx.
-VERDICTS: dict[Kind, Verdict] = {
-    Kind.RATE_LIMIT: Verdict(retry=True),
-    Kind.RETRYABLE: Verdict(retry=True),
-    Kind.VALIDATION: Verdict(retry=False, isolate=True),
-    Kind.CONFLICT: Verdict(retry=False),
-    Kind.NOT_FOUND: Verdict(retry=False),
-    Kind.PERMANENT: Verdict(retry=False, account=True),
-    Kind.UNSERVED: Verdict(retry=True, account=True, patient=True),
-    Kind.CREDENTIALS: Verdict(retry=True, account=True, patient=True),
-    Kind.SETUP: Verdict(retry=True, account=True, patient=True),
-}
-# The name an account's problem is shown under, by kind (else HubSpot's status).
-PROBLEMS = {Kind.UNSERVED: "unserved_path", Kind.CREDENTIALS: "oauth", Kind.SETUP: "portal_setup"}
-
-
-# HubSpot's answers each kind stands for (hubspot/errors.py classifies them), as docs show them.
-ANSWERS = {
-    Kind.RATE_LIMIT: "429",
-    Kind.RETRYABLE: "5xx, timeouts, connection errors",
-    Kind.VALIDATION: "400",
-    Kind.CONFLICT: "409",
-    Kind.NOT_FOUND: "404",
-    Kind.PERMANENT: "401, 403",
-    Kind.UNSERVED: "404 on every published spelling of a path",
-    Kind.CREDENTIALS: "an OAuth refresh refused",
-    Kind.SETUP: "a portal setting only its admins can change (a list that takes no members)",
-}
-
-
-def verdicts_markdown() -> str:
-    """The verdict table as docs/architecture.md shows it (a test keeps them in step)."""
-    out = [
-        "| kind | HubSpot's answer | retried | isolated | the account's problem | ages into a dead letter |"
-    ]
-    out.append("|---|---|---|---|---|---|")
-    for kind, v in VERDICTS.items():
-        yes = {True: "yes", False: "no"}
-        ages = "-" if not v.retry else yes[not v.patient]
-        cells = [kind.name, ANSWERS[kind], yes[v.retry], yes[v.isolate], yes[v.account], ages]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
-
-
-def verdict(e: HubSpotError) -> Verdict:
-    return VERDICTS[e.kind]
-
-
 def refuse(
     e: HubSpotError,
     ids: Sequence[int],
@@ -165,12 +107,9 @@ def refuse(
     """Settle `ids` as the table says for `e`; an account's refusal is also handed to `report`
     (its problem's name, the reason in words), so that operators see it once, not per message."""
     v = verdict(e)
-    reason = e.describe()
-    if v.account:
-        if e.status == 401:
-            reason = f"{reason} (the account's access token or API key is refused: fix it, then replay)"
-        if report is not None:
-            report(PROBLEMS.get(e.kind, f"http_{e.status}"), reason)
+    name, reason = problem(e)
+    if v.account and report is not None:
+        report(name, reason)
     s.fail(ids, reason, retry_in=0.0 if v.retry else None, patient=v.patient)
     return v
 

@@ -17,11 +17,12 @@ from prometheus_client import Counter
 
 from ..activity import record_call
 from ..config import Account
-from .errors import HubSpotError, Kind, transport_error
+from .errors import HubSpotError, still_limited, transport_error
 from .event_paths import EventPaths
 from .oauth import OAuthSession, TokenStore
 from .paths import ApiPaths
 from .ratelimit import AccountLimiter
+from .verdicts import ALREADY_GONE, NO_SUCH_LIST, PATH_MOVED, RATE_LIMITED
 
 MAX_429_RETRIES = 20
 CALLS = Counter(
@@ -125,11 +126,11 @@ class HubSpotClient:
                 headers = {**self._headers, "Authorization": f"Bearer {bearer}"}
                 continue
             error = HubSpotError.from_response(response.status_code, response.content, response.headers)
-            if error.kind is Kind.RATE_LIMIT:
+            if RATE_LIMITED(error):
                 await self.limiter.after_429(error.policy, error.retry_after)
                 continue  # the limiter waits (or raises DailyLimitReached) on the next acquire
             raise error
-        raise HubSpotError(429, {"message": "still rate limited after many waits"}, kind=Kind.RETRYABLE)
+        raise still_limited()
 
     async def _auth(self) -> dict[str, str]:
         if self.oauth is None:
@@ -204,7 +205,7 @@ class HubSpotClient:
         try:
             return await self.request(method, path, body)
         except HubSpotError as e:
-            if e.status != 404 or operation == "event_definitions.add_property":
+            if not PATH_MOVED(e) or operation == "event_definitions.add_property":
                 raise  # (a 404 there is the definition's: created meanwhile elsewhere, or removed)
             raise self.events.lost(path, e) from None
 
@@ -214,7 +215,7 @@ class HubSpotClient:
         try:
             return dict((await self.request("GET", path))["list"])
         except HubSpotError as e:
-            if e.status == 404:
+            if NO_SUCH_LIST(e):
                 return None
             raise
 
@@ -246,7 +247,7 @@ class HubSpotClient:
         try:
             await self.request("POST", self.paths.path("contacts.gdpr_delete"), body)
         except HubSpotError as e:
-            if e.kind is Kind.NOT_FOUND:
+            if ALREADY_GONE(e):
                 return False
             raise
         return True

@@ -95,3 +95,37 @@ class HubSpotError(Exception):
 
 def transport_error(exc: Exception) -> HubSpotError:
     return HubSpotError(0, {"message": f"{type(exc).__name__}: could not reach HubSpot"}, kind=Kind.RETRYABLE)
+
+
+# The relay's own refusals, by what they are (the kind is the classifier's to name).
+
+
+def still_limited() -> HubSpotError:
+    """Rate limited after every wait: retried later like a 5xx."""
+    return HubSpotError(429, {"message": "still rate limited after many waits"}, kind=Kind.RETRYABLE)
+
+
+def bad_answer(status: int, message: str) -> HubSpotError:
+    """HubSpot answered, but not with what it publishes (a token endpoint with no token)."""
+    return HubSpotError(status, {"message": message}, kind=Kind.RETRYABLE)
+
+
+def not_in_portal(message: str) -> HubSpotError:
+    """Something the account's configuration names that its portal does not have (an object
+    type, an association label): permanent until someone changes one or the other."""
+    return HubSpotError(400, {"message": message}, kind=Kind.PERMANENT)
+
+
+def unserved(message: str) -> HubSpotError:
+    """The portal serves none of the paths HubSpot publishes for a call (or stopped serving one)."""
+    return HubSpotError(404, {"message": message}, kind=Kind.UNSERVED)
+
+
+def credentials_refused(status: int, body: dict[str, Any]) -> HubSpotError:
+    """The account's credentials refused where a fix will do (an OAuth refresh refused)."""
+    return HubSpotError(status, body, kind=Kind.CREDENTIALS)
+
+
+def setup_needed(category: str, message: str) -> HubSpotError:
+    """A portal setting only its admins can change (a list that takes no members)."""
+    return HubSpotError(400, {"category": category, "message": message}, kind=Kind.SETUP)

@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from .errors import HubSpotError, Kind
+from .errors import HubSpotError, unserved
 from .paths import ApiPaths
+from .verdicts import NOT_THIS_SPELLING, SERVED_BUT_REFUSED
 
 
 class Requester(Protocol):
@@ -55,15 +56,15 @@ class EventPaths:
                     found = await client.request("GET", path)
                 except HubSpotError as e:
                     self.answers[spelling] = e.status
-                    if e.status == 404:
+                    if NOT_THIS_SPELLING(e):
                         continue
-                    if e.status == 403:  # served here, refused for the scope: this is the path
+                    if SERVED_BUT_REFUSED(e):  # this is the path
                         self._found(spelling)
                     raise
                 self.answers[spelling] = 200
                 self._found(spelling)
                 return _results(found)
-            error = HubSpotError(404, {"message": self._none_answered()}, kind=Kind.UNSERVED)
+            error = unserved(self._none_answered())
             self.unserved = (self.clock(), error)
             raise error
 
@@ -82,14 +83,10 @@ class EventPaths:
         if self.spelling is not None:
             self.answers[self.spelling] = 404
         self.spelling = None
-        return HubSpotError(
-            404,
-            {
-                "message": f"HubSpot answered 404 at {path}, which this portal served before "
-                f"({e.describe()}); the relay asks the portal again which published path it "
-                f"serves, and the events wait meanwhile."
-            },
-            kind=Kind.UNSERVED,
+        return unserved(
+            f"HubSpot answered 404 at {path}, which this portal served before ({e.describe()}); "
+            "the relay asks the portal again which published path it serves, and the events wait "
+            "meanwhile."
         )
 
     def _none_answered(self) -> str:

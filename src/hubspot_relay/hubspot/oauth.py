@@ -25,7 +25,8 @@ import structlog
 from ..config import Account
 from ..state.shared_cache import SharedCache
 from .endpoints import spellings
-from .errors import HubSpotError, Kind, transport_error
+from .errors import HubSpotError, bad_answer, credentials_refused, transport_error
+from .verdicts import TOKEN_ENDPOINT_BUSY
 
 log = structlog.get_logger("hubspot_relay.hubspot")
 
@@ -219,19 +220,17 @@ class OAuthSession:
             if response.status_code < 300:
                 answer = orjson.loads(response.content)
                 if not isinstance(answer, dict) or not answer.get("access_token"):
-                    raise HubSpotError(
-                        502, {"message": "the token endpoint answered without a token"}, kind=Kind.RETRYABLE
-                    )
+                    raise bad_answer(502, "the token endpoint answered without a token")
                 return answer
             raise self._refused(response)
-        raise HubSpotError(404, {"message": "no published token endpoint answered"}, kind=Kind.CREDENTIALS)
+        raise credentials_refused(404, {"message": "no published token endpoint answered"})
 
     def _refused(self, response: httpx.Response) -> HubSpotError:
         error = HubSpotError.from_response(response.status_code, response.content, response.headers)
-        if error.kind in (Kind.RETRYABLE, Kind.RATE_LIMIT):
+        if TOKEN_ENDPOINT_BUSY(error):
             return error
         why = str(error.body.get("status") or error.category or response.status_code)
-        return HubSpotError(
+        return credentials_refused(
             response.status_code,
             {
                 "category": why,
@@ -243,7 +242,6 @@ class OAuthSession:
                     "HUBSPOT_OAUTH_REFRESH_TOKEN). Its messages wait meanwhile; nothing is dead-lettered."
                 ),
             },
-            kind=Kind.CREDENTIALS,
         )
 
     def report(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from hubspot_relay.delivery.stages.memberships import ListSender
 from tests.harness import Harness, make
 
 pytestmark = pytest.mark.anyio
@@ -73,7 +74,7 @@ async def test_the_account_names_the_list_and_a_dynamic_one_is_its_problem(tmp_p
         portal.lists.lists[portal.lists.by_name("0-1", "Trials (Segment)")["listId"]]["processingType"] = (
             "DYNAMIC"
         )
-        h.delivery.lists.list_ids.clear()  # (as after a restart)
+        h.delivery.sender(ListSender).list_ids.clear()  # (as after a restart)
         await h.send(identify("b", True))
         await h.drain(max_cycles=4, step=600.0)
         counts = (await h.queue.counts())["web"]

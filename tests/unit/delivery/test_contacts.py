@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from hubspot_relay.delivery.contacts import by_user
-from hubspot_relay.delivery.planner import Pending
+from hubspot_relay.delivery.stages.contacts import ContactUpsert, by_user
 from hubspot_relay.options import parse_options
 
 
-def pending(email: str, props: dict[str, str], ids: list[int], user: str | None) -> Pending:
-    return Pending(email, dict(props), list(ids), {"user_id": user} if user else {})
+def pending(email: str, props: dict[str, str], ids: list[int], user: str | None) -> ContactUpsert:
+    return ContactUpsert(email, dict(props), list(ids), user)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +39,7 @@ def pending(email: str, props: dict[str, str], ids: list[int], user: str | None)
         ),
     ],
 )
-def test_by_user(items: list[Pending], expected: list[tuple[str, dict[str, str], list[int]]]) -> None:
+def test_by_user(items: list[ContactUpsert], expected: list[tuple[str, dict[str, str], list[int]]]) -> None:
     assert [(p.key, p.properties, p.ids) for p in by_user(items)] == expected
 
 

@@ -11,8 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from hubspot_relay.delivery.deletions import Portal
 from hubspot_relay.delivery.loop import Delivery
+from hubspot_relay.delivery.stages.deletions import Portal
 from hubspot_relay.forgetting import Forgetter, ForgottenView
 from hubspot_relay.queue.protocol import ReplayFilter
 from hubspot_relay.sandbox.errors import missing_scopes

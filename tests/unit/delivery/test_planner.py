@@ -12,6 +12,9 @@ import pytest
 
 from hubspot_relay.delivery.identities import Keep, Known, Tie
 from hubspot_relay.delivery.planner import Plan, Planner
+from hubspot_relay.delivery.stages.companies import COMPANIES
+from hubspot_relay.delivery.stages.contacts import CONTACTS
+from hubspot_relay.delivery.stages.events import EVENTS, LEGACY_EVENTS
 from hubspot_relay.options import DeliveryOptions
 from hubspot_relay.queue.protocol import Leased
 
@@ -31,9 +34,9 @@ def summary(plan: Plan) -> dict[str, Any]:
     """What a plan comes to, in plain values."""
     v = plan.verdicts
     return {
-        "upserts": {e: (p.properties, p.ids) for e, p in plan.contacts.items()},
-        "events": [(m.id, op.name, email) for m, op, email in plan.events],
-        "companies": {g: (c.properties, c.members, c.ids) for g, c in plan.companies.items()},
+        "upserts": {e: (p.properties, p.ids) for e, p in plan.of(CONTACTS).items()},
+        "events": [(m.id, op.name, email) for m, op, email in plan.of(EVENTS)],
+        "companies": {g: (c.properties, c.members, c.ids) for g, c in plan.of(COMPANIES).items()},
         "retry": {i: reason for i, (_, reason) in v.retry.items()},
         "dead": dict(v.dead),
         "waiting": v.waiting,
@@ -145,7 +148,7 @@ def test_the_ties_and_kept_traits_are_returned_for_delivery_to_write() -> None:
         Keep("web", ("a1",), {"plan": "pro"}, 1),
         Tie("web", ("ann@x.com", "a1"), "ann@x.com", 2),
     ]
-    assert plan.contacts["ann@x.com"].properties == {"plan": "pro"}
+    assert plan.of(CONTACTS)["ann@x.com"].properties == {"plan": "pro"}
     assert plan.verdicts.waiting == {1}
 
 
@@ -153,7 +156,8 @@ def test_traits_the_map_kept_are_taken_by_the_tie() -> None:
     leased = batch({"type": "identify", "userId": "u1", "traits": {"email": "ann@x.com", "firstName": "Ann"}})
     snapshot = {("web", "u1"): Known(None, {"plan": "pro", "firstname": "Old"})}
     plan = Planner("acct", DeliveryOptions(batch_wait_ms=0), clock=lambda: NOW).plan(leased, snapshot)
-    assert plan.contacts["ann@x.com"].properties == {"plan": "pro", "firstname": "Ann", "email": "ann@x.com"}
+    expected = {"plan": "pro", "firstname": "Ann", "email": "ann@x.com"}
+    assert plan.of(CONTACTS)["ann@x.com"].properties == expected
 
 
 def test_legacy_tracks_carry_their_contact_properties() -> None:
@@ -162,5 +166,5 @@ def test_legacy_tracks_carry_their_contact_properties() -> None:
     )
     planner = Planner("acct", DeliveryOptions(batch_wait_ms=0), legacy=True, clock=lambda: NOW)
     plan = planner.plan(leased, {("web", "u1"): Known("ann@x.com")})
-    assert plan.event_traits == {1: {"plan": "pro"}}
-    assert plan.contacts == {}
+    assert plan.of(LEGACY_EVENTS).traits == {1: {"plan": "pro"}}
+    assert plan.of(CONTACTS) == {}

@@ -95,6 +95,7 @@ def test_delivery_sends_traits_another_process_left_waiting(path: Path) -> None:
 
     from hubspot_relay.delivery.identities import replay
     from hubspot_relay.delivery.planner import Planner
+    from hubspot_relay.delivery.stages.contacts import CONTACTS, add_late
     from hubspot_relay.options import DeliveryOptions
     from hubspot_relay.queue.protocol import Leased
 
@@ -108,8 +109,8 @@ def test_delivery_sends_traits_another_process_left_waiting(path: Path) -> None:
     identity = Raced(path)
     planner = Planner("acct", DeliveryOptions())
     plan = planner.plan(leased, identity.snapshot({("web", "u1")}))
-    plan.add_late(replay(identity, plan.identity))
-    pending = plan.contacts["a@x.io"]
+    add_late(plan, replay(identity, plan.identity))
+    pending = plan.of(CONTACTS)["a@x.io"]
     assert pending.properties["plan"] == "pro"
     assert pending.properties["firstname"] == "New"  # the batch's own value wins over the older one
     assert 7 in pending.ids

@@ -1,24 +1,52 @@
-"""Sending events: definitions (and their properties) created on first use, 500 events a call side
-by side, a partial batch held for the next cycle when more is waiting; the seed's events HTTP API
-for legacy accounts; custom events refused by the portal reported once, not per message."""
+"""The event stages: definitions (and their properties) created on first use, side by side with
+the batch's contacts; events 500 a call side by side, each after its own contact's upsert, a
+partial call held for the next cycle when more is waiting; Segment's legacy events HTTP API
+for API keys (with a track's contact properties riding along); custom events refused by the
+portal reported once, not per message."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from ..hubspot.errors import HubSpotError, Kind
-from ..queue.protocol import Leased
-from ..translate import Event
-from ..translate.segment import mapped_event
-from .catalog import Catalogs
-from .context import Context
-from .planner import Pending
-from .sending import Sender, log
-from .settlement import Settlement, verdict
+from ...hubspot.errors import HubSpotError
+from ...hubspot.verdicts import EVENTS_REFUSED, MADE_MEANWHILE, verdict
+from ...queue.protocol import Leased
+from ...translate import ContactUpdate, Event
+from ...translate.segment import mapped_event
+from ..catalog import Catalogs
+from ..context import Context
+from ..plan import Record, Resolve, Taking
+from ..sending import Sender, log
+from ..settlement import Settlement
+from .stage import LEGACY, V3, Keys, Run, Sent, Stage
+
+
+class TrackedEvent(NamedTuple):
+    """A track (or page, screen) as an event of the contact with `email`."""
+
+    message: Leased
+    event: Event
+    email: str
+
+
+@dataclass
+class LegacyEvents:
+    """Legacy mode's events, and the contact properties each track sets with its event."""
+
+    events: list[TrackedEvent] = field(default_factory=list)
+    traits: dict[int, dict[str, Any]] = field(default_factory=dict)  # message id -> properties
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.traits)
+
+
+Events = list[TrackedEvent]
 
 EVENTS_RECHECK_S = 600.0
 # A partial event call waits at most this long for the contacts handed back behind it (HubSpot's
@@ -30,7 +58,7 @@ def refuses_custom_events(e: HubSpotError) -> bool:
     """HubSpot's 403 for custom events (an Enterprise feature and its scope): the portal's
     refusal of them all, reported once. Anything else (a token refused or refreshed in vain, a
     path the portal does not serve, a 5xx) is settled as the verdict table says."""
-    return e.kind is Kind.PERMANENT and e.status == 403
+    return EVENTS_REFUSED(e)
 
 
 class EventSender(Sender):
@@ -40,7 +68,7 @@ class EventSender(Sender):
         self.events_refused: tuple[float, str] | None = None  # (since, HubSpot's reason)
 
     async def send_legacy_events(
-        self, events: list[tuple[Leased, Event, str]], traits: dict[int, dict[str, Any]], s: Settlement
+        self, events: Sequence[TrackedEvent], traits: dict[int, dict[str, Any]], s: Settlement
     ) -> None:
         """The events HTTP API, one call an event: `_n` is the event's name (or the HubSpot
         eventId it is mapped to), `_m` its revenue, and the contact properties ride along."""
@@ -59,10 +87,10 @@ class EventSender(Sender):
                 contact.pop("email", None)
                 params.update({k: v for k, v in contact.items() if not k.startswith("_")})
 
-            async def send(chunk: list[Pending], params: dict[str, str] = params) -> None:
+            async def send(chunk: list[Record], params: dict[str, str] = params) -> None:
                 await self.client.legacy_event(params)
 
-            await self.split_send([Pending(op.uuid, {}, [m.id])], send, s)
+            await self.split_send([Record(op.uuid, {}, [m.id])], send, s)
 
     def full_name(self, name: str) -> str:
         prefix = f"pe{self.account.hub_id}_"
@@ -102,14 +130,14 @@ class EventSender(Sender):
                 self.options.catalog_ttl_s,
             )
 
-    async def ensure_definitions(self, events: list[tuple[Leased, Event, str]], s: Settlement) -> set[str]:
+    async def ensure_definitions(self, events: Sequence[TrackedEvent], s: Settlement) -> set[str]:
         """Definitions (and their properties) for these events; returns the names that are usable.
         One batch at a time: two batches in flight must not both create the same definition."""
         async with self.ctx.setup_lock:
             return await self._ensure_definitions_now(events, s)
 
     async def _ensure_definitions_now(
-        self, events: list[tuple[Leased, Event, str]], s: Settlement
+        self, events: Sequence[TrackedEvent], s: Settlement
     ) -> set[str]:
         definitions = await self.read_definitions()
         usable: set[str] = set()
@@ -138,7 +166,7 @@ class EventSender(Sender):
                             )
                         )
                     except HubSpotError as e:
-                        if e.kind is not Kind.CONFLICT:
+                        if not MADE_MEANWHILE(e):
                             raise
                     definitions[fqn].add(key)
                 if missing:
@@ -178,7 +206,7 @@ class EventSender(Sender):
                 return {p["name"] for p in created.get("properties", [])}
             except HubSpotError as e:
                 # Created meanwhile (by another relay process, or by hand): read it back.
-                if e.kind is not Kind.CONFLICT:
+                if not MADE_MEANWHILE(e):
                     raise
                 definitions = await self.read_definitions(refresh=True)
                 if fqn not in definitions:
@@ -202,7 +230,7 @@ class EventSender(Sender):
 
     async def send_events(
         self,
-        events: list[tuple[Leased, Event, str]],
+        events: Sequence[TrackedEvent],
         s: Settlement,
         definitions: asyncio.Task[set[str]] | None = None,
     ) -> None:
@@ -221,7 +249,7 @@ class EventSender(Sender):
             self._refuse_events(e)
             s.fail(ids, self.events_refused[1] if self.events_refused else e.describe())
             return
-        pending: list[Pending] = []
+        pending: list[Record] = []
         for m, op, email in events:
             fqn = self.full_name(op.name)
             if fqn not in usable:
@@ -229,7 +257,7 @@ class EventSender(Sender):
                     s.fail([m.id], f"HubSpot has no event definition {fqn} (create_event_definitions is off)")
                 continue
             pending.append(
-                Pending(
+                Record(
                     op.uuid,
                     {
                         "eventName": fqn,
@@ -243,10 +271,10 @@ class EventSender(Sender):
             )
         if self.events_refused:
             self.events_refused = None
-            self.identity.set_problem(self.account.name, "custom_events", None)
+            await asyncio.to_thread(self.identity.set_problem, self.account.name, "custom_events", None)
         self.paths_answered()
 
-        async def send(chunk: list[Pending]) -> None:
+        async def send(chunk: list[Record]) -> None:
             try:
                 await self.client.send_events([p.properties for p in chunk])
             except HubSpotError as e:
@@ -280,7 +308,7 @@ class EventSender(Sender):
 
     def _refuse_events(self, e: HubSpotError) -> None:
         reason = e.describe()
-        if e.status == 403:
+        if EVENTS_REFUSED(e):
             reason = (
                 f"HubSpot refuses custom behavioral events for portal {self.account.hub_id} "
                 f"(they need an Enterprise subscription and the analytics.behavioral_events.send scope): "
@@ -289,3 +317,124 @@ class EventSender(Sender):
         self.events_refused = (self.clock(), reason)
         self.identity.set_problem(self.account.name, "custom_events", reason)
         log.error("custom events refused", account=self.account.name, reason=reason)
+
+
+# ---- planning -------------------------------------------------------------------------------
+
+NO_EMAIL = "no email is known for this user: send an identify with an email (or properties.email) and replay"
+
+
+def take(t: Taking, op: Event) -> None:
+    email = t.email(op.ref)
+    if email:
+        t.plan.of(EVENTS).append(TrackedEvent(t.message, op, email))
+    else:
+        t.no_email(NO_EMAIL)
+
+
+def take_legacy(t: Taking, op: Event | ContactUpdate) -> None:
+    """An event, or (Segment's legacy "Setting Contact Properties on Track") the contact
+    properties a track sets, which go with its event instead of a contact call."""
+    legacy = t.plan.of(LEGACY_EVENTS)
+    if isinstance(op, ContactUpdate):
+        legacy.traits.setdefault(t.message.id, {}).update(op.properties)
+        return
+    email = t.email(op.ref)
+    if email:
+        legacy.events.append(TrackedEvent(t.message, op, email))
+    else:
+        t.no_email(NO_EMAIL)
+
+
+def keys(op: Event | ContactUpdate, resolve: Resolve) -> Keys:
+    """Events are not ordered among themselves (each has its time): they only wait for a
+    contact's upsert in flight. The properties a legacy track sets are a write."""
+    email = resolve(op.ref)
+    found = {email.lower()} if email else set()
+    return (found, set()) if isinstance(op, ContactUpdate) else (set(), found)
+
+
+def owed(items: Events) -> Iterable[Sequence[int]]:
+    return ([e.message.id] for e in items)
+
+
+def split(items: Events, hung: set[str]) -> tuple[Events, Events]:
+    """(the events to send now, those of contacts whose upserts hang: after them)."""
+    return [e for e in items if e.email.lower() not in hung], [e for e in items if e.email.lower() in hung]
+
+
+async def send(sender: EventSender, items: Events, run: Run) -> Sent:
+    definitions = run.started.get(DEFINITIONS.name)
+    await sender.send_events(items, run.s, definitions)
+    return None
+
+
+async def start_definitions(sender: EventSender, items: Events, run: Run) -> Sent:
+    """Definitions are made ready while the contacts go (a round trip each, at HubSpot's
+    latency); the events stage awaits them."""
+    run.started[DEFINITIONS.name] = asyncio.create_task(sender.ensure_definitions(items, run.s))
+    return None
+
+
+def owed_legacy(items: LegacyEvents) -> Iterable[Sequence[int]]:
+    return ([e.message.id] for e in items.events)
+
+
+def split_legacy(items: LegacyEvents, hung: set[str]) -> tuple[LegacyEvents, LegacyEvents]:
+    now, after = split(items.events, hung)
+    return LegacyEvents(now, items.traits), LegacyEvents(after, items.traits)
+
+
+async def send_legacy(sender: EventSender, items: LegacyEvents, run: Run) -> Sent:
+    await sender.send_legacy_events(items.events, items.traits, run.s)
+    return None
+
+
+EVENTS: Stage[Events, EventSender] = Stage(
+    name="events",
+    does="custom behavioral events, 500 a call, each after its own contact's upsert",
+    item=TrackedEvent,
+    new=list,
+    sender=EventSender,
+    send=send,
+    owed=owed,
+    takes=(Event,),
+    take=take,
+    keys=keys,
+    after=("contacts", "event definitions"),
+    modes=V3,
+    holds=False,
+    split=split,
+)
+
+DEFINITIONS: Stage[Events, EventSender] = Stage(
+    name="event definitions",
+    does="the events' definitions and properties, made on first use while the contacts go",
+    item=TrackedEvent,
+    new=list,
+    sender=EventSender,
+    send=start_definitions,
+    uses=EVENTS,
+    modes=V3,
+    holds=False,
+    early=True,
+    ready=lambda sender: not sender.events_refused_now(),
+)
+
+LEGACY_EVENTS: Stage[LegacyEvents, EventSender] = Stage(
+    name="legacy events",
+    does="Segment's legacy events HTTP API, an event a call, with the track's contact properties",
+    item=TrackedEvent,
+    new=LegacyEvents,
+    sender=EventSender,
+    send=send_legacy,
+    owed=owed_legacy,
+    takes=(Event, ContactUpdate),
+    claims=lambda op, on_event: isinstance(op, Event) or on_event,
+    take=take_legacy,
+    keys=keys,
+    after=("contacts",),
+    modes=LEGACY,
+    holds=False,
+    split=split_legacy,
+)

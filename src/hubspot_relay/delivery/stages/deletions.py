@@ -14,16 +14,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..hubspot.client import HubSpotClient
-from ..hubspot.errors import HubSpotError
-from ..state.identity import Forgot
-from .settlement import verdict
+from ...hubspot.client import HubSpotClient
+from ...hubspot.errors import HubSpotError
+from ...hubspot.verdicts import verdict
+from ...state.identity import Forgot
+from ..sending import Sender
+from .stage import V3, Stage
 
 # What an account's part of a request shows (`detail.hubspot.<account>.status`).
 DELETED, RETRYING, FAILED, NOT_SUPPORTED = "DELETED", "RETRYING", "FAILED", "NOT_SUPPORTED"
 LEGACY_REASON = (
     "HubSpot's GDPR delete cannot be called with an API key (legacy mode): delete the contact in "
     "HubSpot (Contacts > Actions > Delete permanently) or give the account a private app token"
+)
+
+
+# Run per erasure request by `forgetting.Forgetter` (its requests, not the queue's messages,
+# carry the work), with the same verdicts as every call; listed here so the table is whole.
+DELETIONS: Stage[list[str], Sender] = Stage(
+    name="HubSpot deletions",
+    does="GDPR deletes of the contacts a right-to-be-forgotten request names, retried until done",
+    item=str,
+    new=list,
+    sender=None,
+    send=None,
+    reads=("contact ids", "forgotten emails"),
+    writes=("forgotten ties, ids and kept traits",),
+    modes=V3,
+    elsewhere=LEGACY_REASON,
+    per="request",
 )
 
 
