@@ -159,11 +159,12 @@ def one_run(code: Path, contacts: int, latency_ms: int, tmp: Path) -> dict[str, 
             time.sleep(0.5)  # the probe's last flush
             prober.stop.set()
             prober.join()
-        stalls = []
+        stalls, longest = [], (0.0, "")
         for line in probe_file.read_text().splitlines() if probe_file.exists() else []:
-            at, took = map(float, line.split())
-            if began <= at <= ended:
-                stalls.append(took * 1000)
+            at, took, what = [*line.split(" ", 2), ""][:3]
+            if began <= float(at) <= ended:
+                stalls.append(float(took) * 1000)
+                longest = max(longest, (float(took) * 1000, what))
         times = sorted(prober.times)
         return {
             "longest_stall_ms": round(max(stalls, default=0.0), 1),
@@ -174,6 +175,7 @@ def one_run(code: Path, contacts: int, latency_ms: int, tmp: Path) -> dict[str, 
             "ingest_max_ms": round(times[-1], 1),
             "ingest_requests": len(times),
             "delivered_s": round(ended - began, 1),
+            "longest_was": longest[1][:300],
         }
     finally:
         relay.terminate()

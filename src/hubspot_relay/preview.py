@@ -148,7 +148,7 @@ class DryIdentities:
                 out[key if companies else key.lower()] = found
         return out
 
-    def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None:
+    def count_dropped(self, account: str, object_type: str, dropped: Mapping[tuple[str, str], int]) -> None:
         pass
 
     def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]:

@@ -4,6 +4,8 @@ counted, or created as text properties when the account asks for that."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter as Tally
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -85,18 +87,29 @@ class Catalogs(Part):
         await self.catalog(object_type, refresh=True)
 
     async def prepared(self, object_type: str, props: dict[str, Any]) -> dict[str, str]:
+        return (await self.prepared_many(object_type, [props]))[0]
+
+    async def prepared_many(
+        self, object_type: str, records: Sequence[dict[str, Any]]
+    ) -> list[dict[str, str]]:
+        """Each record's properties as HubSpot takes them (see `translate.prepare`); the keys
+        dropped are counted for the whole batch at once, off the event loop, and logged once:
+        a per-record write on Redis would hold the loop a round trip per contact."""
         catalog = await self.catalog(object_type)
-        clean, dropped = prepare(props, catalog)
-        missing = [k for k, r in dropped.items() if r.startswith("not a property")]
+        done = [prepare(props, catalog) for props in records]
+        missing = sorted({k for _, lost in done for k, r in lost.items() if r.startswith("not a property")})
         if missing and self.options.create_properties:
             await self._create_missing(object_type, missing)
-            clean, dropped = prepare(props, await self.catalog(object_type))
+            catalog = await self.catalog(object_type)
+            done = [prepare(props, catalog) for props in records]
+        dropped = Tally((k, r) for _, lost in done for k, r in lost.items())
         if dropped:
-            self.identity.count_dropped(self.account.name, object_type, dropped)
+            await asyncio.to_thread(self.identity.count_dropped, self.account.name, object_type, dropped)
             log.info(
                 "keys dropped",
                 account=self.account.name,
                 object_type=object_type,
-                keys={k: r for k, r in list(dropped.items())[:20]},
+                records=sum(1 for _, lost in done if lost),
+                keys={k: r for (k, r) in list(dropped)[:20]},
             )
-        return clean
+        return [clean for clean, _ in done]

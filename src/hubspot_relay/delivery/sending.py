@@ -80,6 +80,11 @@ class Sender(Part):
     async def prepared(self, object_type: str, props: dict[str, Any]) -> dict[str, str]:
         return await self.catalogs.prepared(object_type, props)
 
+    async def prepared_many(
+        self, object_type: str, records: Sequence[dict[str, Any]]
+    ) -> list[dict[str, str]]:
+        return await self.catalogs.prepared_many(object_type, records)
+
     async def send_chunks(
         self,
         chunks: Sequence[list[R]],

@@ -83,7 +83,9 @@ class AccountState(Protocol):
     """What status shows of an account and what an operator sets: keys dropped, messages
     skipped and why, problems, pauses."""
 
-    def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None: ...
+    def count_dropped(
+        self, account: str, object_type: str, dropped: Mapping[tuple[str, str], int]
+    ) -> None: ...
     def dropped(self, account: str | None = None) -> list[tuple[str, str, str, str, int]]: ...
     def count_skipped(self, account: str, skipped: Mapping[tuple[str, str], int]) -> None: ...
     def skipped(self, account: str | None = None) -> list[tuple[str, str, str, int]]: ...
@@ -302,12 +304,13 @@ class IdentityMap:
 
     # ---- what status shows ----------------------------------------------------------------
 
-    def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None:
+    def count_dropped(self, account: str, object_type: str, dropped: Mapping[tuple[str, str], int]) -> None:
+        """Keys dropped from records, by (key, reason): a batch's, counted at once."""
         if dropped:
             self._tx(
-                "INSERT INTO dropped (account, object_type, key, reason, count) VALUES (?, ?, ?, ?, 1) "
-                "ON CONFLICT DO UPDATE SET count = count + 1",
-                [(account, object_type, k, r) for k, r in dropped.items()],
+                "INSERT INTO dropped (account, object_type, key, reason, count) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+                [(account, object_type, k, r, n) for (k, r), n in dropped.items()],
             )
 
     def count_skipped(self, account: str, skipped: Mapping[tuple[str, str], int]) -> None:

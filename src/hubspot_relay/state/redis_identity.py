@@ -271,11 +271,11 @@ class RedisIdentityMap:
 
     # ---- what status shows ----------------------------------------------------------------
 
-    def count_dropped(self, account: str, object_type: str, dropped: dict[str, str]) -> None:
+    def count_dropped(self, account: str, object_type: str, dropped: Mapping[tuple[str, str], int]) -> None:
         if dropped:
             pipe = self._r.pipeline()
-            for key, reason in dropped.items():
-                pipe.hincrby(self._key("dropped"), _SEP.join([account, object_type, key, reason]), 1)
+            for (key, reason), n in dropped.items():
+                pipe.hincrby(self._key("dropped"), _SEP.join([account, object_type, key, reason]), n)
             pipe.execute()
 
     def count_skipped(self, account: str, skipped: Mapping[tuple[str, str], int]) -> None:

@@ -277,9 +277,9 @@ def test_contacts_companies_problems_and_pauses_are_shared(maps: list[RedisIdent
     assert b.contact("acct", "ANN@x.io") == ("101", "lead")
     a.save_company("acct", "g1", "900")
     assert b.company("acct", "g1") == "900"
-    a.count_dropped("acct", "contacts", {"shoe_size": "not a property"})
-    a.count_dropped("acct", "contacts", {"shoe_size": "not a property"})
-    assert b.dropped("acct") == [("acct", "contacts", "shoe_size", "not a property", 2)]
+    a.count_dropped("acct", "contacts", {("shoe_size", "not a property"): 1})
+    a.count_dropped("acct", "contacts", {("shoe_size", "not a property"): 2})
+    assert b.dropped("acct") == [("acct", "contacts", "shoe_size", "not a property", 3)]
     a.set_paused("acct", True)
     assert b.is_paused("acct")
     b.set_paused("acct", False)

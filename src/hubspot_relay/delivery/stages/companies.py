@@ -45,8 +45,8 @@ class CompanySender(Sender):
             self.identity.record_ids, account, [g.group_id for g in groups], companies=True
         )
         members: list[tuple[CompanyBatch, str]] = []
-        for group in groups:
-            props = await self.prepared("companies", group.properties)
+        prepared = await self.prepared_many("companies", [group.properties for group in groups])
+        for group, props in zip(groups, prepared, strict=True):
             try:
                 company_id = await self._upsert(group, props, known.get(group.group_id))
                 await asyncio.to_thread(self.identity.save_company, account, group.group_id, company_id)

@@ -37,10 +37,9 @@ class ContactSender(Sender):
     async def send_contacts(self, items: list[ContactUpsert], s: Settlement) -> list[Straggler]:
         """Upsert `items`; returns the calls left to finish on their own (hung: see
         `Sender.send_chunks`), which the batch awaits before what depends on their contacts."""
-        for item in items:
-            raw = item.properties
-            item.raw = raw
-            item.properties = await self.prepared("contacts", raw)
+        prepared = await self.prepared_many("contacts", [item.properties for item in items])
+        for item, properties in zip(items, prepared, strict=True):
+            item.raw, item.properties = item.properties, properties
             item.properties.pop("email", None)  # the upsert's id
         if self.legacy:
             await self._send_legacy_contacts(items, s)

@@ -7,6 +7,7 @@ the company of a groupId, or another mapping's records from the same message.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,11 +121,13 @@ class ObjectSender(Sender):
     ) -> None:
         catalog = await self.catalog(path)
         items = []
+        dropped: Tally[tuple[str, str]] = Tally()
         for record in group:
-            clean, dropped = prepare(record.properties, catalog)
-            if dropped:
-                await asyncio.to_thread(self.identity.count_dropped, self.account.name, path, dropped)
+            clean, lost = prepare(record.properties, catalog)
+            dropped.update(lost.items())
             items.append(ObjectInput(record.id, clean, list(record.ids), record.id_property))
+        if dropped:  # the batch's at once, off the event loop
+            await asyncio.to_thread(self.identity.count_dropped, self.account.name, path, dropped)
 
         async def send(chunk: list[ObjectInput]) -> None:
             inputs = [{"id": p.key, "idProperty": p.id_property, "properties": p.properties} for p in chunk]
