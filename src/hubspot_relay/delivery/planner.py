@@ -24,7 +24,7 @@ from ..translate.subjects import FORGOTTEN, Forgotten
 from .identities import Overlay, Snapshot
 from .plan import Plan, Taking
 from .settlement import Settlement
-from .stages import not_here, stage_for
+from .stages import not_here, stages_for
 from .stages.companies import LEGACY_GROUPS
 from .stages.contacts import upsert
 from .stages.objects import Mapped
@@ -171,16 +171,18 @@ class Planner:
         return self.legacy and any(isinstance(op, Event) for op in ops)
 
     def _operation(self, t: Taking, op: Any, on_event: bool) -> None:
-        """One operation of a message into the plan, by the stage that takes it (a `Link` is
+        """One operation of a message into the plan, by every stage that takes it (a `Link` is
         applied before, see `plan`)."""
         if isinstance(op, Link):
             return
         if isinstance(op, Skip):
             t.verdicts.skip(t.message.id, op.reason)
             return
-        stage = stage_for(op, legacy=self.legacy, on_event=on_event)
-        if stage is not None and stage.take is not None:
-            stage.take(t, op)
+        stages = stages_for(op, legacy=self.legacy, on_event=on_event)
+        for stage in stages:
+            if stage.take is not None:
+                stage.take(t, op)
+        if stages:
             return
         reason = not_here(op, legacy=self.legacy)
         if reason is None:  # a new operation no stage takes: a bug, not the message's fault
@@ -248,8 +250,7 @@ class Planner:
                 if email:
                     writes.add(email.lower())
                 continue
-            stage = stage_for(op, legacy=self.legacy, on_event=on_event)
-            if stage is not None:
+            for stage in stages_for(op, legacy=self.legacy, on_event=on_event):
                 w, r = stage.keys(op, resolve)
                 writes |= w
                 reads |= r

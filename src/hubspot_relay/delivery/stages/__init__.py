@@ -1,6 +1,6 @@
 """The stages of delivery, one module each, and the one table of them (`STAGES`). A new
-capability is a module here and a row below: `Planner` offers each operation to the stage that
-takes it, and `Delivery` runs the stages in dependency order (`ordered`)."""
+capability is a module here and a row below: `Planner` offers each operation to every stage
+that takes it, and `Delivery` runs the stages in dependency order (`ordered`)."""
 
 from __future__ import annotations
 
@@ -38,9 +38,10 @@ def batch_stages(legacy: bool) -> tuple[Stage[Any, Any], ...]:
     return tuple(st for st in STAGES if st.per == "batch" and st.active(legacy))
 
 
-def stage_for(op: Any, *, legacy: bool, on_event: bool = False) -> Stage[Any, Any] | None:
-    """The stage that takes `op` for an account of this mode (None: none does)."""
-    return next((st for st in batch_stages(legacy) if st.runs_for(op, on_event)), None)
+def stages_for(op: Any, *, legacy: bool, on_event: bool = False) -> tuple[Stage[Any, Any], ...]:
+    """The stages that take `op` for an account of this mode, in order (none: it is not
+    delivered in this mode, see `not_here`). One operation may feed several stages."""
+    return tuple(st for st in batch_stages(legacy) if st.runs_for(op, on_event))
 
 
 def not_here(op: Any, *, legacy: bool) -> str | None:
