@@ -13,6 +13,7 @@ import pytest
 from hubspot_relay.delivery.identities import Keep, Known, Tie
 from hubspot_relay.delivery.planner import Plan, Planner
 from hubspot_relay.delivery.stages.companies import COMPANIES
+from hubspot_relay.delivery.stages.company_members import COMPANY_MEMBERS
 from hubspot_relay.delivery.stages.contacts import CONTACTS
 from hubspot_relay.delivery.stages.events import EVENTS, LEGACY_EVENTS
 from hubspot_relay.options import DeliveryOptions
@@ -30,13 +31,18 @@ def batch(*messages: dict[str, Any], age: float = OLD, source: str = "web") -> l
     return out
 
 
+def members(plan: Plan, group_id: str) -> list[str]:
+    """The emails of the contacts a batch makes members of the group's company."""
+    return [m.email for m in plan.of(COMPANY_MEMBERS).values() if m.group_id == group_id]
+
+
 def summary(plan: Plan) -> dict[str, Any]:
     """What a plan comes to, in plain values."""
     v = plan.verdicts
     return {
         "upserts": {e: (p.properties, p.ids) for e, p in plan.of(CONTACTS).items()},
         "events": [(m.id, op.name, email) for m, op, email in plan.of(EVENTS)],
-        "companies": {g: (c.properties, c.members, c.ids) for g, c in plan.of(COMPANIES).items()},
+        "companies": {g: (c.properties, members(plan, g), c.ids) for g, c in plan.of(COMPANIES).items()},
         "retry": {i: reason for i, (_, reason) in v.retry.items()},
         "dead": dict(v.dead),
         "waiting": v.waiting,

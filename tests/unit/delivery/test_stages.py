@@ -29,7 +29,7 @@ OPS: dict[str, Any] = {
 CASES = [
     ("identify", "contacts", "contacts"),
     ("track", "events", "legacy events"),
-    ("group", "companies", "group calls are not delivered in legacy mode (API key)"),
+    ("group", "companies, company members", "group calls are not delivered in legacy mode (API key)"),
     ("audience", "list memberships", "lists and subscriptions need a private app or OAuth token"),
     ("account audience", "company list memberships", "lists and subscriptions need a private app"),
     ("subscription", "subscriptions", "lists and subscriptions need a private app or OAuth token"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .companies import COMPANIES
+from .company_members import COMPANY_MEMBERS
 from .contacts import CONTACTS
 from .deletions import DELETIONS
 from .events import DEFINITIONS, EVENTS, LEGACY_EVENTS
@@ -20,6 +21,7 @@ STAGES: tuple[Stage[Any, Any], ...] = tuple(
         [
             CONTACTS,
             COMPANIES,
+            COMPANY_MEMBERS,
             OBJECTS,
             LIST_MEMBERSHIPS,
             COMPANY_LIST_MEMBERSHIPS,

@@ -28,7 +28,6 @@ class CompanyBatch:
     group_id: str
     properties: dict[str, Any] = field(default_factory=dict)
     domain: str | None = None
-    members: list[str] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
 
 
@@ -37,14 +36,13 @@ Companies = dict[str, CompanyBatch]  # groupId -> the company
 
 class CompanySender(Sender):
     async def send_companies(self, groups: list[CompanyBatch], s: Settlement) -> None:
-        """Upsert each company (by a unique property keyed by groupId, or found by domain), then
-        associate its members: company ids are remembered, so a search happens once per company."""
+        """Upsert each company (by a unique property keyed by groupId, or found by domain): company
+        ids are remembered, so a search happens once per company."""
         account = self.account.name
         # what the map knows, read at once and off the event loop (on Redis each is a round trip)
         known = await asyncio.to_thread(
             self.identity.record_ids, account, [g.group_id for g in groups], companies=True
         )
-        members: list[tuple[CompanyBatch, str]] = []
         prepared = await self.prepared_many("companies", [group.properties for group in groups])
         for group, props in zip(groups, prepared, strict=True):
             try:
@@ -53,24 +51,6 @@ class CompanySender(Sender):
                 s.pay(group.ids)
             except HubSpotError as e:
                 self.failed(e, group.ids, s)
-                continue
-            members += [(group, email) for email in dict.fromkeys(group.members)]
-            known[group.group_id] = company_id
-        # the members' contact ids, which the contacts stage has just saved: one read
-        contact_ids = await asyncio.to_thread(self.identity.record_ids, account, [e for _, e in members])
-        pairs: list[tuple[str, str]] = []
-        pair_ids: list[int] = []
-        for group, email in members:
-            contact_id = contact_ids.get(email.lower())
-            if contact_id:
-                pairs.append((contact_id, known[group.group_id]))
-                pair_ids.extend(group.ids)
-        for start in range(0, len(pairs), 100):
-            chunk = pairs[start : start + 100]
-            try:
-                await self.call(partial(self.client.associate, "contact", "company", chunk))
-            except HubSpotError as e:
-                self.failed(e, pair_ids, s)
 
     async def _upsert(self, group: CompanyBatch, props: dict[str, str], company_id: str | None) -> str:
         """The company's id once written: upserted by the unique property, or (without one)
@@ -108,7 +88,8 @@ class CompanySender(Sender):
 
 
 def take(t: Taking, op: CompanyUpdate) -> None:
-    """The group's traits into its company; its member upserted first (for the association)."""
+    """The group's traits into its company; its member's contact upserted first (see the
+    company members stage)."""
     m = t.message
     group = t.plan.of(COMPANIES).setdefault(op.group_id, CompanyBatch(op.group_id))
     group.properties.update(op.properties)
@@ -116,7 +97,6 @@ def take(t: Taking, op: CompanyUpdate) -> None:
     group.ids.append(m.id)
     email = t.email(op.member)
     if email:
-        group.members.append(email)
         upsert(t.plan, email, {}, m.id)  # so that the contact exists, and its id is known
 
 
@@ -136,7 +116,7 @@ async def send(sender: CompanySender, items: Companies, run: Run) -> Sent:
 
 COMPANIES: Stage[Companies, CompanySender] = Stage(
     name="companies",
-    does="each group's company upserted (or found by domain), its members associated",
+    does="each group's company upserted (or found by domain)",
     item=CompanyBatch,
     new=dict,
     sender=CompanySender,
@@ -146,7 +126,7 @@ COMPANIES: Stage[Companies, CompanySender] = Stage(
     take=take,
     keys=keys,
     after=("contacts",),
-    reads=("company ids", "contact ids"),
+    reads=("company ids",),
     writes=("company ids",),
     modes=V3,
     elsewhere=LEGACY_GROUPS,
