@@ -34,7 +34,7 @@ class Mapped:
 
 
 @dataclass
-class ObjectPending:
+class ObjectRecord:
     """A record the account's mappings make (any object type), as several messages describe it."""
 
     mapping: str
@@ -58,7 +58,7 @@ class ObjectInput(Record):
     id_property: str = ""
 
 
-Objects = dict[tuple[str, str], ObjectPending]  # (object, id) -> the record
+Objects = dict[tuple[str, str], ObjectRecord]  # (object, id) -> the record
 
 STANDARD_OBJECTS = ("contacts", "companies", "deals", "tickets", "products", "line_items")
 _SINGULAR = {"contact": "contacts", "company": "companies"}
@@ -101,9 +101,9 @@ class ObjectSender(Sender):
             f"no association label {label!r} from {from_type} to {to_type} in portal {self.account.hub_id}"
         )
 
-    async def send_objects(self, records: list[ObjectPending], s: Settlement) -> None:
+    async def send_objects(self, records: list[ObjectRecord], s: Settlement) -> None:
         hubspot_ids: dict[tuple[str, str], str] = {}  # (mapping object, id) -> HubSpot's record id
-        by_object: dict[str, list[ObjectPending]] = {}
+        by_object: dict[str, list[ObjectRecord]] = {}
         for record in records:
             by_object.setdefault(record.object, []).append(record)
         for name, group in by_object.items():
@@ -115,7 +115,7 @@ class ObjectSender(Sender):
         self,
         path: str,
         name: str,
-        group: list[ObjectPending],
+        group: list[ObjectRecord],
         s: Settlement,
         hubspot_ids: dict[tuple[str, str], str],
     ) -> None:
@@ -141,7 +141,7 @@ class ObjectSender(Sender):
         await self.send_batches(path, items, send, s)
 
     async def _associate(
-        self, records: list[ObjectPending], s: Settlement, hubspot_ids: dict[tuple[str, str], str]
+        self, records: list[ObjectRecord], s: Settlement, hubspot_ids: dict[tuple[str, str], str]
     ) -> None:
         """Every association of the records that went through, one call per (types, label) and
         100 pairs; a target not known yet (a company no group call created) waits and retries."""
@@ -197,7 +197,7 @@ class ObjectSender(Sender):
         self,
         association: Association,
         target: str | tuple[tuple[str, str], ...],
-        record: ObjectPending,
+        record: ObjectRecord,
         hubspot_ids: dict[tuple[str, str], str],
         s: Settlement,
         sought: dict[str, str | None],  # contacts known, or looked up at HubSpot in this batch
@@ -291,7 +291,7 @@ def take(t: Taking, op: Mapped) -> None:
         by_mapping.setdefault(r.mapping, []).append((r.object, r.id))
     objects = t.plan.of(OBJECTS)
     for r in op.records:
-        fresh = ObjectPending(r.mapping, r.object, r.id_property, r.id)
+        fresh = ObjectRecord(r.mapping, r.object, r.id_property, r.id)
         pending = objects.setdefault((r.object, r.id), fresh)
         pending.properties.update(r.properties)
         pending.ids.append(m.id)
@@ -324,7 +324,7 @@ async def send(sender: ObjectSender, items: Objects, run: Run) -> Sent:
 OBJECTS: Stage[Objects, ObjectSender] = Stage(
     name="objects",
     does="the records the account's mappings make (any object), then their associations",
-    item=ObjectPending,
+    item=ObjectRecord,
     new=dict,
     sender=ObjectSender,
     send=send,
