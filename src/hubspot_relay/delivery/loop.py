@@ -512,7 +512,7 @@ class Delivery:
                 if st.early:
                     continue
                 if writing == 0 and not st.holds:  # the writes are done: free what is not hung
-                    hung = {key.lower() for straggler in stragglers for key in straggler.keys}
+                    hung = _hung(stragglers)
                     self.release_keys(s, {k for k in writes if k.lower() not in hung})
                     writing = -1
                 items = st.items(plan)
@@ -521,8 +521,7 @@ class Delivery:
                         await self.linger(stragglers)
                         stragglers = []
                     else:  # only the items of contacts whose calls hang wait for them
-                        hung = {key.lower() for straggler in stragglers for key in straggler.keys}
-                        items, wait = st.split(items, hung)
+                        items, wait = st.split(items, _hung(stragglers))
                         if len(wait):
                             later.append((st, wait))
                 if len(items):
@@ -530,7 +529,7 @@ class Delivery:
                 if st.holds:
                     writing -= 1
             if writing == 0:
-                self.release_keys(s, writes - {k for x in stragglers for k in x.keys})
+                self.release_keys(s, {k for k in writes if k.lower() not in _hung(stragglers)})
             if stragglers:
                 await self.linger(stragglers)
                 stragglers = []
@@ -564,3 +563,8 @@ class Delivery:
                 found.add(name)
                 todo.extend(by_name[name].after if name in by_name else ())
         return found
+
+
+def _hung(stragglers: list[Straggler]) -> set[str]:
+    """The contacts (lowercased emails) whose upserts hang."""
+    return {key.lower() for straggler in stragglers for key in straggler.keys}

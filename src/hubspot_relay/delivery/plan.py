@@ -60,9 +60,6 @@ class Plan:
             found = self._items[stage.name] = stage.new()
         return cast(C, found)
 
-    def has(self, stage: Holds[Any]) -> bool:
-        return bool(self._items.get(stage.name))
-
     @property
     def calls(self) -> bool:
         return any(bool(items) for items in self._items.values())

@@ -54,13 +54,6 @@ EVENTS_RECHECK_S = 600.0
 FOLLOWED_WAIT_S = 10.0
 
 
-def refuses_custom_events(e: HubSpotError) -> bool:
-    """HubSpot's 403 for custom events (an Enterprise feature and its scope): the portal's
-    refusal of them all, reported once. Anything else (a token refused or refreshed in vain, a
-    path the portal does not serve, a 5xx) is settled as the verdict table says."""
-    return EVENTS_REFUSED(e)
-
-
 class EventSender(Sender):
     def __init__(self, ctx: Context, catalogs: Catalogs) -> None:
         super().__init__(ctx, catalogs)
@@ -243,7 +236,7 @@ class EventSender(Sender):
         try:
             usable = await (definitions if definitions is not None else self.ensure_definitions(events, s))
         except HubSpotError as e:
-            if not refuses_custom_events(e):  # the token, a path, the store: not custom events
+            if not EVENTS_REFUSED(e):  # the token, a path, the store: not custom events
                 self.failed(e, ids, s)
                 return
             self._refuse_events(e)
@@ -278,7 +271,7 @@ class EventSender(Sender):
             try:
                 await self.client.send_events([p.properties for p in chunk])
             except HubSpotError as e:
-                if refuses_custom_events(e):
+                if EVENTS_REFUSED(e):
                     self._refuse_events(e)
                 raise
 

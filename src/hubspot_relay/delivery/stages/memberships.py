@@ -110,8 +110,9 @@ class ListSender(Sender):
 # ---- planning -------------------------------------------------------------------------------
 
 
-def _change(memberships: Memberships, audience: str, key: str, member: bool, mid: int) -> None:
-    change = memberships.setdefault(audience, {}).setdefault(key.lower(), MemberChange(key, member))
+def _change(memberships: Memberships, audience: str, key: str, member: bool, mid: int, *, by: str) -> None:
+    """One more message about `key` in the audience (`by`: how the batch keys it); the latest wins."""
+    change = memberships.setdefault(audience, {}).setdefault(by, MemberChange(key, member))
     change.member = member
     change.ids.append(mid)
 
@@ -127,16 +128,14 @@ def take_contact(t: Taking, op: Membership) -> None:
         )
         return
     upsert(t.plan, email, {}, t.message.id)
-    _change(t.plan.of(LIST_MEMBERSHIPS), op.audience, email, op.member, t.message.id)
+    _change(t.plan.of(LIST_MEMBERSHIPS), op.audience, email, op.member, t.message.id, by=email.lower())
 
 
 def take_company(t: Taking, op: Membership) -> None:
     """The group's company in or out of the account audience's list (a company list)."""
-    assert op.group_id is not None
-    changes = t.plan.of(COMPANY_LIST_MEMBERSHIPS).setdefault(op.audience, {})
-    change = changes.setdefault(op.group_id, MemberChange(op.group_id, op.member))
-    change.member = op.member
-    change.ids.append(t.message.id)
+    assert op.group_id is not None  # (a groupId is case-sensitive: kept as it is)
+    changes = t.plan.of(COMPANY_LIST_MEMBERSHIPS)
+    _change(changes, op.audience, op.group_id, op.member, t.message.id, by=op.group_id)
 
 
 def contact_keys(op: Membership, resolve: Resolve) -> Keys:
