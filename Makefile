@@ -10,7 +10,7 @@ AJS_DIR      := assets/analytics-js
 AJS_STAMP    := $(AJS_DIR)/node_modules/.installed
 ANALYTICS_JS := $(AJS_DIR)/node_modules/@segment/analytics-next/dist/umd
 
-.PHONY: run test lint bench clean system-deps
+.PHONY: run test lint bench clean system-deps dist image docs vendor
 
 # pytest-xdist workers: most end-to-end tests wait on HubSpot's pace (300 ms a call), so four keep
 # two cores busy.
@@ -30,7 +30,7 @@ $(RUN_STAMP): pyproject.toml
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,release,docs]'
 	@touch $@ $(RUN_STAMP)
 
 $(NODE_STAMP): $(NODE_FIXTURE)/package.json $(NODE_FIXTURE)/package-lock.json
@@ -41,9 +41,37 @@ $(AJS_STAMP): $(AJS_DIR)/package.json $(AJS_DIR)/package-lock.json
 	cd $(AJS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Chromium for the browser tests and redis-server for the Redis queue: installed through apt when
-# missing and running as root (elsewhere those tests skip, and in CI a skip of them is a failure).
-SYSTEM_TOOLS := chromium:chromium redis-server:redis-server
+# Segment's analytics.js, copied into the package so that a wheel serves device mode alone (never
+# committed: it comes from the pinned npm package).
+VENDORED := src/hubspot_relay/web/analytics-js
+VENDORED_STAMP := $(VENDORED)/standalone.js
+VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+$(VENDORED_STAMP): $(AJS_STAMP)
+	rm -rf $(VENDORED) && mkdir -p $(VENDORED)
+	cp $(ANALYTICS_JS)/*.js $(AJS_DIR)/node_modules/@segment/analytics-next/LICENSE.MD $(VENDORED)/
+
+vendor: $(VENDORED_STAMP)
+
+# The release: wheel and sdist in dist/, checked.
+dist: $(STAMP) $(VENDORED_STAMP)
+	rm -rf dist build
+	$(BIN)/python -m build --quiet --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	@ls -l dist
+
+# The OCI image hubspot-relay:$(VERSION) and :latest (docker, else podman; see scripts/image.sh).
+image: dist
+	scripts/image.sh $(VERSION)
+
+# The documentation site, built strict (a broken link or a page left out of the nav fails it).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+# Chromium for the browser tests, redis-server for the Redis queue, nginx, podman (with runc and
+# podman-compose) and mmdebstrap for the deployment tests: installed through apt when missing and running as root (elsewhere those tests skip, and in CI a skip of them is a failure).
+SYSTEM_TOOLS := chromium:chromium redis-server:redis-server nginx:nginx podman:podman \
+	podman-compose:podman-compose mmdebstrap:mmdebstrap runc:runc
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
@@ -51,16 +79,17 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi; true
 
-run: $(RUN_STAMP) $(AJS_STAMP)
-	$(BIN)/hubspot-relay serve --analytics-js-dir $(ANALYTICS_JS)
+run: $(RUN_STAMP) $(VENDORED_STAMP)
+	$(BIN)/hubspot-relay serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 
-test: $(STAMP) $(NODE_STAMP) $(AJS_STAMP) system-deps
+test: $(STAMP) $(NODE_STAMP) $(VENDORED_STAMP) system-deps
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory dist docs
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP)
@@ -70,4 +99,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/soak.py --seconds 180 --plot docs/img/soak.png
 
 clean:
-	rm -rf $(VENV) $(NODE_FIXTURE)/node_modules $(AJS_DIR)/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_FIXTURE)/node_modules $(AJS_DIR)/node_modules $(VENDORED) .pytest_cache .ruff_cache \
+		dist build

@@ -9,7 +9,9 @@ from .common import app, debugging, err
 from .failure import one_line, report_file
 
 # As `--help` lists them: the everyday commands first.
-ORDER = ("serve", "status", "replay", "forget", "import", "preview", "send", "sandbox", "version")
+ORDER = (
+    "serve", "status", "health", "replay", "forget", "import", "preview", "send", "sandbox", "version",
+)
 
 
 def _place(command: CommandInfo) -> int:

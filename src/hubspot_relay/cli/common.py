@@ -14,6 +14,7 @@ from .. import __version__
 from ..config import (
     Config,
     load,
+    system_config_file,
     validate_queue_url,
 )
 from ..errors import ConfigError
@@ -65,7 +66,8 @@ ConfigOpt = Annotated[
         "--config",
         "-c",
         envvar="HUBSPOT_RELAY_CONFIG",
-        help="TOML file with sources and HubSpot accounts (default: environment variables).",
+        help="TOML file with sources and HubSpot accounts (default: /etc/hubspot-relay/relay.toml "
+        "when it exists, else environment variables).",
     ),
 ]
 DataDirOpt = Annotated[
@@ -92,7 +94,7 @@ QueueOpt = Annotated[
 
 def load_config(config: Path | None, data_dir: Path | None = None, queue: str | None = None) -> Config:
     try:
-        cfg = load(config)
+        cfg = load(config or system_config_file())
         if queue:
             cfg = replace(cfg, queue_url=validate_queue_url(queue, "--queue"))
     except ConfigError as e:
@@ -114,3 +116,25 @@ def relay_url(cfg: Config, url: str | None) -> str:
 def version() -> None:
     """Print the version."""
     out.print(__version__)
+
+
+@app.command()
+def health(
+    config: ConfigOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Exit 0 when the running relay is ready to take messages, 1 when it is not or does not answer.
+
+    For a container's HEALTHCHECK or a load balancer's probe script: it asks `/health`."""
+    import httpx
+
+    base = relay_url(load_config(config), url)
+    try:
+        r = httpx.get(f"{base}/health", timeout=5)
+    except httpx.HTTPError as e:
+        err.print(f"not ready: no answer from {base}: {type(e).__name__}", highlight=False)
+        raise typer.Exit(1) from None
+    if r.status_code != 200:
+        err.print(f"not ready: {base}/health answered {r.status_code}: {r.text[:300]}", highlight=False)
+        raise typer.Exit(1)
+    out.print("ready", highlight=False)

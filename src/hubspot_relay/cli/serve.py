@@ -20,6 +20,7 @@ from ..config import (
 )
 from ..logs import configure as configure_logs
 from ..ports import PortInUse, take
+from ..segment.device import bundled_analytics_js
 from .common import ConfigOpt, DataDirOpt, QueueOpt, app, err, load_config
 
 
@@ -68,7 +69,8 @@ def serve(
         Path | None,
         typer.Option(
             envvar="HUBSPOT_RELAY_ANALYTICS_JS_DIR",
-            help="Serve analytics.js from this folder (@segment/analytics-next's dist/umd).",
+            help="Serve analytics.js from this folder (@segment/analytics-next's dist/umd; "
+            "default: the copy a release carries).",
         ),
     ] = None,
 ) -> None:
@@ -82,6 +84,7 @@ def serve(
     cfg = load_config(config, data_dir, queue)
     host = host or cfg.host
     port = port or cfg.port
+    analytics_js_dir = analytics_js_dir or bundled_analytics_js()
     if analytics_js_dir and not (analytics_js_dir / "standalone.js").is_file():
         err.print(f"[bold red]--analytics-js-dir:[/] no standalone.js in {analytics_js_dir}", highlight=False)
         raise typer.Exit(2)

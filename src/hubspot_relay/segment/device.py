@@ -219,6 +219,14 @@ def _static(name: str, media_type: str, max_age: int) -> Any:
     return endpoint
 
 
+BUNDLED_ANALYTICS_JS = Path(__file__).parent.parent / "web" / "analytics-js"
+
+
+def bundled_analytics_js() -> Path | None:
+    """The analytics.js a release carries (copied in by `make`; absent from a bare source tree)."""
+    return BUNDLED_ANALYTICS_JS if (BUNDLED_ANALYTICS_JS / "standalone.js").is_file() else None
+
+
 def analytics_js_routes(analytics_js_dir: Path | None) -> list[Route]:
     """analytics.js and its chunks, from @segment/analytics-next's dist/umd folder, when given."""
     # The chunk files analytics.js may ask for, listed once: a request names one of them or nothing.
