@@ -90,7 +90,7 @@ test: $(STAMP) $(NODE_STAMP) $(VENDORED_STAMP) system-deps
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory dist docs
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

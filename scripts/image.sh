@@ -2,7 +2,13 @@
 # `make image`: hubspot-relay:<version> and :latest from the Containerfile, with docker where a
 # daemon answers, else podman. Where the default base cannot be pulled (no route to Docker Hub),
 # a stand-in base is made from Debian's packages with mmdebstrap, once, and used instead.
+#
+# `scripts/image.sh --services`: also stand-ins for the official redis and nginx images, from
+# Debian's packages, for deploy/compose.yaml where Docker Hub cannot be reached
+# (REDIS_IMAGE=NGINX_IMAGE=localhost/hubspot-relay-services:bookworm).
 set -euo pipefail
+services=no
+if [ "${1:-}" = "--services" ]; then services=yes; shift; fi
 version="$1"
 cd "$(dirname "$0")/.."
 default_base="docker.io/library/python:3.12-slim"
@@ -50,5 +56,9 @@ fi
 echo "make image: ${build[*]} on $base" >&2
 "${build[@]}" "${secret[@]}" --build-arg "BASE=$base" --build-arg "VERSION=$version" \
     -t "hubspot-relay:$version" -t "hubspot-relay:latest" -f Containerfile .
+if [ "$services" = yes ]; then
+    "${build[@]}" --build-arg "BASE=$base" -t localhost/hubspot-relay-services:bookworm \
+        -f deploy/compose/services.Containerfile deploy/compose
+fi
 size="$("${engine[@]}" image inspect --format '{{.Size}}' "hubspot-relay:$version")"
 echo "hubspot-relay:$version built on $base: $((size / 1000000)) MB"

@@ -23,6 +23,10 @@ from ..ports import PortInUse, take
 from ..segment.device import bundled_analytics_js
 from .common import ConfigOpt, DataDirOpt, QueueOpt, app, err, load_config
 
+# How long uvicorn lets open requests finish after SIGTERM before the lifespan stops delivery
+# (server.STOP_GRACE_SECONDS more); the service unit's and compose's stop timeouts are above both.
+GRACEFUL_SHUTDOWN_S = 10
+
 
 def _banner(cfg: Config, host: str, port: int) -> None:
     err.print(f"[bold]hubspot-relay {__version__}[/] listening on http://{host}:{port}", highlight=False)
@@ -177,7 +181,7 @@ def _serve(
             access_log=False,
             log_level=log_level.lower(),
             server_header=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             **uvicorn_options(limits),
         )
     )
