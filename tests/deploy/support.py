@@ -28,11 +28,22 @@ CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
 PODMAN_RUN = "podman --runtime runc run --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 
 
-def run(command: str, *, cwd: Path = ROOT, env: Mapping[str, str] | None = None, timeout: float = 600,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    command: str,
+    *,
+    cwd: Path = ROOT,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     """A shell command as a user types it (the documentation's commands are run through here)."""
     result = subprocess.run(
-        command, shell=True, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+        command,
+        shell=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
     if check and result.returncode != 0:
@@ -64,8 +75,9 @@ def release_wheel() -> Path:
 
 
 @contextlib.contextmanager
-def process(argv: list[str], *, log: Path, env: Mapping[str, str] | None = None,
-            cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], *, log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """A long-running command with its output in `log`, stopped (SIGTERM, then SIGKILL) at exit."""
     with log.open("wb") as out:
         proc = subprocess.Popen(

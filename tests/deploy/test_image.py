@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("podman")]
 def sandbox(tmp_path: Path) -> Iterator[str]:
     """The HubSpot sandbox on the host (the repository's own relay, not the image's)."""
     port = free_port()
-    with process([sys.executable, "-m", "hubspot_relay", "sandbox", "--port", str(port)], log=tmp_path / "sandbox.log"):
+    with process(
+        [sys.executable, "-m", "hubspot_relay", "sandbox", "--port", str(port)], log=tmp_path / "sandbox.log"
+    ):
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_sandbox/portals", what="the sandbox")
         yield url
@@ -52,8 +54,10 @@ class Container:
             "HUBSPOT_RELAY_WRITE_KEY": "wk-image",
         }
         flags = " ".join(f"-e {k}={v}" for k, v in env.items())
-        run(f"{PODMAN_RUN} -d --name {self.name} --network host -v {volume}:/var/lib/hubspot-relay "
-            f"{flags} {image} {' '.join(command)}")
+        run(
+            f"{PODMAN_RUN} -d --name {self.name} --network host -v {volume}:/var/lib/hubspot-relay "
+            f"{flags} {image} {' '.join(command)}"
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         wait_http(f"{self.url}/health", what=f"the relay in {self.name}", timeout=60)
 
@@ -74,8 +78,10 @@ def client(url: str) -> Client:
 
 
 def test_the_image_delivers_drains_and_hands_its_queue_on(image: str, sandbox: str, volume: str) -> None:
-    inspected = run(f"podman image inspect --format '{{{{.Config.User}}}} {{{{.Config.Entrypoint}}}} "
-                    f"{{{{.Config.Cmd}}}}' {image}").stdout.strip()
+    inspected = run(
+        f"podman image inspect --format '{{{{.Config.User}}}} {{{{.Config.Entrypoint}}}} "
+        f"{{{{.Config.Cmd}}}}' {image}"
+    ).stdout.strip()
     assert inspected == "relay:relay [hubspot-relay] [serve]"
 
     first = Container(image, volume, sandbox)

@@ -22,7 +22,9 @@ SANDBOXING = re.compile(
 def exposure(analyze: str, unit: Path) -> float:
     result = subprocess.run(
         [analyze, "security", "--offline=true", "--no-pager", str(unit)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout + result.stderr)
     assert found, result.stdout[-2000:] + result.stderr[-2000:]
@@ -35,7 +37,9 @@ def test_the_unit_is_sandboxed_to_an_exposure_of_3_or_less(tmp_path: Path) -> No
     assert score <= 3.0, f"exposure {score}"
     threshold = subprocess.run(
         [analyze, "security", "--offline=true", "--threshold=30", "--no-pager", str(UNIT)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert threshold.returncode == 0, threshold.stdout[-2000:]
 

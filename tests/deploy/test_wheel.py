@@ -41,7 +41,9 @@ def installed(root: Path) -> Path:
 
 
 def test_the_wheel_alone_knows_its_version_and_where_it_lives(installed: Path, tmp_path: Path) -> None:
-    assert run(f"{installed}/hubspot-relay --version", cwd=tmp_path).stdout.strip() == f"hubspot-relay {VERSION}"
+    assert (
+        run(f"{installed}/hubspot-relay --version", cwd=tmp_path).stdout.strip() == f"hubspot-relay {VERSION}"
+    )
     where = run(f"{installed}/python -c 'import hubspot_relay; print(hubspot_relay.__file__)'", cwd=tmp_path)
     assert where.stdout.startswith(str(installed.parent)), "the fresh venv imported the source tree"
     files = run(f"{installed}/python -m pip show --files hubspot-relay", cwd=tmp_path).stdout
@@ -66,8 +68,11 @@ def served(installed: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
         "HUBSPOT_RELAY_PORT": str(relay_port),
     }
     with (
-        process([f"{installed}/hubspot-relay", "sandbox", "--port", str(sandbox_port)],
-                log=tmp_path / "sandbox.log", cwd=empty),
+        process(
+            [f"{installed}/hubspot-relay", "sandbox", "--port", str(sandbox_port)],
+            log=tmp_path / "sandbox.log",
+            cwd=empty,
+        ),
         process([f"{installed}/hubspot-relay", "serve"], log=tmp_path / "relay.log", env=env, cwd=empty),
     ):
         wait_http(f"{sandbox}/_sandbox/portals", what="the wheel's sandbox")
