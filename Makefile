@@ -66,7 +66,7 @@ image: dist
 
 # The documentation site, built strict (a broken link or a page left out of the nav fails it).
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 # Chromium for the browser tests, redis-server for the Redis queue, nginx, podman (with runc and
 # podman-compose) and mmdebstrap for the deployment tests: installed through apt when missing and running as root (elsewhere those tests skip, and in CI a skip of them is a failure).

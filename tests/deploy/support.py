@@ -132,3 +132,32 @@ def contacts_in(sandbox: str, emails: list[str], *, timeout: float = 90) -> dict
 
 def words(command: str) -> list[str]:
     return shlex.split(command)
+
+
+def doc_commands(page: str) -> list[str]:
+    """The commands a documentation page (or README.md) gives: `$ ` lines of its console blocks and
+    the lines of its sh blocks (continuations joined, comments dropped), in order."""
+    path = ROOT / page
+    commands: list[str] = []
+    fence: str | None = None
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("```"):
+            fence = None if fence else (line[3:].strip() or "text")
+            continue
+        if fence == "console" and line.startswith("$ "):
+            commands.append(line[2:])
+        elif fence == "sh" and line and not line.startswith("#"):
+            pending += line.removesuffix("\\").strip() + " " if line.endswith("\\") else line
+            if not line.endswith("\\"):
+                commands.append(pending.split("  #")[0].strip())
+                pending = ""
+    return commands
+
+
+def doc_command(page: str, start: str) -> str:
+    """The one command of `page` that starts with `start`."""
+    found = [c for c in doc_commands(page) if c.startswith(start)]
+    assert len(found) == 1, f"{page}: {len(found)} commands start with {start!r}: {found}"
+    return found[0]
