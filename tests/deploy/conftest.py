@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import require_tool
-from tests.deploy.support import VERSION, dist_lock, run
+from tests.deploy.support import VERSION, dist_lock, doc_command, run
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def image() -> str:
     require_tool("podman", "building and running the image (Debian's podman)")
     require_tool("mmdebstrap", "the stand-in base image where Docker Hub cannot be reached")
     with dist_lock():
-        built = run("make image", timeout=900)
+        built = run(doc_command("docs/deploying.md", "make image"), timeout=900)
         run(f"scripts/image.sh --services {VERSION}", timeout=900)
     size = re.search(r"built on (\S+): (\d+) MB", built.stdout)
     assert size, built.stdout[-2000:]

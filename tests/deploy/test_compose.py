@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_tool
-from tests.deploy.support import CONTAINERS_CONF, contacts_in, run, wait_http
+from tests.deploy.support import CONTAINERS_CONF, contacts_in, doc_command, run, wait_http
 from tests.helpers import ROOT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("podman")]
@@ -83,15 +83,13 @@ class Compose:
             **images(),
         }
         self.files = "-f deploy/compose.yaml -f deploy/compose.sandbox.yaml"
-        tls = folder / "deploy" / "compose" / "tls"
-        tls.mkdir()
-        run(
-            "openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost "
-            "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
-            "-keyout deploy/compose/tls/key.pem -out deploy/compose/tls/cert.pem",
-            cwd=folder,
+        # The documentation's commands: relay.env from its example, a self-signed certificate.
+        for start in ("cp deploy/compose/relay.env.example", "mkdir -p deploy/compose/tls", "openssl req"):
+            run(doc_command("docs/deploying.md", start), cwd=folder)
+        up = doc_command(
+            "docs/deploying.md", "podman-compose -f deploy/compose.yaml -f deploy/compose.sandbox.yaml up"
         )
-        shutil.copy(folder / "deploy/compose/relay.env.example", folder / "deploy/compose/relay.env")
+        self.up = up.replace("podman-compose ", f"podman-compose -p {self.project} ", 1)
         with (folder / "deploy/compose/relay.env").open("a") as env:
             env.write(f"HUBSPOT_RELAY_WRITE_KEY={WRITE_KEY}\nHUBSPOT_RELAY_ADMIN_TOKEN={ADMIN_TOKEN}\n")
 
@@ -113,7 +111,7 @@ class Compose:
 def compose(image: str, tmp_path: Path) -> Iterator[Compose]:
     c = Compose(tmp_path)
     try:
-        c("up -d", timeout=300)
+        run(c.up, cwd=c.cwd, env=c.env, timeout=300)
         wait_http(f"{c.relay_url}/health", verify=False, what="nginx -> the relays", timeout=90)
         wait_http(f"http://127.0.0.1:{c.sandbox_port}/_sandbox/portals", what="the compose sandbox")
         yield c

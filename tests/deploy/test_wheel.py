@@ -15,7 +15,16 @@ import pytest
 from segment.analytics import Client
 
 from tests.conftest import require_tool
-from tests.deploy.support import VERSION, contacts_in, dist_lock, process, release_wheel, run, wait_http
+from tests.deploy.support import (
+    VERSION,
+    contacts_in,
+    dist_lock,
+    doc_command,
+    process,
+    release_wheel,
+    run,
+    wait_http,
+)
 from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
@@ -30,14 +39,19 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(root: Path) -> Path:
-    """bin/ of a venv holding only the wheel and what it depends on (from PyPI)."""
-    venv = root / "opt" / "hubspot-relay"
+    """bin/ of a venv holding only the wheel and what it depends on (from PyPI), made by the
+    documentation's own commands with /opt/hubspot-relay under `root`."""
+    opt = root / "opt" / "hubspot-relay"
+    ours = lambda command: command.replace("/opt/hubspot-relay", str(opt)).replace("dist/", f"{ROOT}/dist/")  # noqa: E731
     python = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    venv = doc_command("docs/deploying.md", "python3 -m venv")
+    run(ours(venv).replace("python3", python, 1), cwd=root)
     with dist_lock():
-        wheel = release_wheel()
-        run(f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check {wheel}", cwd=root)
-    return venv / "bin"
+        release_wheel()
+        run(ours(doc_command("docs/deploying.md", "/opt/hubspot-relay/bin/pip install")), cwd=root)
+    version = run(ours(doc_command("docs/deploying.md", "/opt/hubspot-relay/bin/hubspot-relay --version")))
+    assert version.stdout.strip() == f"hubspot-relay {VERSION}"
+    return opt / "bin"
 
 
 def test_the_wheel_alone_knows_its_version_and_where_it_lives(installed: Path, tmp_path: Path) -> None:
