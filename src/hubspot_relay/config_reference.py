@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .config_schema import _Account, _File, _Limits, _Relay, _Source
+from .config_schema import _Account, _Limits, _Relay, _Source
 from .credentials import RawOAuth
 from .options import DeliveryOptions, Subscriptions
 

@@ -226,7 +226,7 @@ def find(method: str, path: str) -> Endpoint | None:
 
 
 def markdown() -> str:
-    """The table as the README shows it."""
+    """The table as the documentation shows it (docs/hubspot-versions.md)."""
     out = [
         "| version | operation | method | path | published in | confirmed by |",
         "|---|---|---|---|---|---|",
