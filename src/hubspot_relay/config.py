@@ -595,15 +595,5 @@ def _with_relay_settings(cfg: Config, env: Mapping[str, str]) -> Config:
     return replace(cfg, **changes) if changes else cfg
 
 
-# Where a packaged install (the image, the systemd unit) keeps its TOML file: read when it exists
-# and no other file is named, as a service reads its file under /etc.
-SYSTEM_CONFIG_FILE = Path("/etc/hubspot-relay/relay.toml")
-
-
 def load(config_path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     return load_file(config_path, env) if config_path else load_env(env)
-
-
-def system_config_file() -> Path | None:
-    """The system's TOML file, when there is one (none on a developer's machine)."""
-    return SYSTEM_CONFIG_FILE if SYSTEM_CONFIG_FILE.is_file() else None

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shlex
 import subprocess
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -24,7 +26,7 @@ WHEEL = ROOT / "dist" / f"hubspot_relay-{VERSION}-py3-none-any.whl"
 AUTH = {"Authorization": "Bearer sandbox-token"}
 # podman's settings for this machine's kernel (runc, resource limits): see containers.conf.
 CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
-# The flags `podman run` needs on these machines (DESIGN.md); a normal host needs none of them.
+# The flags `podman run` needs on the project's machines; a normal host needs none of them.
 PODMAN_RUN = "podman --runtime runc run --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 
 
@@ -57,8 +59,10 @@ def run(
 @contextlib.contextmanager
 def dist_lock() -> Iterator[None]:
     """dist/ to one worker at a time: `make image` rebuilds it while another may be installing it."""
-    path = ROOT / "build" / "dist.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Outside dist/ and build/, which `make dist` removes (a lock on a removed file locks nothing).
+    path = (
+        Path(tempfile.gettempdir()) / f"hubspot-relay-dist-{hashlib.sha1(bytes(ROOT)).hexdigest()[:12]}.lock"
+    )
     with path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield

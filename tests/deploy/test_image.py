@@ -59,7 +59,13 @@ class Container:
             f"{flags} {image} {' '.join(command)}"
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        wait_http(f"{self.url}/health", what=f"the relay in {self.name}", timeout=60)
+        try:
+            wait_http(f"{self.url}/health", what=f"the relay in {self.name}", timeout=60)
+        except AssertionError as e:
+            logs = run(f"podman logs {self.name}", check=False)
+            raise AssertionError(
+                f"{e}\n--- podman logs\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}"
+            ) from None
 
     def stop(self) -> tuple[float, int, str]:
         """`podman stop` (SIGTERM, then SIGKILL after its 10 s): seconds taken, exit code, log."""

@@ -14,7 +14,6 @@ from .. import __version__
 from ..config import (
     Config,
     load,
-    system_config_file,
     validate_queue_url,
 )
 from ..errors import ConfigError
@@ -27,6 +26,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # an unexpected error is one line (cli.main); --debug for the rest
 )
 _debug = {"on": False}
+
+# Where a packaged install (the image, the systemd unit) keeps its TOML file: read when it exists
+# and no other file is named, as a service reads its file under /etc.
+SYSTEM_CONFIG_FILE = Path("/etc/hubspot-relay/relay.toml")
+
+
+def system_config_file() -> Path | None:
+    """The system's TOML file, when there is one (none on a developer's machine)."""
+    return SYSTEM_CONFIG_FILE if SYSTEM_CONFIG_FILE.is_file() else None
 
 
 def debugging() -> bool:

@@ -97,3 +97,36 @@ def test_an_unexpected_error_is_one_line_naming_what_failed_and_where_the_detail
     assert "Traceback (most recent call last)" in details.read_text()
     with pytest.raises(sqlite3.DatabaseError):  # --debug: the traceback, as Python shows it
         main(["--debug", "status"])
+
+
+def test_health_says_not_ready_when_no_relay_answers() -> None:
+    result = runner.invoke(app, ["health"])
+    assert result.exit_code == 1 and "not ready: no answer from http://127.0.0.1:1" in result.output
+
+
+def test_health_says_ready_from_a_relay_s_health(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    answers = {"/health": httpx.Response(200, json={"status": "ok"})}
+    monkeypatch.setattr(httpx, "get", lambda url, timeout: answers[httpx.URL(url).path])
+    assert runner.invoke(app, ["health"]).output.strip() == "ready"
+    answers["/health"] = httpx.Response(503, text='{"status":"degraded","reasons":["disk"]}')
+    refused = runner.invoke(app, ["health"])
+    assert refused.exit_code == 1 and "answered 503" in refused.output and "disk" in refused.output
+
+
+def test_the_system_file_is_read_when_it_exists_and_no_other_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hubspot_relay.cli import common
+
+    system = tmp_path / "relay.toml"
+    monkeypatch.setattr(common, "SYSTEM_CONFIG_FILE", system)
+    assert common.load_config(None).sources[0].name == "default"  # none there: the environment
+    system.write_text(
+        '[relay]\nport = 9999\n[[accounts]]\nname = "a"\nhub_id = 1\naccess_token = "pat-na1-x"\n'
+        '[[sources]]\nname = "site"\nwrite_key = "wk"\naccount = "a"\n'
+    )
+    assert common.load_config(None).sources[0].name == "site"
+    monkeypatch.setenv("HUBSPOT_RELAY_HOST", "0.0.0.0")
+    assert common.load_config(None).host == "0.0.0.0"
