@@ -1,5 +1,5 @@
-"""The image, built once per test worker that needs it (the container tests share one xdist group,
-so one worker): `make image`, as the documentation says, with podman on these machines."""
+"""The image, built once per test worker that needs it (the container tests share the xdist group
+"heavy", so one worker builds it): `make image`, as the documentation says, with podman on these machines."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from tests.conftest import require_tool
 from tests.deploy.support import CONTAINERS_CONF, contacts_in, doc_command, run, wait_http
 from tests.helpers import ROOT, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("podman")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
 WRITE_KEY = "wk-compose"
 ADMIN_TOKEN = "a-long-admin-token-1234"
 DEFAULT_IMAGES = {

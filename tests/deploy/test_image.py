@@ -16,7 +16,7 @@ from segment.analytics import Client
 from tests.deploy.support import PODMAN_RUN, VERSION, contacts_in, process, run, wait_http
 from tests.helpers import free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("podman")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ import pytest
 
 from tests.helpers import RelayProcess
 
-pytestmark = pytest.mark.e2e
+# In the "heavy" group, with the image and compose tests: one worker runs them one after another,
+# so that a clean client's one-second tries never compete with an image build for the two cores.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
 
 WK = "wk-flood"
 PARTIAL = b"POST /v1/batch HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
