@@ -15,7 +15,7 @@ import pytest
 from tests.deploy.support import contacts_in, doc_command, doc_commands, process, run, wait_http
 from tests.helpers import RelayProcess, free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]  # see test_connection_flood.py
 WRITE_KEY = "wk-docs"
 ADMIN = "an-admin-token-for-the-docs"
 

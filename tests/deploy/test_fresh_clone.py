@@ -16,7 +16,7 @@ import pytest
 from tests.deploy.support import doc_command, doc_commands, run, wait_http
 from tests.helpers import ROOT, free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]  # see test_connection_flood.py
 
 
 def test_the_readme_s_commands_in_a_fresh_clone(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from tests.deploy.support import (
 )
 from tests.helpers import ROOT, free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]  # see test_connection_flood.py
 UNIT = ROOT / "deploy" / "systemd" / "hubspot-relay.service"
 
 

@@ -19,8 +19,9 @@ import pytest
 
 from tests.helpers import RelayProcess
 
-# In the "heavy" group, with the image and compose tests: one worker runs them one after another,
-# so that a clean client's one-second tries never compete with an image build for the two cores.
+# In the "heavy" group, with the deployment tests (image builds, compose, fresh venvs and clones):
+# one worker runs them one after another, so that a clean client's one-second tries never compete
+# with a build or an install for the two cores (beside them it was served in 75-85% of its tries).
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
 
 WK = "wk-flood"
