@@ -90,7 +90,8 @@ test: $(STAMP) $(NODE_STAMP) $(VENDORED_STAMP) system-deps
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory dist docs
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -m alone
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not alone"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -15,7 +15,8 @@ import pytest
 from tests.deploy.support import contacts_in, doc_command, doc_commands, process, run, wait_http
 from tests.helpers import RelayProcess, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]  # see test_connection_flood.py
+# "heavy": the tests that build or install run one after another on one worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
 WRITE_KEY = "wk-docs"
 ADMIN = "an-admin-token-for-the-docs"
 

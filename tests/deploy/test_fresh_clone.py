@@ -16,7 +16,8 @@ import pytest
 from tests.deploy.support import doc_command, doc_commands, run, wait_http
 from tests.helpers import ROOT, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]  # see test_connection_flood.py
+# "heavy": the tests that build or install run one after another on one worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
 
 
 def test_the_readme_s_commands_in_a_fresh_clone(tmp_path: Path) -> None:

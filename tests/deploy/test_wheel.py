@@ -27,7 +27,8 @@ from tests.deploy.support import (
 )
 from tests.helpers import ROOT, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]  # see test_connection_flood.py
+# "heavy": the tests that build or install run one after another on one worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
 UNIT = ROOT / "deploy" / "systemd" / "hubspot-relay.service"
 
 

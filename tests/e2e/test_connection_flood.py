@@ -19,10 +19,9 @@ import pytest
 
 from tests.helpers import RelayProcess
 
-# In the "heavy" group, with the deployment tests (image builds, compose, fresh venvs and clones):
-# one worker runs them one after another, so that a clean client's one-second tries never compete
-# with a build or an install for the two cores (beside them it was served in 75-85% of its tries).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
+# "alone": `make test` runs these before the rest, with the machine to themselves: a clean client's
+# one-second tries beside four busy test workers were served in 75-85% of them, alone in 100%.
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 WK = "wk-flood"
 PARTIAL = b"POST /v1/batch HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
