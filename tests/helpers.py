@@ -209,3 +209,39 @@ def wait_delivered(relay: RelayProcess, expected: int, timeout: float = 60) -> d
                 "other": sum(n for s, n in counts.items() if s not in (3, 4)),
             }
         time.sleep(0.2)
+
+
+# A shop's page loading analytics.js from the relay with Segment's stock snippet (`write_key`,
+# `relay`), for the browser tests.
+STOCK_SNIPPET_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>shop</title></head>
+<body><h1>Shop</h1>
+<script>
+  (function () {
+    var a = (window.analytics = window.analytics || [])
+    a.methods = ['identify', 'track', 'page', 'group', 'alias', 'reset', 'ready']
+    a.methods.forEach(function (m) {
+      a[m] = function () {
+        var args = Array.prototype.slice.call(arguments); args.unshift(m); a.push(args); return a
+      }
+    })
+    a._writeKey = '%(write_key)s'
+    a._cdn = '%(relay)s'
+    var s = document.createElement('script')
+    s.async = true
+    s.src = a._cdn + '/analytics.js/v1/' + a._writeKey + '/analytics.min.js'
+    document.head.appendChild(s)
+    a.page()
+  })()
+</script></body></html>"""
+
+# Chromium's flags on these machines: no sandbox as root, and none of its own network traffic
+# (the closed network refuses it, many connections at a time).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import require_tool
 from tests.deploy.support import CONTAINERS_CONF, contacts_in, doc_command, run, wait_http
-from tests.helpers import ROOT, free_port
+from tests.helpers import CHROMIUM_ARGS, ROOT, STOCK_SNIPPET_PAGE, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
 WRITE_KEY = "wk-compose"
@@ -35,25 +35,6 @@ FORGED = {
     "X-Forwarded-Host": "evil.example",
     "X-Forwarded-Proto": "http",
 }
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>shop</title></head><body>
-<script>
-  (function () {
-    var a = (window.analytics = window.analytics || [])
-    a.methods = ['identify', 'track', 'page', 'group', 'alias', 'reset', 'ready']
-    a.methods.forEach(function (m) {
-      a[m] = function () {
-        var args = Array.prototype.slice.call(arguments); args.unshift(m); a.push(args); return a
-      }
-    })
-    a._writeKey = '%(write_key)s'
-    a._cdn = '%(relay)s'
-    var s = document.createElement('script')
-    s.async = true
-    s.src = a._cdn + '/analytics.js/v1/' + a._writeKey + '/analytics.min.js'
-    document.head.appendChild(s)
-    a.page()
-  })()
-</script></body></html>"""
 
 
 def images() -> dict[str, str]:
@@ -127,7 +108,9 @@ def site(compose: Compose, tmp_path: Path) -> Iterator[str]:
     """The shop's own origin (plain http on loopback), loading analytics.js from the relay."""
     root = tmp_path / "site"
     root.mkdir()
-    (root / "index.html").write_text(PAGE % {"write_key": WRITE_KEY, "relay": compose.relay_url})
+    (root / "index.html").write_text(
+        STOCK_SNIPPET_PAGE % {"write_key": WRITE_KEY, "relay": compose.relay_url}
+    )
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a: None  # type: ignore[assignment,method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
@@ -145,15 +128,7 @@ def test_compose_behind_nginx_with_chromium(compose: Compose, site: str) -> None
         browser = p.chromium.launch(
             executable_path=chromium,
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            args=CHROMIUM_ARGS,
         )
         try:
             # Every request the browser makes carries the forged headers, through nginx.

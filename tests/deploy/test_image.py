@@ -4,31 +4,25 @@ not root; a new container on the same volume delivers what the old one had queue
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from segment.analytics import Client
 
-from tests.deploy.support import PODMAN_RUN, VERSION, contacts_in, process, run, wait_http
-from tests.helpers import free_port
+from tests.deploy.support import PODMAN_RUN, VERSION, contacts_in, run, wait_http
+from tests.helpers import SandboxProcess, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[str]:
+def sandbox() -> Iterator[str]:
     """The HubSpot sandbox on the host (the repository's own relay, not the image's)."""
-    port = free_port()
-    with process(
-        [sys.executable, "-m", "hubspot_relay", "sandbox", "--port", str(port)], log=tmp_path / "sandbox.log"
-    ):
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/_sandbox/portals", what="the sandbox")
-        yield url
+    process = SandboxProcess()
+    yield process.url
+    process.stop()
 
 
 @pytest.fixture
@@ -73,7 +67,8 @@ class Container:
         run(f"podman stop --time 10 {self.name}", timeout=60)
         took = time.monotonic() - started
         code = int(run(f"podman inspect --format '{{{{.State.ExitCode}}}}' {self.name}").stdout)
-        return took, code, run(f"podman logs {self.name}").stderr + run(f"podman logs {self.name}").stdout
+        logs = run(f"podman logs {self.name}")
+        return took, code, logs.stderr + logs.stdout
 
     def remove(self) -> None:
         run(f"podman rm -f {self.name}", check=False)

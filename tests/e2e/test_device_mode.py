@@ -18,33 +18,19 @@ import orjson
 import pytest
 
 from tests.conftest import require_tool
-from tests.helpers import ROOT, RelayProcess, SandboxProcess, free_port
+from tests.helpers import CHROMIUM_ARGS, ROOT, STOCK_SNIPPET_PAGE, RelayProcess, SandboxProcess, free_port
 
 pytestmark = pytest.mark.e2e
 WRITE_KEY = "wk-browser"
+
+
+def shop_page(relay: str) -> str:
+    return STOCK_SNIPPET_PAGE % {"write_key": WRITE_KEY, "relay": relay}
+
+
 ANALYTICS_JS = (
     ROOT / "assets" / "analytics-js" / "node_modules" / "@segment" / "analytics-next" / "dist" / "umd"
 )
-
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>shop</title></head><body><h1>Shop</h1>
-<script>
-  (function () {
-    var a = (window.analytics = window.analytics || [])
-    a.methods = ['identify', 'track', 'page', 'group', 'alias', 'reset', 'ready']
-    a.methods.forEach(function (m) {
-      a[m] = function () {
-        var args = Array.prototype.slice.call(arguments); args.unshift(m); a.push(args); return a
-      }
-    })
-    a._writeKey = '%(write_key)s'
-    a._cdn = '%(relay)s'
-    var s = document.createElement('script')
-    s.async = true
-    s.src = a._cdn + '/analytics.js/v1/' + a._writeKey + '/analytics.min.js'
-    document.head.appendChild(s)
-    a.page()
-  })()
-</script></body></html>"""
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +52,7 @@ def site(tmp_path: Path, relay: RelayProcess) -> Iterator[str]:
     """The shop's own origin, serving the page (another port: another origin than the relay)."""
     root = tmp_path / "site"
     root.mkdir()
-    (root / "index.html").write_text(PAGE % {"write_key": WRITE_KEY, "relay": relay.url})
+    (root / "index.html").write_text(shop_page(relay.url))
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a: None  # type: ignore[assignment,method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
@@ -101,15 +87,7 @@ def test_analytics_next_with_the_hubspot_plugin(chromium_path: str, relay: Relay
         browser = p.chromium.launch(
             executable_path=chromium_path,
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            args=CHROMIUM_ARGS,
         )
         try:
             page = browser.new_page()
@@ -187,9 +165,7 @@ def test_existing_hubspot_snippet_is_reused_with_a_warning(
     root = tmp_path / "site2"
     root.mkdir()
     existing = f'<script id="hs-script-loader" src="{relay.url}/demo/hubspot-standin.js"></script>'
-    (root / "index.html").write_text(
-        (PAGE % {"write_key": WRITE_KEY, "relay": relay.url}).replace("<body>", "<body>" + existing)
-    )
+    (root / "index.html").write_text(shop_page(relay.url).replace("<body>", "<body>" + existing))
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a: None  # type: ignore[assignment,method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
@@ -246,7 +222,7 @@ consent_categories = ["Marketing"]
     relay.args = ("--config", str(config))
     root = tmp_path / "site3"
     root.mkdir()
-    no_first_page = (PAGE % {"write_key": WRITE_KEY, "relay": relay.url}).replace("a.page()\n", "")
+    no_first_page = shop_page(relay.url).replace("a.page()\n", "")
     (root / "index.html").write_text(no_first_page)
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a: None  # type: ignore[assignment,method-assign]

@@ -20,7 +20,6 @@ from ..config import (
 )
 from ..logs import configure as configure_logs
 from ..ports import PortInUse, take
-from ..segment.device import bundled_analytics_js
 from .common import ConfigOpt, DataDirOpt, QueueOpt, app, err, load_config
 
 # How long uvicorn lets open requests finish after SIGTERM before the lifespan stops delivery
@@ -82,6 +81,7 @@ def serve(
 
     It also serves the browser's settings and plugin, the operator's console at /admin, and, with
     no HubSpot credentials, starts the local HubSpot sandbox."""
+    from ..segment.device import bundled_analytics_js
     from ..server import bundled_sandbox
 
     configure_logs("json" if log_format == "json" else "console", log_level)
